@@ -1,0 +1,353 @@
+/* safetensors reader (see safetensors.h). Owns the mapping and the parsed index. */
+#include "safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Real headers are a few hundred KiB; anything far larger is an attack or corruption. */
+#define ST_MAX_HEADER ((uint64_t)100 << 20)
+
+static const struct {
+    const char *name;
+    st_dtype dtype;
+    size_t size;
+} k_dtypes[] = {
+    {"F32", ST_F32, 4}, {"F16", ST_F16, 2}, {"BF16", ST_BF16, 2}, {"F64", ST_F64, 8},
+    {"I64", ST_I64, 8}, {"I32", ST_I32, 4}, {"I16", ST_I16, 2},  {"I8", ST_I8, 1},
+    {"U8", ST_U8, 1},   {"BOOL", ST_BOOL, 1},
+};
+
+const char *st_dtype_name(st_dtype d) {
+    for (size_t i = 0; i < sizeof k_dtypes / sizeof k_dtypes[0]; i++)
+        if (k_dtypes[i].dtype == d) return k_dtypes[i].name;
+    return "?";
+}
+
+size_t st_dtype_size(st_dtype d) {
+    for (size_t i = 0; i < sizeof k_dtypes / sizeof k_dtypes[0]; i++)
+        if (k_dtypes[i].dtype == d) return k_dtypes[i].size;
+    return 0;
+}
+
+static bool dtype_from_name(const char *s, st_dtype *out) {
+    for (size_t i = 0; i < sizeof k_dtypes / sizeof k_dtypes[0]; i++) {
+        if (strcmp(k_dtypes[i].name, s) == 0) {
+            *out = k_dtypes[i].dtype;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int cmp_by_name(const void *a, const void *b) {
+    return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
+}
+
+static int cmp_by_offset(const void *a, const void *b) {
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+static void free_index(st_file *f) {
+    for (int64_t i = 0; i < f->count; i++) free(f->tensors[i].name);
+    free(f->tensors);
+    f->tensors = NULL;
+    f->count = 0;
+}
+
+/* Validates one header entry and fills t (t->name is set by the caller). */
+static cs_status parse_entry(const st_file *f, const cJSON *e, size_t data_start,
+                             size_t data_size, st_tensor *t, char *msg, size_t n) {
+    const char *p = f->path, *name = t->name;
+    if (!cJSON_IsObject(e))
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': entry is not a JSON object", p,
+                       name);
+    for (const cJSON *k = e->child; k; k = k->next) {
+        if (strcmp(k->string, "dtype") && strcmp(k->string, "shape") &&
+            strcmp(k->string, "data_offsets"))
+            return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': unknown key '%s'", p, name,
+                           k->string);
+    }
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsString(dt) || !dtype_from_name(dt->valuestring, &t->dtype))
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': missing or unknown dtype '%s'", p,
+                       name, cJSON_IsString(dt) ? dt->valuestring : "(not a string)");
+    if (!cJSON_IsArray(sh))
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': shape is not an array", p, name);
+    int nd = cJSON_GetArraySize(sh);
+    if (nd > ST_MAX_DIMS)
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': rank %d exceeds %d", p, name, nd,
+                       ST_MAX_DIMS);
+    t->ndim = nd;
+    size_t numel = 1;
+    int d = 0;
+    for (const cJSON *v = sh->child; v; v = v->next, d++) {
+        /* Dims above 2^53 cannot be represented exactly by cJSON's double; reject them
+         * along with negatives and fractions. */
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0 ||
+            v->valuedouble != (double)(int64_t)v->valuedouble)
+            return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': shape[%d] is not a valid size",
+                           p, name, d);
+        t->shape[d] = (int64_t)v->valuedouble;
+        if (!cs_mul_size(numel, (size_t)t->shape[d], &numel))
+            return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': element count overflows", p,
+                           name);
+    }
+    size_t bytes;
+    if (numel > (size_t)INT64_MAX || !cs_mul_size(numel, st_dtype_size(t->dtype), &bytes))
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': byte size overflows", p, name);
+    t->numel = (int64_t)numel;
+    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': data_offsets is not [begin, end]",
+                       p, name);
+    double b = off->child->valuedouble, en = off->child->next->valuedouble;
+    if (!cJSON_IsNumber(off->child) || !cJSON_IsNumber(off->child->next) || b < 0 || en < b ||
+        en > (double)data_size || b != (double)(uint64_t)b || en != (double)(uint64_t)en)
+        return cs_errf(CS_ERR_FORMAT, msg, n,
+                       "%s: tensor '%s': data_offsets [%.0f, %.0f] outside the data area of %zu "
+                       "bytes",
+                       p, name, b, en, data_size);
+    size_t begin = (size_t)b, end = (size_t)en;
+    if (end - begin != bytes)
+        return cs_errf(CS_ERR_FORMAT, msg, n,
+                       "%s: tensor '%s': byte range %zu..%zu holds %zu bytes but shape and dtype "
+                       "%s need %zu",
+                       p, name, begin, end, end - begin, st_dtype_name(t->dtype), bytes);
+    t->offset = data_start + begin;
+    t->nbytes = bytes;
+    return CS_OK;
+}
+
+static cs_status parse_header(st_file *f, char *msg, size_t n) {
+    const char *p = f->path;
+    if (f->size < 8)
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: file of %zu bytes is too short for a header", p,
+                       f->size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->data[i];
+    if (hlen > ST_MAX_HEADER || hlen > f->size - 8)
+        return cs_errf(CS_ERR_FORMAT, msg, n,
+                       "%s: header length %llu does not fit the file of %zu bytes", p,
+                       (unsigned long long)hlen, f->size);
+    size_t data_start = 8 + (size_t)hlen, data_size = f->size - data_start;
+    cJSON *root = cJSON_ParseWithLength((const char *)f->data + 8, (size_t)hlen);
+    if (!root) return cs_errf(CS_ERR_FORMAT, msg, n, "%s: header is not valid JSON", p);
+    cs_status st = CS_OK;
+    if (!cJSON_IsObject(root)) {
+        st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: header is not a JSON object", p);
+        goto done;
+    }
+    int64_t count = 0;
+    for (const cJSON *e = root->child; e; e = e->next)
+        if (strcmp(e->string, "__metadata__") != 0) count++;
+    f->tensors = cs_calloc((size_t)count, sizeof *f->tensors);
+    if (!f->tensors) {
+        st = cs_errf(CS_ERR_NOMEM, msg, n, "%s: no memory for %lld tensors", p, (long long)count);
+        goto done;
+    }
+    for (const cJSON *e = root->child; e; e = e->next) {
+        if (strcmp(e->string, "__metadata__") == 0) {
+            if (!cJSON_IsObject(e)) {
+                st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: __metadata__ is not an object", p);
+                goto done;
+            }
+            continue;
+        }
+        st_tensor *t = &f->tensors[f->count];
+        t->name = strdup(e->string);
+        if (!t->name) {
+            st = cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", p);
+            goto done;
+        }
+        f->count++;
+        st = parse_entry(f, e, data_start, data_size, t, msg, n);
+        if (st != CS_OK) goto done;
+    }
+    qsort(f->tensors, (size_t)f->count, sizeof *f->tensors, cmp_by_name);
+    for (int64_t i = 1; i < f->count; i++) {
+        if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0) {
+            st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s' appears twice in the header", p,
+                         f->tensors[i].name);
+            goto done;
+        }
+    }
+    /* Overlapping ranges would let one tensor's bytes be read as another's. */
+    const st_tensor **by_off = cs_calloc((size_t)f->count, sizeof *by_off);
+    if (!by_off) {
+        st = cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", p);
+        goto done;
+    }
+    for (int64_t i = 0; i < f->count; i++) by_off[i] = &f->tensors[i];
+    qsort(by_off, (size_t)f->count, sizeof *by_off, cmp_by_offset);
+    for (int64_t i = 1; i < f->count; i++) {
+        const st_tensor *a = by_off[i - 1], *b = by_off[i];
+        if (a->nbytes > 0 && b->nbytes > 0 && a->offset + a->nbytes > b->offset) {
+            st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: byte ranges of tensors '%s' and '%s' overlap",
+                         p, a->name, b->name);
+            break;
+        }
+    }
+    free(by_off);
+done:
+    cJSON_Delete(root);
+    if (st != CS_OK) free_index(f);
+    return st;
+}
+
+cs_status st_parse(const uint8_t *buf, size_t size, const char *label, st_file **out, char *msg,
+                   size_t msg_size) {
+    *out = NULL;
+    st_file *f = cs_calloc(1, sizeof *f);
+    if (!f) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: out of memory", label);
+    f->path = strdup(label ? label : "(memory)");
+    f->data = buf;
+    f->size = size;
+    cs_status st = f->path ? parse_header(f, msg, msg_size)
+                           : cs_errf(CS_ERR_NOMEM, msg, msg_size, "out of memory");
+    if (st != CS_OK) {
+        st_close(f);
+        return st;
+    }
+    *out = f;
+    return CS_OK;
+}
+
+cs_status st_open(const char *path, st_file **out, char *msg, size_t msg_size) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cs_errf(CS_ERR_IO, msg, msg_size, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return cs_errf(CS_ERR_IO, msg, msg_size, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    void *map = NULL;
+    if (size > 0) {
+        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return cs_errf(CS_ERR_IO, msg, msg_size, "%s: cannot map: %s", path, strerror(e));
+        }
+    }
+    close(fd);
+    static const uint8_t empty[1];
+    cs_status st = st_parse(map ? map : empty, size, path, out, msg, msg_size);
+    if (st != CS_OK) {
+        if (map) munmap(map, size);
+        return st;
+    }
+    (*out)->mapped = map != NULL;
+    return CS_OK;
+}
+
+void st_close(st_file *f) {
+    if (!f) return;
+    free_index(f);
+    if (f->mapped) munmap((void *)f->data, f->size);
+    free(f->path);
+    free(f);
+}
+
+const st_tensor *st_find(const st_file *f, const char *name) {
+    st_tensor key = {.name = (char *)name};
+    return bsearch(&key, f->tensors, (size_t)f->count, sizeof *f->tensors, cmp_by_name);
+}
+
+float st_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) {
+                man <<= 1;
+                exp--;
+            }
+            bits = sign | exp << 23 | (man & 0x3ff) << 13;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | man << 13;
+    } else {
+        bits = sign | (exp + 127 - 15) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+float st_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* Reads are done through memcpy because data offsets need not be aligned. */
+cs_status st_read_f32(const st_file *f, const st_tensor *t, float *dst, char *msg,
+                      size_t msg_size) {
+    const uint8_t *src = f->data + t->offset;
+    for (int64_t i = 0; i < t->numel; i++) {
+        switch (t->dtype) {
+        case ST_F32: memcpy(&dst[i], src + 4 * i, 4); break;
+        case ST_F64: {
+            double d;
+            memcpy(&d, src + 8 * i, 8);
+            dst[i] = (float)d;
+            break;
+        }
+        case ST_F16:
+        case ST_BF16: {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            dst[i] = t->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
+            break;
+        }
+        default:
+            return cs_errf(CS_ERR_FORMAT, msg, msg_size,
+                           "%s: tensor '%s' has dtype %s, expected a float type", f->path, t->name,
+                           st_dtype_name(t->dtype));
+        }
+    }
+    return CS_OK;
+}
+
+cs_status st_read_i64(const st_file *f, const st_tensor *t, int64_t *dst, char *msg,
+                      size_t msg_size) {
+    const uint8_t *src = f->data + t->offset;
+    for (int64_t i = 0; i < t->numel; i++) {
+        switch (t->dtype) {
+        case ST_I64: memcpy(&dst[i], src + 8 * i, 8); break;
+        case ST_I32: {
+            int32_t v;
+            memcpy(&v, src + 4 * i, 4);
+            dst[i] = v;
+            break;
+        }
+        case ST_I16: {
+            int16_t v;
+            memcpy(&v, src + 2 * i, 2);
+            dst[i] = v;
+            break;
+        }
+        case ST_I8: dst[i] = (int8_t)src[i]; break;
+        case ST_U8:
+        case ST_BOOL: dst[i] = src[i]; break;
+        default:
+            return cs_errf(CS_ERR_FORMAT, msg, msg_size,
+                           "%s: tensor '%s' has dtype %s, expected an integer type", f->path,
+                           t->name, st_dtype_name(t->dtype));
+        }
+    }
+    return CS_OK;
+}

@@ -1,0 +1,68 @@
+/*
+ * cfgserve-golden: replays reference cases produced by diffusers / transformers.
+ *
+ * A case folder holds case.json (kind, component folders, inputs/outputs) plus
+ * inputs.safetensors / outputs.safetensors. The driver reads case.json generically,
+ * picks the handler registered for its "kind", and the handler runs the component and
+ * reports each output through golden_compare, which prints one line per tensor:
+ *
+ *     <case> <output>  max_abs=… max_rel=… tol=…  PASS|FAIL
+ *
+ * A case whose kind has no handler, or whose inputs the handler cannot run, fails with a
+ * reason; nothing is skipped silently.
+ */
+#ifndef CS_GOLDEN_H
+#define CS_GOLDEN_H
+
+#include "common.h"
+#include "safetensors.h"
+
+typedef struct cJSON cJSON;
+
+typedef struct golden_case {
+    const char *dir;        /* case folder */
+    const char *label;      /* printed name */
+    cJSON *json;            /* parsed case.json */
+    st_file *inputs;        /* inputs.safetensors, or NULL when absent */
+    st_file *outputs;       /* outputs.safetensors, or NULL when absent */
+    int failures;           /* comparisons that failed */
+    int compared;           /* comparisons made */
+} golden_case;
+
+typedef struct golden_handler {
+    const char *kind; /* case.json "kind" */
+    /* Runs the case; returns non-OK with msg when it cannot be run at all. */
+    cs_status (*run)(golden_case *gc, char *msg, size_t msg_size);
+} golden_handler;
+
+/* Resolves case.json component_dirs[name] (relative to the case) into buf. */
+cs_status golden_component_dir(const golden_case *gc, const char *name, char *buf, size_t n,
+                               char *msg, size_t msg_size);
+
+/* Joins dir and a relative path into buf. */
+void golden_path(char *buf, size_t n, const char *dir, const char *rel);
+
+/* Loads a float tensor (any float dtype) from f into a new fp32 array (caller frees);
+ * dims/ndim receive its shape when non-NULL. */
+cs_status golden_load_f32(const st_file *f, const char *name, float **out, int64_t *dims,
+                          int *ndim, char *msg, size_t msg_size);
+cs_status golden_load_i64(const st_file *f, const char *name, int64_t **out, int64_t *dims,
+                          int *ndim, char *msg, size_t msg_size);
+
+/* Compares got (numel floats) to the expected tensor `name` in `expected` and prints a
+ * line. abs_tol applies to max |got - want|; rel_scale > 0 makes the limit
+ * abs_tol * max(1, rel_scale) (e.g. max |want|). Returns true on PASS. */
+bool golden_compare(golden_case *gc, const char *name, const float *got, int64_t numel,
+                    const float *want, double abs_tol);
+
+/* Prints a PASS/FAIL line for an exact comparison (token ids and the like). */
+bool golden_report_exact(golden_case *gc, const char *name, int64_t mismatches, int64_t total,
+                         const char *detail);
+
+/* Handlers, one per kind, each in its own golden_<kind>.c. */
+extern const golden_handler golden_tokenizer_handler;
+extern const golden_handler golden_text_encoder_handler;
+extern const golden_handler golden_unet_handler;
+extern const golden_handler golden_vae_handler;
+
+#endif
