@@ -63,7 +63,11 @@ cs_status png_encode_rgb8(const uint8_t *rgb, int64_t width, int64_t height,
         ptexts = calloc((size_t)ntexts, sizeof *ptexts);
         if (!ptexts) png_error(png, "out of memory");
         for (int i = 0; i < ntexts; i++) {
-            ptexts[i].compression = PNG_TEXT_COMPRESSION_NONE;
+            /* tEXt is Latin-1 only; UTF-8 text (a prompt in any script) goes in iTXt,
+             * which is what Pillow (and so A1111) writes and reads back. */
+            bool ascii = true;
+            for (const char *c = texts[i].text; *c; c++) ascii = ascii && (unsigned char)*c < 0x80;
+            ptexts[i].compression = ascii ? PNG_TEXT_COMPRESSION_NONE : PNG_ITXT_COMPRESSION_NONE;
             ptexts[i].key = (png_charp)texts[i].key;
             ptexts[i].text = (png_charp)texts[i].text;
             ptexts[i].text_length = strlen(texts[i].text);

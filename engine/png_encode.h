@@ -11,7 +11,8 @@ typedef struct png_text_entry {
     const char *text;
 } png_text_entry;
 
-/* Encodes rgb (height rows of width·3 bytes) with the given tEXt chunks; *out is
+/* Encodes rgb (height rows of width·3 bytes) with the given text chunks (tEXt for ASCII,
+ * iTXt for other UTF-8); *out is
  * malloc'd and owned by the caller. */
 cs_status png_encode_rgb8(const uint8_t *rgb, int64_t width, int64_t height,
                           const png_text_entry *texts, int ntexts, uint8_t **out, size_t *out_len,

@@ -74,6 +74,103 @@ typedef struct cs_model cs_model; /* read-only after load; share across threads 
 CS_API cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t msg_size);
 CS_API void cs_model_free(cs_model *m);
 
+
+/* ---- generation ---------------------------------------------------------------------
+ *
+ *     cs_session *s;   cs_session_new(m, NULL, &s, msg, n);        // one per worker thread
+ *     cs_gen_params p = cs_gen_default_params(m);
+ *     p.prompt = "a red circle";  p.seed = 42;
+ *     cs_job *j;       cs_job_new(s, &p, &j, msg, n);              // encodes prompts, draws noise
+ *     while (!cs_job_done(j)) cs_step(s, &j, 1, msg, n);           // or many jobs per call
+ *     cs_decode(s, &j, 1, msg, n);
+ *     cs_job_png(j, 0, &png, &len, msg, n);  ...  free(png);  cs_job_free(j);
+ *
+ * cs_step runs ONE denoising step for every job given, as one UNet batch: conditional
+ * rows for all of them and unconditional rows only for jobs whose guidance needs them.
+ * Jobs may be at different steps, with different samplers, step counts and guidance;
+ * they must share the latent size. A job's result never depends on what it was batched
+ * with: its noise comes from its own seeded counter-based stream.
+ */
+
+typedef struct cs_session cs_session; /* per worker: activation arena; one call at a time */
+typedef struct cs_job cs_job;         /* one request's sampling state; used by one thread
+                                         at a time (the one stepping it) */
+
+enum { CS_MAX_IMAGES_PER_JOB = 16 };
+
+typedef struct cs_gen_params {
+    const char *prompt;          /* required (may be "") */
+    const char *negative_prompt; /* "" or NULL: the empty prompt */
+    double guidance_scale;       /* s: 1 = conditional only, 0 = unconditional only */
+    int steps;                   /* 1 .. cs_max_steps */
+    uint64_t seed;               /* image i uses seed + i */
+    int width, height;           /* pixels; multiples of cs_model_size_multiple */
+    const char *sampler;         /* NULL or "": the model's scheduler; else a cs_sampler_names() entry */
+    int karras;                  /* 1: Karras sigmas (samplers with sigmas) */
+    int num_images;              /* 1 .. CS_MAX_IMAGES_PER_JOB */
+    double guidance_rescale;     /* phi in [0, 1]; 0 = off */
+    double guidance_lo, guidance_hi; /* guidance only while sigma in [lo, hi]; hi <= 0 = always */
+    int clip_skip;               /* 0 = last text-encoder layer; k = k layers before it */
+    double eta;                  /* DDIM eta (0 = deterministic) */
+} cs_gen_params;
+
+/* Model defaults: guidance 7.5, 50 steps (or the model's), native size, seed 0. */
+CS_API cs_gen_params cs_gen_default_params(const cs_model *m);
+
+/* Checks every field of p against the model. On failure *field (when non-NULL) names the
+ * offending parameter ("steps", "width", ...) and msg says why. */
+CS_API cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p,
+                                    const char **field, char *msg, size_t msg_size);
+
+/* NULL-terminated list of sampler names accepted in cs_gen_params.sampler. */
+CS_API const char *const *cs_sampler_names(void);
+CS_API int cs_max_steps(void);
+/* Width and height must be multiples of this (VAE factor x UNet downsampling). */
+CS_API int cs_model_size_multiple(const cs_model *m);
+CS_API void cs_model_native_size(const cs_model *m, int *width, int *height);
+CS_API const char *cs_model_name(const cs_model *m);
+
+typedef struct cs_session_params {
+    int max_images;           /* images per UNet batch (CFG rows are twice this); default 4 */
+    int max_width, max_height; /* largest image the session must hold; default native size */
+} cs_session_params;
+
+CS_API cs_session_params cs_session_default_params(const cs_model *m);
+
+/* Plans and allocates the session's activation memory once (sp may be NULL). */
+CS_API cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_session **out,
+                                char *msg, size_t msg_size);
+CS_API void cs_session_free(cs_session *s);
+/* Bytes of activation memory the session holds. */
+CS_API size_t cs_session_bytes(const cs_session *s);
+
+/* Validates p, encodes the prompts (cached per model), draws the initial noise. */
+CS_API cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *msg,
+                            size_t msg_size);
+CS_API void cs_job_free(cs_job *j);
+
+/* One denoising step for each of the n jobs, as one batched UNet call. Jobs that are done
+ * are an error. All jobs must have the same image size and fit the session. */
+CS_API cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t msg_size);
+CS_API int cs_job_step(const cs_job *j);   /* steps done */
+CS_API int cs_job_steps(const cs_job *j);  /* steps in all (the sampler may add one) */
+CS_API int cs_job_done(const cs_job *j);   /* all steps done */
+CS_API int cs_job_num_images(const cs_job *j);
+CS_API uint64_t cs_job_seed(const cs_job *j, int image);
+/* Number of UNet rows the job's next step needs (0 when done). */
+CS_API int cs_job_rows_next_step(const cs_job *j);
+
+/* Decodes the latents of finished jobs (one batched VAE call per session-sized group). */
+CS_API cs_status cs_decode(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t msg_size);
+/* After cs_decode: 8-bit RGB pixels (height rows of width*3 bytes) of image i, borrowed. */
+CS_API const uint8_t *cs_job_rgb(const cs_job *j, int image, int *width, int *height);
+/* After cs_decode: a PNG of image i with the parameters in a tEXt "parameters" chunk;
+ * *png is malloc'd, the caller frees it. */
+CS_API cs_status cs_job_png(const cs_job *j, int image, uint8_t **png, size_t *len, char *msg,
+                            size_t msg_size);
+/* The "parameters" text of image i (A1111 format), malloc'd; the caller frees it. */
+CS_API char *cs_job_parameters_text(const cs_job *j, int image);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,288 @@
+/* Generation parameters, job creation and results (see job.h and cfgserve.h). */
+#include "job.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "png_encode.h"
+#include "rng.h"
+#include "session.h"
+
+enum { MAX_PROMPT_BYTES = 16384, MAX_STEPS = 500, MAX_SIDE = 2048 };
+
+static const char *const k_samplers[] = {"ddim", "pndm", "euler", "euler_a", "dpmpp_2m",
+                                         "dpmpp_2m_sde", "lms", "ddpm", NULL};
+
+const char *const *cs_sampler_names(void) {
+    return k_samplers;
+}
+
+int cs_max_steps(void) {
+    return MAX_STEPS;
+}
+
+cs_gen_params cs_gen_default_params(const cs_model *m) {
+    return (cs_gen_params){.prompt = "", .negative_prompt = "", .guidance_scale = 7.5,
+                           .steps = 50, .seed = 0, .width = (int)m->native_width,
+                           .height = (int)m->native_height, .sampler = NULL, .karras = 0,
+                           .num_images = 1};
+}
+
+static bool valid_utf8(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!len || i + len > n) return false;
+        uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static cs_status check_text(const char *what, const char *s, const char **field, char *msg,
+                            size_t n) {
+    size_t len = strlen(s);
+    if (field) *field = what;
+    if (len > MAX_PROMPT_BYTES)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "%s is %zu bytes; the limit is %d", what, len,
+                       MAX_PROMPT_BYTES);
+    if (!valid_utf8(s, len))
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "%s is not valid UTF-8", what);
+    return CS_OK;
+}
+
+static bool sampler_known(const char *name) {
+    for (int i = 0; k_samplers[i]; i++)
+        if (strcmp(k_samplers[i], name) == 0) return true;
+    return false;
+}
+
+cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p, const char **field,
+                             char *msg, size_t n) {
+    const char *dummy;
+    if (!field) field = &dummy;
+    cs_status st;
+    if (!p->prompt) {
+        *field = "prompt";
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "prompt is required");
+    }
+    if ((st = check_text("prompt", p->prompt, field, msg, n)) != CS_OK) return st;
+    if (p->negative_prompt &&
+        (st = check_text("negative_prompt", p->negative_prompt, field, msg, n)) != CS_OK)
+        return st;
+    *field = "guidance_scale";
+    if (!isfinite(p->guidance_scale) || p->guidance_scale < 0 || p->guidance_scale > 100)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "guidance_scale must be within [0, 100]");
+    *field = "steps";
+    if (p->steps < 1 || p->steps > MAX_STEPS)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "steps must be within [1, %d]", MAX_STEPS);
+    const int mult = (int)m->size_multiple;
+    const int dims[2] = {p->width, p->height};
+    for (int d = 0; d < 2; d++) {
+        *field = d ? "height" : "width";
+        if (dims[d] < mult || dims[d] > MAX_SIDE || dims[d] % mult != 0)
+            return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                           "%s must be a multiple of %d within [%d, %d] (got %d)", *field, mult,
+                           mult, MAX_SIDE, dims[d]);
+    }
+    *field = "num_images";
+    if (p->num_images < 1 || p->num_images > CS_MAX_IMAGES_PER_JOB)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "num_images must be within [1, %d]",
+                       CS_MAX_IMAGES_PER_JOB);
+    *field = "sampler";
+    if (p->sampler && p->sampler[0] && !sampler_known(p->sampler))
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                       "unknown sampler \"%.40s\" (ddim, pndm, euler, euler_a, dpmpp_2m, "
+                       "dpmpp_2m_sde, lms, ddpm)",
+                       p->sampler);
+    *field = "guidance_rescale";
+    if (!isfinite(p->guidance_rescale) || p->guidance_rescale < 0 || p->guidance_rescale > 1)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "guidance_rescale must be within [0, 1]");
+    *field = "guidance_interval";
+    if (!isfinite(p->guidance_lo) || !isfinite(p->guidance_hi) || p->guidance_lo < 0 ||
+        (p->guidance_hi > 0 && p->guidance_lo > p->guidance_hi))
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                       "guidance_interval must be [lo, hi] with 0 <= lo <= hi");
+    *field = "clip_skip";
+    if (p->clip_skip < 0 || p->clip_skip >= text_encoder_num_layers(m->text_encoder))
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "clip_skip must be within [0, %lld]",
+                       (long long)text_encoder_num_layers(m->text_encoder) - 1);
+    *field = "eta";
+    if (!isfinite(p->eta) || p->eta < 0 || p->eta > 1)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "eta must be within [0, 1]");
+    *field = NULL;
+    return CS_OK;
+}
+
+static char *dup_or_empty(const char *s) {
+    return strdup(s ? s : "");
+}
+
+void cs_job_free(cs_job *j) {
+    if (!j) return;
+    prompt_cache_release(j->model->cache, j->cond);
+    prompt_cache_release(j->model->cache, j->uncond);
+    sched_state_free(j->sched);
+    sched_config_free(j->sched_cfg);
+    free(j->prompt);
+    free(j->negative_prompt);
+    free(j->sampler);
+    free(j->latents);
+    free(j->eps);
+    free(j->noise);
+    free(j->rgb);
+    free(j);
+}
+
+cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *msg, size_t n) {
+    *out = NULL;
+    const cs_model *m = session_model(s);
+    cs_status st = cs_params_validate(m, p, NULL, msg, n);
+    if (st != CS_OK) return st;
+    if (!session_fits(s, p->width, p->height, p->num_images))
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                       "%dx%d with %d image(s) exceeds what this server's sessions hold",
+                       p->width, p->height, p->num_images);
+    cs_job *j = cs_calloc(1, sizeof *j);
+    if (!j) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
+    j->model = m;
+    j->params = *p;
+    j->prompt = dup_or_empty(p->prompt);
+    j->negative_prompt = dup_or_empty(p->negative_prompt);
+    j->sampler = dup_or_empty(p->sampler);
+    if (!j->prompt || !j->negative_prompt || !j->sampler) goto fail_nomem;
+    j->params.prompt = j->prompt;
+    j->params.negative_prompt = j->negative_prompt;
+    j->params.sampler = j->sampler;
+    j->n_images = p->num_images;
+    j->width = p->width;
+    j->height = p->height;
+    j->lat_h = p->height / m->vae_factor;
+    j->lat_w = p->width / m->vae_factor;
+    j->image_numel = m->latent_channels * j->lat_h * j->lat_w;
+    const int64_t total = j->image_numel * j->n_images;
+
+    st = sched_config_with_sampler(m->scheduler, j->sampler, p->karras != 0, &j->sched_cfg, msg, n);
+    if (st != CS_OK) goto fail;
+    st = sched_state_new(j->sched_cfg, p->steps, total, &j->sched, msg, n);
+    if (st != CS_OK) goto fail;
+    sched_set_eta(j->sched, (float)p->eta);
+    j->steps = sched_num_steps(j->sched);
+
+    j->latents = cs_malloc((size_t)total * sizeof(float));
+    j->eps = cs_malloc((size_t)total * sizeof(float));
+    j->noise = cs_malloc((size_t)total * sizeof(float));
+    if (!j->latents || !j->eps || !j->noise) goto fail_nomem;
+    const float sigma0 = sched_init_noise_sigma(j->sched);
+    for (int i = 0; i < j->n_images; i++) {
+        float *x = j->latents + i * j->image_numel;
+        rng_normal_fill(p->seed + (uint64_t)i, RNG_STREAM_LATENTS, 0, x, j->image_numel);
+        for (int64_t k = 0; k < j->image_numel; k++) x[k] *= sigma0;
+    }
+
+    /* The unconditional embedding is needed unless guidance never uses it (s = 1). */
+    st = session_encode_prompt(s, j->prompt, p->clip_skip, &j->cond, msg, n);
+    if (st == CS_OK && p->guidance_scale != 1.0)
+        st = session_encode_prompt(s, j->negative_prompt, p->clip_skip, &j->uncond, msg, n);
+    if (st != CS_OK) goto fail;
+    *out = j;
+    return CS_OK;
+fail_nomem:
+    st = cs_errf(CS_ERR_NOMEM, msg, n, "out of memory creating a job");
+fail:
+    cs_job_free(j);
+    return st;
+}
+
+guidance_rows job_rows(const cs_job *j) {
+    if (j->step >= j->steps) return (guidance_rows){0};
+    return guidance_rows_for(j->params.guidance_scale, sched_sigma(j->sched, j->step),
+                             j->params.guidance_lo, j->params.guidance_hi);
+}
+
+int cs_job_step(const cs_job *j) { return j->step; }
+int cs_job_steps(const cs_job *j) { return j->steps; }
+int cs_job_done(const cs_job *j) { return j->step >= j->steps; }
+int cs_job_num_images(const cs_job *j) { return j->n_images; }
+
+uint64_t cs_job_seed(const cs_job *j, int image) {
+    return j->params.seed + (uint64_t)image;
+}
+
+int cs_job_rows_next_step(const cs_job *j) {
+    guidance_rows r = job_rows(j);
+    return j->n_images * ((int)r.cond + (int)r.uncond);
+}
+
+const uint8_t *cs_job_rgb(const cs_job *j, int image, int *width, int *height) {
+    if (!j->rgb || image < 0 || image >= j->n_images) return NULL;
+    if (width) *width = (int)j->width;
+    if (height) *height = (int)j->height;
+    return j->rgb + (size_t)image * (size_t)(j->width * j->height * 3);
+}
+
+/* A1111's labels, which other Stable Diffusion tools parse back. */
+static const char *sampler_label(const cs_job *j) {
+    static const struct { const char *name, *label; } k_labels[] = {
+        {"ddim", "DDIM"},   {"pndm", "PLMS"},         {"euler", "Euler"},
+        {"euler_a", "Euler a"}, {"dpmpp_2m", "DPM++ 2M"}, {"dpmpp_2m_sde", "DPM++ 2M SDE"},
+        {"lms", "LMS"},     {"ddpm", "DDPM"},
+    };
+    const char *name = j->sampler[0] ? j->sampler : sched_config_sampler_name(j->model->scheduler);
+    for (size_t i = 0; i < sizeof k_labels / sizeof k_labels[0]; i++)
+        if (strcmp(k_labels[i].name, name) == 0) return k_labels[i].label;
+    return name;
+}
+
+char *cs_job_parameters_text(const cs_job *j, int image) {
+    const cs_gen_params *p = &j->params;
+    char extra[256] = "";
+    size_t at = 0;
+    if (p->clip_skip > 0) /* A1111 counts clip skip from 1 (= the last layer) */
+        at += (size_t)snprintf(extra + at, sizeof extra - at, ", Clip skip: %d", p->clip_skip + 1);
+    if (p->guidance_rescale > 0)
+        at += (size_t)snprintf(extra + at, sizeof extra - at, ", CFG Rescale phi: %g",
+                               p->guidance_rescale);
+    if (p->guidance_hi > 0)
+        at += (size_t)snprintf(extra + at, sizeof extra - at, ", Guidance interval: [%g, %g]",
+                               p->guidance_lo, p->guidance_hi);
+    if (p->eta > 0) snprintf(extra + at, sizeof extra - at, ", Eta: %g", p->eta);
+    const char *fmt = "%s\n%s%s%sSteps: %d, Sampler: %s%s, CFG scale: %g, Seed: %llu, Size: "
+                      "%lldx%lld, Model: %s%s";
+    const bool neg = p->negative_prompt[0] != '\0';
+    const char *karras = p->karras ? " Karras" : "";
+    int len = snprintf(NULL, 0, fmt, p->prompt, neg ? "Negative prompt: " : "",
+                       neg ? p->negative_prompt : "", neg ? "\n" : "", p->steps, sampler_label(j),
+                       karras, p->guidance_scale, (unsigned long long)cs_job_seed(j, image),
+                       (long long)j->width, (long long)j->height, j->model->name, extra);
+    char *s = cs_malloc((size_t)len + 1);
+    if (s)
+        snprintf(s, (size_t)len + 1, fmt, p->prompt, neg ? "Negative prompt: " : "",
+                 neg ? p->negative_prompt : "", neg ? "\n" : "", p->steps, sampler_label(j),
+                 karras, p->guidance_scale, (unsigned long long)cs_job_seed(j, image),
+                 (long long)j->width, (long long)j->height, j->model->name, extra);
+    return s;
+}
+
+cs_status cs_job_png(const cs_job *j, int image, uint8_t **png, size_t *len, char *msg,
+                     size_t n) {
+    const uint8_t *rgb = cs_job_rgb(j, image, NULL, NULL);
+    if (!rgb)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "image %d is not decoded (or out of range)",
+                       image);
+    char *text = cs_job_parameters_text(j, image);
+    if (!text) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
+    png_text_entry t = {"parameters", text};
+    cs_status st = png_encode_rgb8(rgb, j->width, j->height, &t, 1, png, len, msg, n);
+    free(text);
+    return st;
+}

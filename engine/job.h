@@ -1,0 +1,38 @@
+/*
+ * One request's sampling state (cs_job): its parameters (strings copied), prompt
+ * embeddings (references into the model's cache), latents, scheduler state and, once
+ * decoded, its pixels. Every buffer the denoising loop touches is allocated in
+ * cs_job_new, so stepping never allocates.
+ *
+ * A job is used by one thread at a time: the worker stepping it, then whoever reads its
+ * result.
+ */
+#ifndef CS_JOB_H
+#define CS_JOB_H
+
+#include "guidance.h"
+#include "model.h"
+
+struct cs_job {
+    const cs_model *model;
+    cs_gen_params params;          /* string fields point at the copies below */
+    char *prompt, *negative_prompt, *sampler;
+    int n_images;
+    int64_t height, width;         /* pixels */
+    int64_t lat_h, lat_w;          /* latent cells */
+    int64_t image_numel;           /* latent values per image: C·lat_h·lat_w */
+    const prompt_embedding *cond;  /* (L, D), cache reference */
+    const prompt_embedding *uncond;
+    sched_config *sched_cfg;       /* owned: the model's schedule with this job's sampler */
+    sched_state *sched;
+    int step, steps;
+    float *latents;                /* (n, C, h, w) */
+    float *eps;                    /* (n, C, h, w) guided noise estimate of the current step */
+    float *noise;                  /* (n, C, h, w) noise for stochastic steps */
+    uint8_t *rgb;                  /* (n, H, W, 3) after cs_decode, else NULL */
+};
+
+/* The guidance rows job j needs at its current step. */
+guidance_rows job_rows(const cs_job *j);
+
+#endif

@@ -1,0 +1,179 @@
+/* Loading a diffusers folder into a cs_model, and the cached prompt encoder (see model.h).
+ * cs_model_load runs on one thread; the loaded model is read-only except for its cache. */
+#include "model.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+
+enum { PROMPT_CACHE_ENTRIES = 256 };
+
+/* model_index.json names each component as [library, class]; the classes the engine
+ * implements are checked here so a folder for another pipeline fails with its name. */
+static void require_component(cfg_reader *r, const char *key, const char *const *classes) {
+    if (r->status != CS_OK) return;
+    const char *pair[2] = {NULL, NULL};
+    int n = cfg_string_list(r, key, pair, 2);
+    if (r->status != CS_OK) return;
+    if (n != 2) {
+        cfg_fail(r, "component '%s' must be [library, class]", key);
+        return;
+    }
+    for (int i = 0; classes[i]; i++)
+        if (strcmp(pair[1], classes[i]) == 0) return;
+    cfg_fail(r, "component '%s' has class \"%s\", which this engine does not implement", key,
+             pair[1]);
+}
+
+static cs_status read_model_index(const char *dir, char *msg, size_t n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model_index.json", dir);
+    cfg_reader r;
+    cs_status st = cfg_open(&r, path, msg, n);
+    if (st == CS_OK) {
+        const char *cls = cfg_string(&r, "_class_name", "StableDiffusionPipeline");
+        if (r.status == CS_OK && strcmp(cls, "StableDiffusionPipeline") != 0)
+            cfg_fail(&r, "pipeline class \"%s\" is not supported (StableDiffusionPipeline)", cls);
+        require_component(&r, "tokenizer", (const char *const[]){"CLIPTokenizer", "CLIPTokenizerFast", NULL});
+        require_component(&r, "text_encoder", (const char *const[]){"CLIPTextModel", NULL});
+        require_component(&r, "unet", (const char *const[]){"UNet2DConditionModel", NULL});
+        require_component(&r, "vae", (const char *const[]){"AutoencoderKL", NULL});
+        require_component(&r, "scheduler",
+                          (const char *const[]){"DDIMScheduler", "PNDMScheduler", "EulerDiscreteScheduler",
+                                                "EulerAncestralDiscreteScheduler",
+                                                "DPMSolverMultistepScheduler", "LMSDiscreteScheduler",
+                                                "DDPMScheduler", NULL});
+        /* The safety checker is a separate image classifier the server does not run. */
+        cfg_ignore(&r, (const char *const[]){"safety_checker", "feature_extractor",
+                                             "requires_safety_checker", "image_encoder", NULL});
+        st = cfg_finish(&r);
+    }
+    cfg_close(&r);
+    return st;
+}
+
+void cs_model_free(cs_model *m) {
+    if (!m) return;
+    prompt_cache_free(m->cache);
+    tokenizer_free(m->tokenizer);
+    text_encoder_free(m->text_encoder);
+    unet_free(m->unet);
+    vae_free(m->vae);
+    sched_config_free(m->scheduler);
+    free(m->dir);
+    free(m->name);
+    free(m);
+}
+
+/* Sizes that must agree between components; each mismatch names both files. */
+static cs_status check_consistency(cs_model *m, char *msg, size_t n) {
+    const unet_config *u = unet_get_config(m->unet);
+    if (u->cross_dim != text_encoder_hidden_size(m->text_encoder))
+        return cs_errf(CS_ERR_FORMAT, msg, n,
+                       "%s: unet cross_attention_dim %lld differs from the text encoder's "
+                       "hidden_size %lld",
+                       m->dir, (long long)u->cross_dim,
+                       (long long)text_encoder_hidden_size(m->text_encoder));
+    if (u->in_channels != vae_latent_channels(m->vae) || u->out_channels != u->in_channels)
+        return cs_errf(CS_ERR_FORMAT, msg, n,
+                       "%s: unet in/out channels %lld/%lld do not match the vae's %lld latent "
+                       "channels",
+                       m->dir, (long long)u->in_channels, (long long)u->out_channels,
+                       (long long)vae_latent_channels(m->vae));
+    if (u->time_cond_dim > 0 || u->class_embed != UNET_CLASS_NONE)
+        return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
+                       "%s: this unet needs class labels or a timestep condition, which text-to-"
+                       "image generation does not provide",
+                       m->dir);
+    if (tokenizer_max_length(m->tokenizer) > text_encoder_max_length(m->text_encoder))
+        return cs_errf(CS_ERR_FORMAT, msg, n,
+                       "%s: tokenizer model_max_length %d exceeds the text encoder's %lld "
+                       "positions",
+                       m->dir, tokenizer_max_length(m->tokenizer),
+                       (long long)text_encoder_max_length(m->text_encoder));
+    return CS_OK;
+}
+
+cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t n) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return cs_errf(CS_ERR_IO, msg, n, "%s: not a model folder (no such directory)", dir);
+    cs_status st = read_model_index(dir, msg, n);
+    if (st != CS_OK) return st;
+    cs_model *m = cs_calloc(1, sizeof *m);
+    if (!m) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
+    m->dir = strdup(dir);
+    const char *base = strrchr(dir, '/');
+    while (base && base[1] == '\0' && base > dir) { /* "models/default/" names "default" */
+        const char *p = base - 1;
+        while (p > dir && *p != '/') p--;
+        base = p;
+    }
+    m->name = strndup(base && *base == '/' ? base + 1 : dir, 200);
+    if (m->name) m->name[strcspn(m->name, "/")] = '\0';
+    m->cache = prompt_cache_new(PROMPT_CACHE_ENTRIES);
+    if (!m->dir || !m->name || !m->cache) {
+        st = cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
+        goto fail;
+    }
+    char path[4096];
+#define SUBDIR(s) (snprintf(path, sizeof path, "%s/%s", dir, s), path)
+    if ((st = tokenizer_load(SUBDIR("tokenizer"), &m->tokenizer, msg, n)) != CS_OK) goto fail;
+    if ((st = text_encoder_load(SUBDIR("text_encoder"), &m->text_encoder, msg, n)) != CS_OK) goto fail;
+    if ((st = unet_load(SUBDIR("unet"), &m->unet, msg, n)) != CS_OK) goto fail;
+    if ((st = vae_load(SUBDIR("vae"), &m->vae, msg, n)) != CS_OK) goto fail;
+    if ((st = sched_config_load(SUBDIR("scheduler/scheduler_config.json"), &m->scheduler, msg, n)) != CS_OK)
+        goto fail;
+#undef SUBDIR
+    if ((st = check_consistency(m, msg, n)) != CS_OK) goto fail;
+    const unet_config *u = unet_get_config(m->unet);
+    m->latent_channels = vae_latent_channels(m->vae);
+    m->vae_factor = vae_scale_factor(m->vae);
+    m->size_multiple = m->vae_factor * unet_config_size_multiple(u);
+    m->native_height = (u->sample_size[0] > 0 ? u->sample_size[0] : 64) * m->vae_factor;
+    m->native_width = (u->sample_size[1] > 0 ? u->sample_size[1] : 64) * m->vae_factor;
+    m->context_len = tokenizer_max_length(m->tokenizer);
+    m->context_dim = text_encoder_hidden_size(m->text_encoder);
+    *out = m;
+    return CS_OK;
+fail:
+    cs_model_free(m);
+    return st;
+}
+
+int cs_model_size_multiple(const cs_model *m) {
+    return (int)m->size_multiple;
+}
+
+void cs_model_native_size(const cs_model *m, int *width, int *height) {
+    *width = (int)m->native_width;
+    *height = (int)m->native_height;
+}
+
+const char *cs_model_name(const cs_model *m) {
+    return m->name;
+}
+
+cs_status model_encode_prompt(const cs_model *m, cs_ctx *c, const char *text, int clip_skip,
+                              const prompt_embedding **out, char *msg, size_t n) {
+    *out = prompt_cache_get(m->cache, text, clip_skip);
+    if (*out) return CS_OK;
+    const int64_t len = m->context_len, dim = m->context_dim;
+    int64_t ids[1024];
+    CS_ASSERT(len <= 1024);
+    int unpadded;
+    cs_status st = tokenizer_encode(m->tokenizer, text, strlen(text), ids, (int)len, &unpadded,
+                                    msg, n);
+    if (st != CS_OK) return st;
+    if ((st = text_encoder_check_ids(m->text_encoder, ids, 1, len, msg, n)) != CS_OK) return st;
+    if ((st = text_encoder_check_clip_skip(m->text_encoder, clip_skip, msg, n)) != CS_OK) return st;
+    ctx_release(c, 0);
+    float *emb = ctx_alloc(c, len * dim); // (1, L, D)
+    text_encoder_forward(c, m->text_encoder, ids, 1, len, clip_skip, emb, NULL);
+    *out = prompt_cache_put(m->cache, text, clip_skip, emb, len, dim);
+    ctx_release(c, 0);
+    if (!*out) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory caching a prompt embedding");
+    return CS_OK;
+}

@@ -1,0 +1,38 @@
+/*
+ * The loaded model (cs_model): every component of a diffusers folder, read-only after
+ * load and shared by all workers, plus the prompt-embedding cache (the one mutable part,
+ * guarded by its own lock).
+ */
+#ifndef CS_MODEL_H
+#define CS_MODEL_H
+
+#include "prompt_cache.h"
+#include "scheduler.h"
+#include "text_encoder.h"
+#include "tokenizer.h"
+#include "unet.h"
+#include "vae.h"
+
+struct cs_model {
+    char *dir;
+    char *name;             /* folder name, reported in PNG parameters and /v1/models */
+    cs_tokenizer *tokenizer;
+    text_encoder *text_encoder;
+    unet_model *unet;
+    vae_model *vae;
+    sched_config *scheduler; /* scheduler/scheduler_config.json */
+    int64_t latent_channels;
+    int64_t vae_factor;      /* pixels per latent cell */
+    int64_t size_multiple;   /* width/height must be multiples of this */
+    int64_t native_width, native_height;
+    int64_t context_len, context_dim; /* text encoder sequence (B, L, D) */
+    prompt_cache *cache;     /* (text, clip_skip) -> (L, D) embedding */
+};
+
+/* The embedding (L, D) of `text` at clip_skip, from the cache or computed in c (whose
+ * arena must hold a text-encoder pass of batch 1). *out is a new reference the caller
+ * releases with prompt_cache_release. */
+cs_status model_encode_prompt(const cs_model *m, cs_ctx *c, const char *text, int clip_skip,
+                              const prompt_embedding **out, char *msg, size_t msg_size);
+
+#endif

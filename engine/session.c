@@ -1,0 +1,240 @@
+/* Worker sessions: planned activation memory, batched denoising steps and batched VAE
+ * decoding (see session.h for the design). */
+#include "session.h"
+
+#include <string.h>
+
+#include "png_encode.h"
+#include "rng.h"
+
+struct cs_session {
+    const cs_model *model;
+    cs_session_params params;
+    int64_t max_rows;       /* UNet rows per call: 2 · max_images (CFG) */
+    int64_t max_lat_numel;  /* C · h · w at the largest size */
+    cs_ctx ctx;             /* activation arena */
+    float *x;               /* (rows, C, h, w) UNet input */
+    float *out;             /* (rows, C, h, w) UNet output */
+    float *t;               /* (rows) timesteps */
+    float *context;         /* (rows, L, D) text conditioning */
+    float *decoded;         /* (max_images, 3, H, W) VAE output */
+    float *latent_in;       /* (max_images, C, h, w) VAE input */
+};
+
+const cs_model *session_model(const cs_session *s) {
+    return s->model;
+}
+
+cs_session_params cs_session_default_params(const cs_model *m) {
+    return (cs_session_params){.max_images = 4, .max_width = (int)m->native_width,
+                               .max_height = (int)m->native_height};
+}
+
+bool session_fits(const cs_session *s, int width, int height, int num_images) {
+    const int64_t f = s->model->vae_factor;
+    return num_images <= s->params.max_images &&
+           (int64_t)(width / f) * (height / f) * s->model->latent_channels <= s->max_lat_numel;
+}
+
+size_t cs_session_bytes(const cs_session *s) {
+    return s->ctx.cap;
+}
+
+void cs_session_free(cs_session *s) {
+    if (!s) return;
+    ctx_deinit(&s->ctx);
+    free(s->x);
+    free(s->out);
+    free(s->t);
+    free(s->context);
+    free(s->decoded);
+    free(s->latent_in);
+    free(s);
+}
+
+static size_t max_size(size_t a, size_t b) {
+    return a > b ? a : b;
+}
+
+cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_session **out,
+                         char *msg, size_t n) {
+    *out = NULL;
+    cs_session_params p = sp ? *sp : cs_session_default_params(m);
+    const int64_t mult = m->size_multiple;
+    if (p.max_images < 1 || p.max_images > 64 || p.max_width < mult || p.max_height < mult ||
+        p.max_width % mult || p.max_height % mult || p.max_width > 4096 || p.max_height > 4096)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                       "session: max_images must be 1..64 and max size a multiple of %lld up to "
+                       "4096 (got %d images, %dx%d)",
+                       (long long)mult, p.max_images, p.max_width, p.max_height);
+    cs_session *s = cs_calloc(1, sizeof *s);
+    if (!s) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
+    s->model = m;
+    s->params = p;
+    s->max_rows = 2 * (int64_t)p.max_images;
+    const int64_t h = p.max_height / m->vae_factor, w = p.max_width / m->vae_factor;
+    s->max_lat_numel = m->latent_channels * h * w;
+
+    /* One arena serves whichever pass runs: the largest of them sizes it. */
+    size_t bytes = unet_activation_bytes(m->unet, s->max_rows, h, w, m->context_len);
+    /* Prompt encoding keeps its (L, D) output in the arena beside the encoder's own. */
+    const size_t emb_bytes = (size_t)(m->context_len * m->context_dim) * sizeof(float) + 64;
+    bytes = max_size(bytes, text_encoder_activation_bytes(m->text_encoder, 1, m->context_len) +
+                                emb_bytes);
+    bytes = max_size(bytes, vae_decode_activation_bytes(m->vae, p.max_images, h, w));
+    cs_status st = ctx_init(&s->ctx, bytes);
+    const size_t lat = (size_t)s->max_lat_numel, rows = (size_t)s->max_rows;
+    s->x = cs_malloc(rows * lat * sizeof(float));
+    s->out = cs_malloc(rows * lat * sizeof(float));
+    s->t = cs_malloc(rows * sizeof(float));
+    s->context = cs_malloc(rows * (size_t)(m->context_len * m->context_dim) * sizeof(float));
+    s->decoded = cs_malloc((size_t)p.max_images * 3 * (size_t)(p.max_width * p.max_height) *
+                           sizeof(float));
+    s->latent_in = cs_malloc((size_t)p.max_images * lat * sizeof(float));
+    if (st != CS_OK || !s->x || !s->out || !s->t || !s->context || !s->decoded || !s->latent_in) {
+        cs_session_free(s);
+        return cs_errf(CS_ERR_NOMEM, msg, n, "session: cannot allocate %zu bytes of activations",
+                       bytes);
+    }
+    cs_log(CS_LOG_INFO, "session: %zu MiB of activations for %d image(s) up to %dx%d",
+           bytes >> 20, p.max_images, p.max_width, p.max_height);
+    *out = s;
+    return CS_OK;
+}
+
+cs_status session_encode_prompt(cs_session *s, const char *text, int clip_skip,
+                                const prompt_embedding **out, char *msg, size_t n) {
+    return model_encode_prompt(s->model, &s->ctx, text, clip_skip, out, msg, n);
+}
+
+/* Copies one job's rows into the batch at `row`; returns the rows used. */
+static int64_t pack_job(cs_session *s, cs_job *j, int64_t row) {
+    const cs_model *m = s->model;
+    const guidance_rows g = job_rows(j);
+    const int64_t ctx_numel = m->context_len * m->context_dim, img = j->image_numel;
+    const float t = (float)sched_timestep(j->sched, j->step);
+    const prompt_embedding *embs[2] = {g.cond ? j->cond : NULL, g.uncond ? j->uncond : NULL};
+    int64_t start = row;
+    for (int half = 0; half < 2; half++) {
+        if (!embs[half]) continue;
+        for (int i = 0; i < j->n_images; i++, row++) {
+            memcpy(s->x + row * img, j->latents + i * img, (size_t)img * sizeof(float));
+            sched_scale_model_input(j->sched, j->step, s->x + row * img, img);
+            memcpy(s->context + row * ctx_numel, embs[half]->data,
+                   (size_t)ctx_numel * sizeof(float));
+            s->t[row] = t;
+        }
+    }
+    return row - start;
+}
+
+/* Combines a job's rows of the UNet output and advances its scheduler by one step. */
+static void finish_job_step(cs_session *s, cs_job *j, int64_t row) {
+    const guidance_rows g = job_rows(j);
+    const int64_t img = j->image_numel, nimg = j->n_images;
+    const float *first = s->out + row * img;
+    const float *eps_c = g.cond ? first : NULL;
+    const float *eps_u = g.uncond ? first + (g.cond ? nimg * img : 0) : NULL;
+    guidance_combine(j->eps, eps_c ? eps_c : eps_u, eps_u ? eps_u : eps_c,
+                     (float)j->params.guidance_scale, g, nimg * img);
+    if (g.cond && g.uncond && j->params.guidance_rescale > 0)
+        for (int64_t i = 0; i < nimg; i++)
+            guidance_rescale(j->eps + i * img, eps_c + i * img, (float)j->params.guidance_rescale,
+                             img);
+    const float *noise = NULL;
+    if (sched_step_needs_noise(j->sched, j->step)) {
+        for (int64_t i = 0; i < nimg; i++)
+            rng_normal_fill(cs_job_seed(j, (int)i), rng_stream_step(j->step), 0,
+                            j->noise + i * img, img);
+        noise = j->noise;
+    }
+    sched_step(j->sched, j->step, j->eps, j->latents, noise, NULL);
+    j->step++;
+}
+
+cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t msg_size) {
+    if (n < 1) return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size, "cs_step: no jobs");
+    int64_t rows = 0;
+    for (int i = 0; i < n; i++) {
+        const cs_job *j = jobs[i];
+        if (j->model != s->model)
+            return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size, "cs_step: job %d is for another model", i);
+        if (cs_job_done(j))
+            return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size, "cs_step: job %d is already done", i);
+        if (j->lat_h != jobs[0]->lat_h || j->lat_w != jobs[0]->lat_w)
+            return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size,
+                           "cs_step: job %d is %lldx%lld but job 0 is %lldx%lld; jobs in one step "
+                           "must share the image size",
+                           i, (long long)j->width, (long long)j->height, (long long)jobs[0]->width,
+                           (long long)jobs[0]->height);
+        rows += cs_job_rows_next_step(j);
+    }
+    const int64_t lat_numel = jobs[0]->image_numel;
+    if (rows > s->max_rows || lat_numel > s->max_lat_numel)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size,
+                       "cs_step: %lld UNet rows of %lldx%lld exceed the session's plan (%lld rows)",
+                       (long long)rows, (long long)jobs[0]->width, (long long)jobs[0]->height,
+                       (long long)s->max_rows);
+    int64_t row = 0;
+    for (int i = 0; i < n; i++) row += pack_job(s, jobs[i], row);
+    const cs_model *m = s->model;
+    unet_input in = {.sample = s->x, .batch = rows, .height = jobs[0]->lat_h,
+                     .width = jobs[0]->lat_w, .timesteps = s->t, .context = s->context,
+                     .context_len = m->context_len};
+    ctx_release(&s->ctx, 0);
+    unet_forward(&s->ctx, m->unet, &in, s->out); // (rows, C, h, w)
+    row = 0;
+    for (int i = 0; i < n; i++) {
+        const int64_t used = cs_job_rows_next_step(jobs[i]);
+        finish_job_step(s, jobs[i], row);
+        row += used;
+    }
+    return CS_OK;
+}
+
+/* Decodes up to max_images images of equal size: (k, C, h, w) latents -> rgb of each. */
+static cs_status decode_group(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t msg_size) {
+    const cs_model *m = s->model;
+    const int64_t img = jobs[0]->image_numel, h = jobs[0]->lat_h, w = jobs[0]->lat_w;
+    const float scale = vae_scaling_factor(m->vae);
+    int64_t k = 0; /* images packed so far */
+    for (int i = 0; i < n; i++) {
+        const int64_t count = jobs[i]->n_images * img;
+        for (int64_t q = 0; q < count; q++)
+            s->latent_in[k * img + q] = jobs[i]->latents[q] / scale; /* as diffusers divides */
+        k += jobs[i]->n_images;
+    }
+    ctx_release(&s->ctx, 0);
+    vae_decode(&s->ctx, m->vae, s->decoded, s->latent_in, k, h, w); // (k, 3, H, W)
+    const int64_t H = h * m->vae_factor, W = w * m->vae_factor;
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        cs_job *j = jobs[i];
+        if (!j->rgb) j->rgb = cs_malloc((size_t)(j->n_images * H * W * 3));
+        if (!j->rgb) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "out of memory decoding");
+        for (int q = 0; q < j->n_images; q++, at++)
+            image_to_rgb8(s->decoded + at * 3 * H * W, H, W, j->rgb + (size_t)(q * H * W * 3));
+    }
+    return CS_OK;
+}
+
+cs_status cs_decode(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t msg_size) {
+    for (int i = 0; i < n; i++) {
+        if (!cs_job_done(jobs[i]))
+            return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size, "cs_decode: job %d is not done", i);
+        if (jobs[i]->lat_h != jobs[0]->lat_h || jobs[i]->lat_w != jobs[0]->lat_w)
+            return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size,
+                           "cs_decode: jobs in one call must share the image size");
+    }
+    /* Greedy groups of at most max_images images, in order. */
+    for (int i = 0; i < n;) {
+        int take = 0, images = 0;
+        while (i + take < n && images + jobs[i + take]->n_images <= s->params.max_images)
+            images += jobs[i + take++]->n_images;
+        CS_ASSERT(take > 0); /* a job never holds more images than the session allows */
+        cs_status st = decode_group(s, jobs + i, take, msg, msg_size);
+        if (st != CS_OK) return st;
+        i += take;
+    }
+    return CS_OK;
+}

@@ -1,0 +1,27 @@
+/*
+ * A worker's session (cs_session): its activation arena, planned once for the largest
+ * batch and image it must hold, and the staging buffers of a batched UNet call.
+ *
+ * DESIGN. cs_step packs the rows every job needs into one UNet batch —
+ *     [ job0 cond rows | job0 uncond rows | job1 cond rows | ... ]
+ * each row with its own timestep and text context — runs one forward pass, then hands
+ * each job its rows to combine with its own guidance scale and advance its own
+ * scheduler. Rows never interact inside the UNet (every kernel works per row or per
+ * image), and each job's noise comes from its own seeded stream, so a job's result does
+ * not depend on what it was batched with.
+ *
+ * A session is used by one thread at a time.
+ */
+#ifndef CS_SESSION_H
+#define CS_SESSION_H
+
+#include "job.h"
+
+const cs_model *session_model(const cs_session *s);
+/* Whether a job of this size fits the session's plan. */
+bool session_fits(const cs_session *s, int width, int height, int num_images);
+/* The cached embedding of text (computed in the session's arena on a miss). */
+cs_status session_encode_prompt(cs_session *s, const char *text, int clip_skip,
+                                const prompt_embedding **out, char *msg, size_t n);
+
+#endif
