@@ -7,8 +7,10 @@
  * alias inputs unless a function says so ("in place").
  *
  * Every kernel returns immediately when c->measuring (see ctx.h); kernels that need
- * scratch take it from the ctx arena and give it back before returning. Matrix kernels
- * add their FLOPs (2 per multiply-add) to c->flops.
+ * scratch (conv2d, attention) take it from the ctx arena and give it back before
+ * returning, and while measuring they reserve and release it without touching data, so
+ * the measured peak includes it. Matrix kernels add their FLOPs (2 per multiply-add) to
+ * c->flops (real passes only).
  *
  * Each fast kernel has a plain reference twin in ops_ref.c (op_<name>_ref) used by the
  * unit tests on odd shapes.
