@@ -1,22 +1,35 @@
 /* Strict config.json reader (see config.h). */
 #include "config.h"
 
+#include "json_strict.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 cs_status cs_read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *msg,
                        size_t msg_size) {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return cs_errf(CS_ERR_IO, msg, msg_size, "%s: cannot open: %s", path, strerror(errno));
+    if (len) *len = 0;
+    /* O_NONBLOCK: opening a FIFO must not hang; it is refused as not a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return cs_errf(CS_ERR_IO, msg, msg_size, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
         return cs_errf(CS_ERR_IO, msg, msg_size, "%s: not a regular file", path);
+    }
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        int e = errno;
+        close(fd);
+        return cs_errf(CS_ERR_IO, msg, msg_size, "%s: cannot open: %s", path, strerror(e));
     }
     if ((uint64_t)sb.st_size > max_bytes) {
         fclose(fp);
@@ -53,6 +66,27 @@ void cfg_fail(cfg_reader *r, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* Python's json module writes the non-finite floats as the bare words Infinity and
+ * -Infinity (diffusers' DPMSolverMultistepScheduler saves lambda_min_clipped: -Infinity).
+ * Outside strings they become 1e999 / -1e999 of the same length, which parse as ±inf;
+ * cfg_float still refuses them, so only a parser that asks for infinity gets one. */
+static void python_infinity_literals(char *text, size_t len) {
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (in_string) {
+            if (text[i] == '\\')
+                i++;
+            else if (text[i] == '"')
+                in_string = false;
+        } else if (text[i] == '"') {
+            in_string = true;
+        } else if (len - i >= 8 && memcmp(text + i, "Infinity", 8) == 0) {
+            memcpy(text + i, "1e999   ", 8);
+            i += 7;
+        }
+    }
+}
+
 cs_status cfg_open(cfg_reader *r, const char *path, char *msg, size_t msg_size) {
     memset(r, 0, sizeof *r);
     r->msg = msg;
@@ -63,20 +97,26 @@ cs_status cfg_open(cfg_reader *r, const char *path, char *msg, size_t msg_size) 
     size_t len;
     cs_status st = cs_read_file(path, 4u << 20, &text, &len, msg, msg_size);
     if (st != CS_OK) return r->status = st;
-    r->root = cJSON_ParseWithLength(text, len);
+    python_infinity_literals(text, len);
+    char why[128];
+    r->root = json_parse_strict(text, len, why, sizeof why);
     free(text);
+    if (!r->root)
+        return r->status = cs_errf(CS_ERR_FORMAT, msg, msg_size, "%s: malformed JSON: %s", path,
+                                   why);
     if (!cJSON_IsObject(r->root))
-        return r->status = cs_errf(CS_ERR_FORMAT, msg, msg_size,
-                                   "%s: not a JSON object (malformed JSON?)", path);
+        return r->status = cs_errf(CS_ERR_FORMAT, msg, msg_size, "%s: not a JSON object", path);
     r->nfields = cJSON_GetArraySize(r->root);
     r->consumed = cs_calloc((size_t)r->nfields, sizeof *r->consumed);
     if (!r->consumed) return r->status = cs_errf(CS_ERR_NOMEM, msg, msg_size, "out of memory");
     /* A JSON object may repeat a key; which value wins would be a guess, so refuse. */
-    for (cJSON *a = r->root->child; a; a = a->next)
-        for (cJSON *b = a->next; b; b = b->next)
-            if (strcmp(a->string, b->string) == 0)
-                return r->status = cs_errf(CS_ERR_FORMAT, msg, msg_size,
-                                           "%s: field '%s' appears twice", path, a->string);
+    const char *dup;
+    cs_status st2 = json_unique_keys(r->root, &dup);
+    if (st2 == CS_ERR_NOMEM)
+        return r->status = cs_errf(st2, msg, msg_size, "%s: out of memory", path);
+    if (st2 != CS_OK)
+        return r->status = cs_errf(CS_ERR_FORMAT, msg, msg_size, "%s: field '%s' appears twice",
+                                   path, dup);
     return CS_OK;
 }
 
@@ -172,11 +212,15 @@ int cfg_enum(cfg_reader *r, const char *key, const char *def, const char *const 
     size_t at = 0;
     for (int i = 0; choices[i] && at < sizeof list; i++)
         at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", choices[i]);
-    cfg_fail(r, "field '%s' = \"%s\" is not supported (supported: %s)", key, v ? v : "null", list);
+    if (v)
+        cfg_fail(r, "field '%s' = \"%s\" is not supported (supported: %s)", key, v, list);
+    else
+        cfg_fail(r, "field '%s' is required (supported: %s)", key, list);
     return def_index < 0 ? 0 : def_index;
 }
 
 int cfg_int_list(cfg_reader *r, const char *key, int64_t *out, int max, int64_t lo, int64_t hi) {
+    CS_ASSERT(max >= 1);
     cJSON *c = take(r, key);
     if (!c) return 0;
     int n = 0;
@@ -265,11 +309,26 @@ void cfg_ignore(cfg_reader *r, const char *const *keys) {
 
 cs_status cfg_finish(cfg_reader *r) {
     if (r->status != CS_OK) return r->status;
-    int i = 0;
+    /* Name the fields nobody consumed (the first few; the count says the rest), so one run
+     * shows the whole gap. A leading '_' marks bookkeeping fields (_class_name,
+     * _diffusers_version, _name_or_path). */
+    enum { SHOWN = 8 };
+    char list[400] = "";
+    size_t at = 0;
+    int unread = 0, i = 0;
     for (cJSON *c = r->root->child; c; c = c->next, i++) {
-        if (r->consumed[i] || c->string[0] == '_') continue; /* _class_name, _diffusers_version */
-        cfg_fail(r, "field '%s' is not supported by this engine", c->string);
-        break;
+        if (r->consumed[i] || c->string[0] == '_') continue;
+        if (unread < SHOWN && at < sizeof list)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s'%.60s'", unread ? ", " : "",
+                                   c->string);
+        unread++;
     }
+    if (unread == 1)
+        cfg_fail(r, "field %s is not supported by this engine", list);
+    else if (unread > SHOWN)
+        cfg_fail(r, "%d fields are not supported by this engine: %s and %d more", unread, list,
+                 unread - SHOWN);
+    else if (unread > 1)
+        cfg_fail(r, "%d fields are not supported by this engine: %s", unread, list);
     return r->status;
 }

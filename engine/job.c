@@ -139,6 +139,7 @@ void cs_job_free(cs_job *j) {
     free(j->latents);
     free(j->eps);
     free(j->noise);
+    free(j->image);
     free(j->rgb);
     free(j);
 }
@@ -203,6 +204,11 @@ fail:
     return st;
 }
 
+void job_set_initial_latents(cs_job *j, const float *latents) {
+    const float sigma0 = sched_init_noise_sigma(j->sched);
+    for (int64_t k = 0; k < j->n_images * j->image_numel; k++) j->latents[k] = latents[k] * sigma0;
+}
+
 guidance_rows job_rows(const cs_job *j) {
     if (j->step >= j->steps) return (guidance_rows){0};
     return guidance_rows_for(j->params.guidance_scale, sched_sigma(j->sched, j->step),
@@ -243,6 +249,20 @@ static const char *sampler_label(const cs_job *j) {
     return name;
 }
 
+/* Writes the A1111 "parameters" text; returns the length snprintf reports. */
+static int format_parameters(char *buf, size_t size, const cs_job *j, int image,
+                             const char *extra) {
+    const cs_gen_params *p = &j->params;
+    const bool neg = p->negative_prompt[0] != '\0';
+    return snprintf(buf, size,
+                    "%s\n%s%s%sSteps: %d, Sampler: %s%s, CFG scale: %g, Seed: %llu, Size: "
+                    "%lldx%lld, Model: %s%s",
+                    p->prompt, neg ? "Negative prompt: " : "", neg ? p->negative_prompt : "",
+                    neg ? "\n" : "", p->steps, sampler_label(j), p->karras ? " Karras" : "",
+                    p->guidance_scale, (unsigned long long)cs_job_seed(j, image),
+                    (long long)j->width, (long long)j->height, j->model->name, extra);
+}
+
 char *cs_job_parameters_text(const cs_job *j, int image) {
     const cs_gen_params *p = &j->params;
     char extra[256] = "";
@@ -256,20 +276,9 @@ char *cs_job_parameters_text(const cs_job *j, int image) {
         at += (size_t)snprintf(extra + at, sizeof extra - at, ", Guidance interval: [%g, %g]",
                                p->guidance_lo, p->guidance_hi);
     if (p->eta > 0) snprintf(extra + at, sizeof extra - at, ", Eta: %g", p->eta);
-    const char *fmt = "%s\n%s%s%sSteps: %d, Sampler: %s%s, CFG scale: %g, Seed: %llu, Size: "
-                      "%lldx%lld, Model: %s%s";
-    const bool neg = p->negative_prompt[0] != '\0';
-    const char *karras = p->karras ? " Karras" : "";
-    int len = snprintf(NULL, 0, fmt, p->prompt, neg ? "Negative prompt: " : "",
-                       neg ? p->negative_prompt : "", neg ? "\n" : "", p->steps, sampler_label(j),
-                       karras, p->guidance_scale, (unsigned long long)cs_job_seed(j, image),
-                       (long long)j->width, (long long)j->height, j->model->name, extra);
-    char *s = cs_malloc((size_t)len + 1);
-    if (s)
-        snprintf(s, (size_t)len + 1, fmt, p->prompt, neg ? "Negative prompt: " : "",
-                 neg ? p->negative_prompt : "", neg ? "\n" : "", p->steps, sampler_label(j),
-                 karras, p->guidance_scale, (unsigned long long)cs_job_seed(j, image),
-                 (long long)j->width, (long long)j->height, j->model->name, extra);
+    int len = format_parameters(NULL, 0, j, image, extra);
+    char *s = len >= 0 ? cs_malloc((size_t)len + 1) : NULL;
+    if (s) format_parameters(s, (size_t)len + 1, j, image, extra);
     return s;
 }
 

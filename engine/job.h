@@ -29,8 +29,13 @@ struct cs_job {
     float *latents;                /* (n, C, h, w) */
     float *eps;                    /* (n, C, h, w) guided noise estimate of the current step */
     float *noise;                  /* (n, C, h, w) noise for stochastic steps */
+    float *image;                  /* (n, H, W, 3) in [0, 1] after cs_decode, else NULL */
     uint8_t *rgb;                  /* (n, H, W, 3) after cs_decode, else NULL */
 };
+
+/* Replaces the job's initial noise by given latents (n, C, h, w), scaled by the
+ * scheduler's init_noise_sigma as the reference pipeline does; for golden replays. */
+void job_set_initial_latents(cs_job *j, const float *latents);
 
 /* The guidance rows job j needs at its current step. */
 guidance_rows job_rows(const cs_job *j);

@@ -89,15 +89,18 @@ cs_status png_encode_rgb8(const uint8_t *rgb, int64_t width, int64_t height,
     return CS_OK;
 }
 
-void image_to_rgb8(const float *chw, int64_t height, int64_t width, uint8_t *rgb) {
+void image_to_unit_hwc(const float *chw, int64_t height, int64_t width, float *hwc) {
     const int64_t hw = height * width;
     for (int64_t i = 0; i < hw; i++) {
         for (int ch = 0; ch < 3; ch++) {
-            /* (x / 2 + 0.5) clamped to [0, 1], then rounded the way diffusers'
-             * numpy_to_pil does: (v * 255).round(). */
-            float v = chw[ch * hw + i] * 0.5f + 0.5f;
-            v = v < 0 ? 0 : v > 1 ? 1 : v;
-            rgb[i * 3 + ch] = (uint8_t)lrintf(v * 255.0f);
+            /* diffusers: (image / 2 + 0.5).clamp(0, 1) */
+            float v = chw[ch * hw + i] / 2 + 0.5f;
+            hwc[i * 3 + ch] = v < 0 ? 0 : v > 1 ? 1 : v;
         }
     }
+}
+
+void unit_to_rgb8(const float *v, int64_t n, uint8_t *rgb) {
+    /* numpy_to_pil's (image * 255).round(): lrintf rounds half to even like numpy. */
+    for (int64_t i = 0; i < n; i++) rgb[i] = (uint8_t)lrintf(v[i] * 255.0f);
 }

@@ -18,7 +18,9 @@ cs_status png_encode_rgb8(const uint8_t *rgb, int64_t width, int64_t height,
                           const png_text_entry *texts, int ntexts, uint8_t **out, size_t *out_len,
                           char *msg, size_t msg_size);
 
-/* VAE output (3, H, W) in [-1, 1] -> interleaved RGB bytes (H, W, 3). */
-void image_to_rgb8(const float *chw, int64_t height, int64_t width, uint8_t *rgb);
+/* VAE output (3, H, W) -> (H, W, 3) in [0, 1], as diffusers' postprocessing. */
+void image_to_unit_hwc(const float *chw, int64_t height, int64_t width, float *hwc);
+/* n values in [0, 1] -> bytes, rounded as diffusers' numpy_to_pil. */
+void unit_to_rgb8(const float *v, int64_t n, uint8_t *rgb);
 
 #endif

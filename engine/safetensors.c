@@ -1,5 +1,14 @@
-/* safetensors reader (see safetensors.h). Owns the mapping and the parsed index. */
+/*
+ * safetensors reader (see safetensors.h). Owns the mapping and the parsed index.
+ *
+ * Validation order: header length against the file, strict JSON (UTF-8, whitespace-only
+ * padding after the object, no repeated keys), then each entry (dtype, shape, offsets,
+ * size), then overlaps between entries. Everything an st_tensor says is checked against
+ * the data area before st_parse returns, so readers never re-check bounds.
+ */
 #include "safetensors.h"
+
+#include "json_strict.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -48,9 +57,11 @@ static int cmp_by_name(const void *a, const void *b) {
     return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
 }
 
+/* By start, then by end, so the sort is deterministic whatever qsort does with ties. */
 static int cmp_by_offset(const void *a, const void *b) {
     const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
-    return (x->offset > y->offset) - (x->offset < y->offset);
+    if (x->offset != y->offset) return (x->offset > y->offset) - (x->offset < y->offset);
+    return (x->nbytes > y->nbytes) - (x->nbytes < y->nbytes);
 }
 
 static void free_index(st_file *f) {
@@ -60,6 +71,18 @@ static void free_index(st_file *f) {
     f->count = 0;
 }
 
+/* A JSON number that is a non-negative integer no larger than max (at most 2^53, where
+ * doubles stop being exact integers). Negative, fractional, huge and non-finite values fail,
+ * before any conversion to an integer type could overflow. */
+static bool json_size(const cJSON *v, double max, size_t *out) {
+    if (!cJSON_IsNumber(v)) return false;
+    double d = v->valuedouble;
+    if (!(d >= 0 && d <= max && d <= 9007199254740992.0)) return false; /* also rejects NaN */
+    if (d != (double)(uint64_t)d) return false;
+    *out = (size_t)d;
+    return true;
+}
+
 /* Validates one header entry and fills t (t->name is set by the caller). */
 static cs_status parse_entry(const st_file *f, const cJSON *e, size_t data_start,
                              size_t data_size, st_tensor *t, char *msg, size_t n) {
@@ -67,6 +90,12 @@ static cs_status parse_entry(const st_file *f, const cJSON *e, size_t data_start
     if (!cJSON_IsObject(e))
         return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': entry is not a JSON object", p,
                        name);
+    const char *dup;
+    cs_status ks = json_unique_keys(e, &dup);
+    if (ks == CS_ERR_NOMEM) return cs_errf(ks, msg, n, "%s: out of memory", p);
+    if (ks != CS_OK)
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': key '%s' appears twice", p, name,
+                       dup);
     for (const cJSON *k = e->child; k; k = k->next) {
         if (strcmp(k->string, "dtype") && strcmp(k->string, "shape") &&
             strcmp(k->string, "data_offsets"))
@@ -86,17 +115,18 @@ static cs_status parse_entry(const st_file *f, const cJSON *e, size_t data_start
         return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': rank %d exceeds %d", p, name, nd,
                        ST_MAX_DIMS);
     t->ndim = nd;
+    /* The element count is kept as size_t with checked products, so a shape whose dims
+     * multiply past 2^64 (or past INT64_MAX below) is caught before any use. */
     size_t numel = 1;
     int d = 0;
     for (const cJSON *v = sh->child; v; v = v->next, d++) {
-        /* Dims above 2^53 cannot be represented exactly by cJSON's double; reject them
-         * along with negatives and fractions. */
-        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0 ||
-            v->valuedouble != (double)(int64_t)v->valuedouble)
-            return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': shape[%d] is not a valid size",
+        size_t dim;
+        if (!json_size(v, 9007199254740992.0, &dim))
+            return cs_errf(CS_ERR_FORMAT, msg, n,
+                           "%s: tensor '%s': shape[%d] is not a non-negative integer below 2^53",
                            p, name, d);
-        t->shape[d] = (int64_t)v->valuedouble;
-        if (!cs_mul_size(numel, (size_t)t->shape[d], &numel))
+        t->shape[d] = (int64_t)dim;
+        if (!cs_mul_size(numel, dim, &numel))
             return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': element count overflows", p,
                            name);
     }
@@ -107,14 +137,17 @@ static cs_status parse_entry(const st_file *f, const cJSON *e, size_t data_start
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
         return cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s': data_offsets is not [begin, end]",
                        p, name);
-    double b = off->child->valuedouble, en = off->child->next->valuedouble;
-    if (!cJSON_IsNumber(off->child) || !cJSON_IsNumber(off->child->next) || b < 0 || en < b ||
-        en > (double)data_size || b != (double)(uint64_t)b || en != (double)(uint64_t)en)
+    size_t begin, end;
+    if (!json_size(off->child, (double)SIZE_MAX, &begin) ||
+        !json_size(off->child->next, (double)SIZE_MAX, &end))
         return cs_errf(CS_ERR_FORMAT, msg, n,
-                       "%s: tensor '%s': data_offsets [%.0f, %.0f] outside the data area of %zu "
+                       "%s: tensor '%s': data_offsets are not non-negative integers below 2^53",
+                       p, name);
+    if (begin > end || end > data_size)
+        return cs_errf(CS_ERR_FORMAT, msg, n,
+                       "%s: tensor '%s': data_offsets [%zu, %zu] outside the data area of %zu "
                        "bytes",
-                       p, name, b, en, data_size);
-    size_t begin = (size_t)b, end = (size_t)en;
+                       p, name, begin, end, data_size);
     if (end - begin != bytes)
         return cs_errf(CS_ERR_FORMAT, msg, n,
                        "%s: tensor '%s': byte range %zu..%zu holds %zu bytes but shape and dtype "
@@ -123,6 +156,46 @@ static cs_status parse_entry(const st_file *f, const cJSON *e, size_t data_start
     t->offset = data_start + begin;
     t->nbytes = bytes;
     return CS_OK;
+}
+
+/* __metadata__ is free-form text: an object whose values are all strings. */
+static cs_status check_metadata(const st_file *f, const cJSON *m, char *msg, size_t n) {
+    if (!cJSON_IsObject(m))
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: __metadata__ is not an object", f->path);
+    for (const cJSON *c = m->child; c; c = c->next)
+        if (!cJSON_IsString(c))
+            return cs_errf(CS_ERR_FORMAT, msg, n, "%s: __metadata__ field '%s' is not a string",
+                           f->path, c->string);
+    const char *dup;
+    cs_status st = json_unique_keys(m, &dup);
+    if (st == CS_ERR_NOMEM) return cs_errf(st, msg, n, "%s: out of memory", f->path);
+    if (st != CS_OK)
+        return cs_errf(st, msg, n, "%s: __metadata__ field '%s' appears twice", f->path, dup);
+    return CS_OK;
+}
+
+/* Overlapping ranges would let one tensor's bytes be read as another's. Empty tensors own
+ * no bytes and are skipped; every range is compared with the furthest end seen so far, so
+ * an overlap is found even when shorter ranges sort between the two. */
+static cs_status check_overlap(const st_file *f, char *msg, size_t n) {
+    const st_tensor **by_off = cs_calloc((size_t)f->count, sizeof *by_off);
+    if (!by_off) return cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", f->path);
+    for (int64_t i = 0; i < f->count; i++) by_off[i] = &f->tensors[i];
+    qsort(by_off, (size_t)f->count, sizeof *by_off, cmp_by_offset);
+    cs_status st = CS_OK;
+    const st_tensor *reach = NULL; /* the non-empty tensor ending furthest so far */
+    for (int64_t i = 0; i < f->count; i++) {
+        const st_tensor *b = by_off[i];
+        if (b->nbytes == 0) continue;
+        if (reach && reach->offset + reach->nbytes > b->offset) {
+            st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: byte ranges of tensors '%s' and '%s' overlap",
+                         f->path, reach->name, b->name);
+            break;
+        }
+        reach = b;
+    }
+    free(by_off);
+    return st;
 }
 
 static cs_status parse_header(st_file *f, char *msg, size_t n) {
@@ -137,11 +210,22 @@ static cs_status parse_header(st_file *f, char *msg, size_t n) {
                        "%s: header length %llu does not fit the file of %zu bytes", p,
                        (unsigned long long)hlen, f->size);
     size_t data_start = 8 + (size_t)hlen, data_size = f->size - data_start;
-    cJSON *root = cJSON_ParseWithLength((const char *)f->data + 8, (size_t)hlen);
-    if (!root) return cs_errf(CS_ERR_FORMAT, msg, n, "%s: header is not valid JSON", p);
+    char why[128];
+    cJSON *root = json_parse_strict((const char *)f->data + 8, (size_t)hlen, why, sizeof why);
+    if (!root) return cs_errf(CS_ERR_FORMAT, msg, n, "%s: header is not valid JSON: %s", p, why);
     cs_status st = CS_OK;
     if (!cJSON_IsObject(root)) {
         st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: header is not a JSON object", p);
+        goto done;
+    }
+    /* cJSON keeps a repeated key as a second child; a name must identify one tensor. */
+    const char *dup;
+    st = json_unique_keys(root, &dup);
+    if (st != CS_OK) {
+        if (st == CS_ERR_NOMEM) cs_errf(st, msg, n, "%s: out of memory", p);
+        else if (strcmp(dup, "__metadata__") == 0)
+            cs_errf(st, msg, n, "%s: __metadata__ appears twice in the header", p);
+        else cs_errf(st, msg, n, "%s: tensor '%s' appears twice in the header", p, dup);
         goto done;
     }
     int64_t count = 0;
@@ -154,10 +238,8 @@ static cs_status parse_header(st_file *f, char *msg, size_t n) {
     }
     for (const cJSON *e = root->child; e; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) {
-            if (!cJSON_IsObject(e)) {
-                st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: __metadata__ is not an object", p);
-                goto done;
-            }
+            st = check_metadata(f, e, msg, n);
+            if (st != CS_OK) goto done;
             continue;
         }
         st_tensor *t = &f->tensors[f->count];
@@ -171,30 +253,7 @@ static cs_status parse_header(st_file *f, char *msg, size_t n) {
         if (st != CS_OK) goto done;
     }
     qsort(f->tensors, (size_t)f->count, sizeof *f->tensors, cmp_by_name);
-    for (int64_t i = 1; i < f->count; i++) {
-        if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0) {
-            st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: tensor '%s' appears twice in the header", p,
-                         f->tensors[i].name);
-            goto done;
-        }
-    }
-    /* Overlapping ranges would let one tensor's bytes be read as another's. */
-    const st_tensor **by_off = cs_calloc((size_t)f->count, sizeof *by_off);
-    if (!by_off) {
-        st = cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", p);
-        goto done;
-    }
-    for (int64_t i = 0; i < f->count; i++) by_off[i] = &f->tensors[i];
-    qsort(by_off, (size_t)f->count, sizeof *by_off, cmp_by_offset);
-    for (int64_t i = 1; i < f->count; i++) {
-        const st_tensor *a = by_off[i - 1], *b = by_off[i];
-        if (a->nbytes > 0 && b->nbytes > 0 && a->offset + a->nbytes > b->offset) {
-            st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: byte ranges of tensors '%s' and '%s' overlap",
-                         p, a->name, b->name);
-            break;
-        }
-    }
-    free(by_off);
+    st = check_overlap(f, msg, n);
 done:
     cJSON_Delete(root);
     if (st != CS_OK) free_index(f);
@@ -204,9 +263,10 @@ done:
 cs_status st_parse(const uint8_t *buf, size_t size, const char *label, st_file **out, char *msg,
                    size_t msg_size) {
     *out = NULL;
+    if (!label) label = "(memory)";
     st_file *f = cs_calloc(1, sizeof *f);
     if (!f) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: out of memory", label);
-    f->path = strdup(label ? label : "(memory)");
+    f->path = strdup(label);
     f->data = buf;
     f->size = size;
     cs_status st = f->path ? parse_header(f, msg, msg_size)
@@ -221,7 +281,8 @@ cs_status st_parse(const uint8_t *buf, size_t size, const char *label, st_file *
 
 cs_status st_open(const char *path, st_file **out, char *msg, size_t msg_size) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not hang start-up; it is refused just below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return cs_errf(CS_ERR_IO, msg, msg_size, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
@@ -293,31 +354,41 @@ float st_bf16_to_f32(uint16_t h) {
     return f;
 }
 
-/* Reads are done through memcpy because data offsets need not be aligned. */
+/* Reads go through memcpy because data offsets need not be aligned. The dtype is checked
+ * before the loop so that even an empty tensor of the wrong type is refused. */
 cs_status st_read_f32(const st_file *f, const st_tensor *t, float *dst, char *msg,
                       size_t msg_size) {
     const uint8_t *src = f->data + t->offset;
-    for (int64_t i = 0; i < t->numel; i++) {
-        switch (t->dtype) {
-        case ST_F32: memcpy(&dst[i], src + 4 * i, 4); break;
-        case ST_F64: {
+    size_t count = (size_t)t->numel;
+    switch (t->dtype) {
+    case ST_F32:
+        if (count) memcpy(dst, src, count * 4);
+        break;
+    case ST_F64:
+        for (size_t i = 0; i < count; i++) {
             double d;
             memcpy(&d, src + 8 * i, 8);
             dst[i] = (float)d;
-            break;
         }
-        case ST_F16:
-        case ST_BF16: {
+        break;
+    case ST_F16:
+        for (size_t i = 0; i < count; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            dst[i] = t->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
-            break;
+            dst[i] = st_f16_to_f32(h);
         }
-        default:
-            return cs_errf(CS_ERR_FORMAT, msg, msg_size,
-                           "%s: tensor '%s' has dtype %s, expected a float type", f->path, t->name,
-                           st_dtype_name(t->dtype));
+        break;
+    case ST_BF16:
+        for (size_t i = 0; i < count; i++) {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            dst[i] = st_bf16_to_f32(h);
         }
+        break;
+    default:
+        return cs_errf(CS_ERR_FORMAT, msg, msg_size,
+                       "%s: tensor '%s' has dtype %s, expected a float type", f->path, t->name,
+                       st_dtype_name(t->dtype));
     }
     return CS_OK;
 }
@@ -325,29 +396,36 @@ cs_status st_read_f32(const st_file *f, const st_tensor *t, float *dst, char *ms
 cs_status st_read_i64(const st_file *f, const st_tensor *t, int64_t *dst, char *msg,
                       size_t msg_size) {
     const uint8_t *src = f->data + t->offset;
-    for (int64_t i = 0; i < t->numel; i++) {
-        switch (t->dtype) {
-        case ST_I64: memcpy(&dst[i], src + 8 * i, 8); break;
-        case ST_I32: {
+    size_t count = (size_t)t->numel;
+    switch (t->dtype) {
+    case ST_I64:
+        if (count) memcpy(dst, src, count * 8);
+        break;
+    case ST_I32:
+        for (size_t i = 0; i < count; i++) {
             int32_t v;
             memcpy(&v, src + 4 * i, 4);
             dst[i] = v;
-            break;
         }
-        case ST_I16: {
+        break;
+    case ST_I16:
+        for (size_t i = 0; i < count; i++) {
             int16_t v;
             memcpy(&v, src + 2 * i, 2);
             dst[i] = v;
-            break;
         }
-        case ST_I8: dst[i] = (int8_t)src[i]; break;
-        case ST_U8:
-        case ST_BOOL: dst[i] = src[i]; break;
-        default:
-            return cs_errf(CS_ERR_FORMAT, msg, msg_size,
-                           "%s: tensor '%s' has dtype %s, expected an integer type", f->path,
-                           t->name, st_dtype_name(t->dtype));
-        }
+        break;
+    case ST_I8:
+        for (size_t i = 0; i < count; i++) dst[i] = (int8_t)src[i];
+        break;
+    case ST_U8:
+    case ST_BOOL:
+        for (size_t i = 0; i < count; i++) dst[i] = src[i];
+        break;
+    default:
+        return cs_errf(CS_ERR_FORMAT, msg, msg_size,
+                       "%s: tensor '%s' has dtype %s, expected an integer type", f->path,
+                       t->name, st_dtype_name(t->dtype));
     }
     return CS_OK;
 }

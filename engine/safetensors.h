@@ -2,9 +2,12 @@
  * safetensors reader: memory-maps a file, validates its header and exposes its tensors.
  *
  * The header is untrusted: st_parse checks the header length against the file size,
- * JSON validity, dtype names, shapes (rank, non-negative dims, no overflow), that each
- * byte range equals shape × element size and lies inside the data area, that ranges do
- * not overlap and that no name appears twice. Errors name the file and the tensor.
+ * JSON validity (UTF-8, nothing but whitespace padding after the object, no repeated
+ * key anywhere), dtype names, shapes (rank, non-negative integer dims, no overflow), that
+ * each byte range equals shape × element size and lies inside the data area, that ranges
+ * do not overlap, and that __metadata__ is an object of strings. Errors are CS_ERR_FORMAT
+ * (CS_ERR_IO for a file that cannot be opened or is not a regular file) and name the
+ * file and the tensor. Data offsets need not be aligned: reads go through memcpy.
  *
  * An st_file is read-only after opening and may be shared between threads.
  */

@@ -210,10 +210,13 @@ static cs_status decode_group(cs_session *s, cs_job *const *jobs, int n, char *m
     int64_t at = 0;
     for (int i = 0; i < n; i++) {
         cs_job *j = jobs[i];
-        if (!j->rgb) j->rgb = cs_malloc((size_t)(j->n_images * H * W * 3));
-        if (!j->rgb) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "out of memory decoding");
+        const int64_t pixels = j->n_images * H * W * 3;
+        if (!j->image) j->image = cs_malloc((size_t)pixels * sizeof(float));
+        if (!j->rgb) j->rgb = cs_malloc((size_t)pixels);
+        if (!j->image || !j->rgb) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "out of memory decoding");
         for (int q = 0; q < j->n_images; q++, at++)
-            image_to_rgb8(s->decoded + at * 3 * H * W, H, W, j->rgb + (size_t)(q * H * W * 3));
+            image_to_unit_hwc(s->decoded + at * 3 * H * W, H, W, j->image + q * H * W * 3);
+        unit_to_rgb8(j->image, pixels, j->rgb);
     }
     return CS_OK;
 }

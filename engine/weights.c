@@ -63,13 +63,16 @@ static void add_problem(char *msg, size_t n, size_t *at, int *problems, const ch
 cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *ignored,
                   weight_block *out, char *msg, size_t msg_size) {
     memset(out, 0, sizeof *out);
-    if (b->overflow) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: weight table overflow", f->path);
+    if (b->overflow)
+        return cs_errf(CS_ERR_NOMEM, msg, msg_size,
+                       "%s: weight table overflow (a name over %d bytes, or out of memory)",
+                       f->path, WB_MAX_NAME - 1);
     char head[512];
     snprintf(head, sizeof head, "%s: checkpoint does not match the model config:", f->path);
     size_t at = 0;
     if (msg && msg_size) at = (size_t)snprintf(msg, msg_size, "%s", head);
     int problems = 0;
-    char line[WB_MAX_NAME + 160], want[80], got[80];
+    char line[WB_MAX_NAME + 256], want[80], got[80];
 
     bool *used = cs_calloc((size_t)f->count, sizeof *used);
     if (!used) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: out of memory", f->path);
@@ -79,6 +82,11 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
         const st_tensor *t = st_find(f, e->name);
         if (!t) {
             snprintf(line, sizeof line, "missing tensor '%s'", e->name);
+            add_problem(msg, msg_size, &at, &problems, line);
+            continue;
+        }
+        if (used[t - f->tensors]) { /* a table bug, but report it with the rest */
+            snprintf(line, sizeof line, "tensor '%s' is bound twice by the model", e->name);
             add_problem(msg, msg_size, &at, &problems, line);
             continue;
         }
@@ -114,7 +122,8 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
         return CS_ERR_FORMAT;
     }
 
-    out->data = cs_malloc((size_t)total * sizeof(float));
+    size_t bytes;
+    out->data = cs_mul_size((size_t)total, sizeof(float), &bytes) ? cs_malloc(bytes) : NULL;
     if (!out->data)
         return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: no memory for %lld weights", f->path,
                        (long long)total);

@@ -64,5 +64,7 @@ extern const golden_handler golden_tokenizer_handler;
 extern const golden_handler golden_text_encoder_handler;
 extern const golden_handler golden_unet_handler;
 extern const golden_handler golden_vae_handler;
+extern const golden_handler golden_pipeline_handler;
+extern const golden_handler golden_scheduler_handler;
 
 #endif

@@ -14,6 +14,8 @@ static const golden_handler *const k_handlers[] = {
     &golden_text_encoder_handler,
     &golden_unet_handler,
     &golden_vae_handler,
+    &golden_pipeline_handler,
+    &golden_scheduler_handler,
 };
 
 void golden_path(char *buf, size_t n, const char *dir, const char *rel) {
