@@ -40,7 +40,7 @@ void resnet_forward(cs_ctx *c, const resnet_block *r, float *y, const float *x,
     float *proj = NULL;
     if (r->temb_ch > 0) {
         proj = ctx_alloc(c, batch * r->time_emb_proj.out); // (B, Cout) or (B, 2·Cout)
-        linear_forward(c, &r->time_emb_proj, proj, temb_act, batch);
+        linear_forward(c, &r->time_emb_proj, proj, temb_act, batch, 1);
     }
     if (proj && !r->scale_shift) op_add_channel_bias(c, hid, proj, batch, cout, hw);
     group_norm_forward(c, &r->norm2, hid, hid, batch, hw);
@@ -86,16 +86,16 @@ void attention_forward(cs_ctx *c, const attention_module *a, float *y, const flo
     float *q = ctx_alloc(c, batch * q_len * inner);  // (B, Lq, inner)
     float *k = ctx_alloc(c, batch * kv_len * inner); // (B, Lk, inner)
     float *v = ctx_alloc(c, batch * kv_len * inner); // (B, Lk, inner)
-    linear_forward(c, &a->to_q, q, x, batch * q_len);
-    linear_forward(c, &a->to_k, k, context, batch * kv_len);
-    linear_forward(c, &a->to_v, v, context, batch * kv_len);
+    linear_forward(c, &a->to_q, q, x, batch, q_len);
+    linear_forward(c, &a->to_k, k, context, batch, kv_len);
+    linear_forward(c, &a->to_v, v, context, batch, kv_len);
     float *o = ctx_alloc(c, batch * q_len * inner);  // (B, Lq, inner)
     op_attn_shape s = {.batch = batch, .heads = a->heads, .q_len = q_len, .kv_len = kv_len,
                        .head_dim = a->head_dim, .q_stride = inner, .kv_stride = inner,
                        .out_stride = inner, .scale = 1.0f / sqrtf((float)a->head_dim),
                        .causal = false};
     op_attention(c, o, q, k, v, &s);
-    linear_forward(c, &a->to_out, y, o, batch * q_len); // (B, Lq, query_dim)
+    linear_forward(c, &a->to_out, y, o, batch, q_len); // (B, Lq, query_dim)
     ctx_release(c, mark);
 }
 

@@ -10,11 +10,8 @@
 
 enum { MAX_PROMPT_BYTES = 16384, MAX_STEPS = 500, MAX_SIDE = 2048 };
 
-static const char *const k_samplers[] = {"ddim", "pndm", "euler", "euler_a", "dpmpp_2m",
-                                         "dpmpp_2m_sde", "lms", "ddpm", NULL};
-
 const char *const *cs_sampler_names(void) {
-    return k_samplers;
+    return sched_sampler_names();
 }
 
 int cs_max_steps(void) {
@@ -61,9 +58,17 @@ static cs_status check_text(const char *what, const char *s, const char **field,
 }
 
 static bool sampler_known(const char *name) {
-    for (int i = 0; k_samplers[i]; i++)
-        if (strcmp(k_samplers[i], name) == 0) return true;
+    for (const char *const *s = sched_sampler_names(); *s; s++)
+        if (strcmp(*s, name) == 0) return true;
     return false;
+}
+
+/* "ddim, pndm, ..." for error messages. */
+static void sampler_list(char *buf, size_t n) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (const char *const *s = sched_sampler_names(); *s && at < n; s++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%s", at ? ", " : "", *s);
 }
 
 cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p, const char **field,
@@ -99,11 +104,12 @@ cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p, const ch
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "num_images must be within [1, %d]",
                        CS_MAX_IMAGES_PER_JOB);
     *field = "sampler";
-    if (p->sampler && p->sampler[0] && !sampler_known(p->sampler))
-        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
-                       "unknown sampler \"%.40s\" (ddim, pndm, euler, euler_a, dpmpp_2m, "
-                       "dpmpp_2m_sde, lms, ddpm)",
-                       p->sampler);
+    if (p->sampler && p->sampler[0] && !sampler_known(p->sampler)) {
+        char list[256];
+        sampler_list(list, sizeof list);
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "unknown sampler \"%.40s\" (one of: %s)",
+                       p->sampler, list);
+    }
     *field = "guidance_rescale";
     if (!isfinite(p->guidance_rescale) || p->guidance_rescale < 0 || p->guidance_rescale > 1)
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "guidance_rescale must be within [0, 1]");

@@ -40,8 +40,9 @@ void layer_norm_bind(norm_layer *l, weight_binder *wb, int64_t dim, float eps,
     group_norm_bind(l, wb, dim, 0, eps, prefix);
 }
 
-void linear_forward(cs_ctx *c, const linear_layer *l, float *y, const float *x, int64_t rows) {
-    op_linear(c, y, x, l->w, l->b, rows, l->in, l->out);
+void linear_forward(cs_ctx *c, const linear_layer *l, float *y, const float *x, int64_t batch,
+                    int64_t rows) {
+    op_linear(c, y, x, l->w, l->b, batch, rows, l->in, l->out);
 }
 
 static op_conv2d_shape conv_shape(const conv_layer *l, int64_t batch, int64_t h, int64_t w) {

@@ -45,8 +45,9 @@ void group_norm_bind(norm_layer *l, weight_binder *wb, int64_t channels, int64_t
 void layer_norm_bind(norm_layer *l, weight_binder *wb, int64_t dim, float eps,
                      const char *prefix);
 
-/* y(rows, out) = x(rows, in) W^T + b. */
-void linear_forward(cs_ctx *c, const linear_layer *l, float *y, const float *x, int64_t rows);
+/* y(B, rows, out) = x(B, rows, in) W^T + b, one sgemm per item (see op_linear). */
+void linear_forward(cs_ctx *c, const linear_layer *l, float *y, const float *x, int64_t batch,
+                    int64_t rows);
 /* y(B, out, Ho, Wo) = conv(x(B, in, H, W)); *ho / *wo receive the output size if non-NULL. */
 void conv_forward(cs_ctx *c, const conv_layer *l, float *y, const float *x, int64_t batch,
                   int64_t h, int64_t w, int64_t *ho, int64_t *wo);

@@ -126,6 +126,8 @@ cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t n) {
     if ((st = vae_load(SUBDIR("vae"), &m->vae, msg, n)) != CS_OK) goto fail;
     if ((st = sched_config_load(SUBDIR("scheduler/scheduler_config.json"), &m->scheduler, msg, n)) != CS_OK)
         goto fail;
+    /* StableDiffusionPipeline.__init__ rewrites outdated scheduler configs the same way. */
+    sched_config_apply_pipeline_fixups(m->scheduler);
 #undef SUBDIR
     if ((st = check_consistency(m, msg, n)) != CS_OK) goto fail;
     const unet_config *u = unet_get_config(m->unet);

@@ -24,9 +24,12 @@
 
 /* ---- matrix products ---- */
 
-/* y(rows, out) = x(rows, in) · w(out, in)ᵀ + b(out); b may be NULL. */
+/* y(B, rows, out) = x(B, rows, in) · w(out, in)ᵀ + b(out); b may be NULL.
+ * Each of the B items is its own sgemm: OpenBLAS's result for a row depends on the
+ * matrix height and the row's position in it, so items sharing one call would change
+ * each other's last bits, and a job's image would depend on its batch companions. */
 void op_linear(cs_ctx *c, float *y, const float *x, const float *w, const float *b,
-               int64_t rows, int64_t in, int64_t out);
+               int64_t batch, int64_t rows, int64_t in, int64_t out);
 
 typedef struct op_conv2d_shape {
     int64_t batch, in_ch, height, width; /* input (B, Cin, H, W) */

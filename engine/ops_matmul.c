@@ -40,20 +40,22 @@ static void fill_rows(float *y, const float *b, int64_t rows, int64_t cols) {
         memcpy(y + r * cols, b, (size_t)cols * sizeof(float));
 }
 
-void op_linear(cs_ctx *c, float *y, const float *x, const float *w, const float *b, int64_t rows,
-               int64_t in, int64_t out) {
-    if (c->measuring || rows == 0 || out == 0) return;
-    CS_ASSERT(rows > 0 && in >= 0 && out > 0);
+void op_linear(cs_ctx *c, float *y, const float *x, const float *w, const float *b,
+               int64_t batch, int64_t rows, int64_t in, int64_t out) {
+    if (c->measuring || batch == 0 || rows == 0 || out == 0) return;
+    CS_ASSERT(batch > 0 && rows > 0 && in >= 0 && out > 0);
     if (b)
-        fill_rows(y, b, rows, out);
+        fill_rows(y, b, batch * rows, out);
     else if (in == 0)
-        memset(y, 0, (size_t)rows * (size_t)out * sizeof(float));
+        memset(y, 0, (size_t)(batch * rows) * (size_t)out * sizeof(float));
     if (in == 0) return;
-    // y(rows, out) = x(rows, in) · w(out, in)ᵀ [+ y]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_dim(rows), blas_dim(out),
-                blas_dim(in), 1.0f, x, blas_dim(in), w, blas_dim(in), b ? 1.0f : 0.0f, y,
-                blas_dim(out));
-    c->flops += 2.0 * (double)rows * (double)in * (double)out;
+    for (int64_t i = 0; i < batch; i++) {
+        // y_i(rows, out) = x_i(rows, in) · w(out, in)ᵀ [+ y_i]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_dim(rows), blas_dim(out),
+                    blas_dim(in), 1.0f, x + i * rows * in, blas_dim(in), w, blas_dim(in),
+                    b ? 1.0f : 0.0f, y + i * rows * out, blas_dim(out));
+    }
+    c->flops += 2.0 * (double)(batch * rows) * (double)in * (double)out;
 }
 
 /* ---- conv2d ---- */

@@ -26,11 +26,11 @@ struct sched_state {
     float *alphas_cumprod;   /* [T] */
     float final_alpha_cumprod;
     float init_noise_sigma;
-    float eta;                     /* DDIM */
-    float *buf[SCHED_MAX_BUFS];    /* latent-sized history buffers, numel floats each */
+    float eta;                  /* DDIM */
+    float *buf[SCHED_MAX_BUFS]; /* latent-sized history buffers, numel floats each */
     int nbuf;
-    double *coef;                  /* sampler-specific per-step coefficients */
-    int counter;                   /* sampler-specific bookkeeping (PNDM, DPM, LMS) */
+    double *coef; /* sampler-specific per-step coefficients */
+    int counter;  /* sampler-specific bookkeeping (PNDM, DPM, LMS) */
     int count;
 };
 
@@ -46,8 +46,8 @@ typedef struct sampler_ops {
                  float *x0);
 } sampler_ops;
 
-extern const sampler_ops sampler_ddim_ops, sampler_pndm_ops, sampler_euler_ops,
-    sampler_euler_a_ops, sampler_dpmpp_ops, sampler_ddpm_ops, sampler_lms_ops;
+extern const sampler_ops sampler_ddim_ops, sampler_pndm_ops, sampler_euler_ops, sampler_euler_a_ops,
+    sampler_dpmpp_ops, sampler_ddpm_ops, sampler_lms_ops;
 
 /* The resolved parameters of a config (sched_config.c). */
 const sched_params *sched_config_params(const sched_config *c);

@@ -13,7 +13,9 @@ static cs_status ddim_setup(sched_state *s, char *msg, size_t n) {
     return sched_check_index_timesteps(s, msg, n);
 }
 
-static bool ddim_needs_noise(const sched_state *s, int i) { return s->eta > 0; }
+static bool ddim_needs_noise(const sched_state *s, int i) {
+    return s->eta > 0;
+}
 
 static void ddim_step(sched_state *s, int i, const float *mo, float *x, const float *noise,
                       float *x0_out) {

@@ -14,7 +14,9 @@ static cs_status ddpm_setup(sched_state *s, char *msg, size_t n) {
     return sched_check_index_timesteps(s, msg, n);
 }
 
-static bool ddpm_needs_noise(const sched_state *s, int i) { return s->timesteps[i] > 0; }
+static bool ddpm_needs_noise(const sched_state *s, int i) {
+    return s->timesteps[i] > 0;
+}
 
 static void ddpm_step(sched_state *s, int i, const float *mo, float *x, const float *noise,
                       float *x0_out) {

@@ -25,12 +25,14 @@ static int dpm_timesteps(const sched_params *p, int N, int64_t last, double *out
             out[i] = out[N - i];
             out[N - i] = t;
         }
-        for (int i = 0; i < N; i++) out[i] = np_round(out[i]);
+        for (int i = 0; i < N; i++)
+            out[i] = np_round(out[i]);
         return N;
     }
     if (p->timestep_spacing == SPACING_LEADING) {
         const int64_t ratio = last / (N + 1);
-        for (int i = 0; i < N; i++) out[i] = (double)((int64_t)(N - i) * ratio + p->steps_offset);
+        for (int i = 0; i < N; i++)
+            out[i] = (double)((int64_t)(N - i) * ratio + p->steps_offset);
         return N;
     }
     /* np.arange(last, 0, -T / N).round() - 1 */
@@ -38,7 +40,8 @@ static int dpm_timesteps(const sched_params *p, int N, int64_t last, double *out
     const int64_t L = np_arange_len((double)last, 0, -ratio);
     CS_ASSERT(L <= N + 1);
     np_arange((double)last, -ratio, L, out);
-    for (int64_t i = 0; i < L; i++) out[i] = np_round(out[i]) - 1;
+    for (int64_t i = 0; i < L; i++)
+        out[i] = np_round(out[i]) - 1;
     return (int)L;
 }
 
@@ -64,7 +67,8 @@ static cs_status dpm_setup(sched_state *s, char *msg, size_t n) {
         if (logf(sqrtf(ac[t])) - logf(sqrtf(1.0f - ac[t])) < lmin) clipped++;
     s->n = dpm_timesteps(&s->p, N, T - clipped, s->timesteps);
     schedule_sigma_table(ac, T, table);
-    for (int64_t t = 0; t < T; t++) log_sigmas[t] = logf(table[t]);
+    for (int64_t t = 0; t < T; t++)
+        log_sigmas[t] = logf(table[t]);
     if (s->p.use_karras_sigmas) {
         s->n = N;
         schedule_karras(table[0], table[T - 1], N, sig);
@@ -72,10 +76,12 @@ static cs_status dpm_setup(sched_state *s, char *msg, size_t n) {
             s->timesteps[i] = np_round(schedule_sigma_to_t(sig[i], log_sigmas, T));
         sig[N] = sig[N - 1];
     } else {
-        for (int i = 0; i < s->n; i++) sig[i] = np_interp_index(s->timesteps[i], table, T);
+        for (int i = 0; i < s->n; i++)
+            sig[i] = np_interp_index(s->timesteps[i], table, T);
         sig[s->n] = s->p.final_sigmas_type == FINAL_SIGMA_ZERO ? 0.0 : (double)table[0];
     }
-    for (int i = 0; i <= s->n; i++) s->sigmas[i] = (float)sig[i];
+    for (int i = 0; i <= s->n; i++)
+        s->sigmas[i] = (float)sig[i];
     free(table);
     free(sig);
     if ((st = sched_check_index_timesteps(s, msg, n)) != CS_OK) return st;
@@ -83,7 +89,8 @@ static cs_status dpm_setup(sched_state *s, char *msg, size_t n) {
         if (s->sigmas[i] == s->sigmas[i + 1])
             return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
                            "%d steps repeat timestep %g; DPM-Solver's multistep update would "
-                           "divide by zero (diffusers returns NaN)", N, s->timesteps[i]);
+                           "divide by zero (diffusers returns NaN)",
+                           N, s->timesteps[i]);
     return sched_alloc_bufs(s, s->p.solver_order, msg, n);
 }
 
@@ -92,7 +99,9 @@ static bool dpm_needs_noise(const sched_state *s, int i) {
 }
 
 /* _sigma_to_alpha_sigma_t and λ = log α - log σ, float32. */
-typedef struct { float alpha, sigma, lambda; } dpm_level;
+typedef struct {
+    float alpha, sigma, lambda;
+} dpm_level;
 static dpm_level level(float sigma) {
     dpm_level l;
     l.alpha = 1.0f / sqrtf(sigma * sigma + 1.0f);
@@ -106,9 +115,9 @@ static void dpm_step(sched_state *s, int i, const float *mo, float *x, const flo
     const int order = s->p.solver_order, n_steps = s->n;
     const bool sde = s->p.algorithm_type == DPM_ALGO_SDE_DPMSOLVER_PP;
     const bool heun = s->p.solver_type == DPM_SOLVER_HEUN;
-    const bool lower_final = i == n_steps - 1 &&
-                             (s->p.euler_at_final || (s->p.lower_order_final && n_steps < 15) ||
-                              s->p.final_sigmas_type == FINAL_SIGMA_ZERO);
+    const bool lower_final =
+        i == n_steps - 1 && (s->p.euler_at_final || (s->p.lower_order_final && n_steps < 15) ||
+                             s->p.final_sigmas_type == FINAL_SIGMA_ZERO);
     const bool lower_second = i == n_steps - 2 && s->p.lower_order_final && n_steps < 15;
     const int64_t numel = s->numel;
 
@@ -133,8 +142,8 @@ static void dpm_step(sched_state *s, int i, const float *mo, float *x, const flo
     const float h = t.lambda - s0.lambda;
     const float *m0 = s->buf[order - 1];
     const float ratio = t.sigma / s0.sigma;
-    const float em1 = expf(-h) - 1.0f;        /* exp(-h) - 1 */
-    const float e2 = 1 - expf(-2.0f * h);     /* 1 - exp(-2h) */
+    const float em1 = expf(-h) - 1.0f;    /* exp(-h) - 1 */
+    const float e2 = 1 - expf(-2.0f * h); /* 1 - exp(-2h) */
     const float noise_c = t.sigma * sqrtf(1.0f - expf(-2 * h));
     const int lower_nums = s->count;
     if (order == 1 || lower_nums < 1 || lower_final) {
@@ -156,8 +165,8 @@ static void dpm_step(sched_state *s, int i, const float *mo, float *x, const flo
             }
         } else {
             const float a = ratio * expf(-h), b = t.alpha * e2;
-            const float c = heun ? t.alpha * ((1.0f - expf(-2.0f * h)) / (-2.0f * h) + 1.0f)
-                                 : 0.5f * b;
+            const float c =
+                heun ? t.alpha * ((1.0f - expf(-2.0f * h)) / (-2.0f * h) + 1.0f) : 0.5f * b;
             for (int64_t k = 0; k < numel; k++) {
                 const float d1 = inv_r0 * (m0[k] - m1[k]);
                 x[k] = a * x[k] + b * m0[k] + c * d1 + noise_c * noise[k];

@@ -24,9 +24,11 @@ static cs_status euler_setup(sched_state *s, char *msg, size_t n) {
     }
     float *log_sigmas = table + T;
     schedule_sigma_table(s->alphas_cumprod, T, table);
-    for (int64_t t = 0; t < T; t++) log_sigmas[t] = logf(table[t]); /* np.log on float32 */
+    for (int64_t t = 0; t < T; t++)
+        log_sigmas[t] = logf(table[t]); /* np.log on float32 */
     sched_float_timesteps(&s->p, N, s->timesteps, N + 1, &s->n);
-    for (int i = 0; i < s->n; i++) sig[i] = np_interp_index(s->timesteps[i], table, T);
+    for (int i = 0; i < s->n; i++)
+        sig[i] = np_interp_index(s->timesteps[i], table, T);
     if (s->p.use_karras_sigmas) {
         const double smin = isnan(s->p.sigma_min) ? sig[s->n - 1] : s->p.sigma_min;
         const double smax = isnan(s->p.sigma_max) ? sig[0] : s->p.sigma_max;
@@ -35,11 +37,14 @@ static cs_status euler_setup(sched_state *s, char *msg, size_t n) {
         for (int i = 0; i < N; i++)
             s->timesteps[i] = (float)schedule_sigma_to_t(sig[i], log_sigmas, T);
     }
-    for (int i = 0; i < s->n; i++) s->sigmas[i] = (float)sig[i];
+    for (int i = 0; i < s->n; i++)
+        s->sigmas[i] = (float)sig[i];
     s->sigmas[s->n] = 0.0f;
-    const bool continuous = s->p.timestep_type == TSTYPE_CONTINUOUS && s->p.prediction_type == PRED_V;
+    const bool continuous =
+        s->p.timestep_type == TSTYPE_CONTINUOUS && s->p.prediction_type == PRED_V;
     if (continuous) /* EDM-style c_noise: torch.Tensor([0.25 * sigma.log() ...]) */
-        for (int i = 0; i < s->n; i++) s->timesteps[i] = 0.25f * logf(s->sigmas[i]);
+        for (int i = 0; i < s->n; i++)
+            s->timesteps[i] = 0.25f * logf(s->sigmas[i]);
     free(table);
     free(sig);
     s->init_noise_sigma = sched_sigma_init_noise(s);

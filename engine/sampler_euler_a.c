@@ -26,7 +26,9 @@ static cs_status euler_a_setup(sched_state *s, char *msg, size_t n) {
     return CS_OK;
 }
 
-static bool euler_a_needs_noise(const sched_state *s, int i) { return true; }
+static bool euler_a_needs_noise(const sched_state *s, int i) {
+    return true;
+}
 
 static void euler_a_step(sched_state *s, int i, const float *mo, float *x, const float *noise,
                          float *x0_out) {

@@ -48,17 +48,21 @@ static cs_status lms_setup(sched_state *s, char *msg, size_t n) {
     }
     float *log_sigmas = table + T;
     schedule_sigma_table(s->alphas_cumprod, T, table);
-    for (int64_t t = 0; t < T; t++) log_sigmas[t] = logf(table[t]);
+    for (int64_t t = 0; t < T; t++)
+        log_sigmas[t] = logf(table[t]);
     sched_float_timesteps(&s->p, N, s->timesteps, N + 1, &s->n);
-    for (int i = 0; i < s->n; i++) sig[i] = np_interp_index(s->timesteps[i], table, T);
+    for (int i = 0; i < s->n; i++)
+        sig[i] = np_interp_index(s->timesteps[i], table, T);
     if (s->p.use_karras_sigmas) {
         /* Karras between the interpolated ends; the timesteps stay float64 here. */
         const double smin = sig[s->n - 1], smax = sig[0];
         s->n = N;
         schedule_karras(smin, smax, N, sig);
-        for (int i = 0; i < N; i++) s->timesteps[i] = schedule_sigma_to_t(sig[i], log_sigmas, T);
+        for (int i = 0; i < N; i++)
+            s->timesteps[i] = schedule_sigma_to_t(sig[i], log_sigmas, T);
     }
-    for (int i = 0; i < s->n; i++) s->sigmas[i] = (float)sig[i];
+    for (int i = 0; i < s->n; i++)
+        s->sigmas[i] = (float)sig[i];
     s->sigmas[s->n] = 0.0f;
     free(table);
     free(sig);
@@ -104,7 +108,8 @@ static void lms_step(sched_state *s, int i, const float *mo, float *x, const flo
     }
     for (int64_t k = 0; k < s->numel; k++) {
         float acc = c[0] * d[0][k];
-        for (int j = 1; j < order; j++) acc = acc + c[j] * d[j][k];
+        for (int j = 1; j < order; j++)
+            acc = acc + c[j] * d[j][k];
         x[k] = x[k] + acc;
     }
 }

@@ -29,13 +29,15 @@ static cs_status pndm_setup(sched_state *s, char *msg, size_t n) {
         st = sched_alloc_steps(s, L >= 2 ? L + 1 : L, false, msg, n);
         if (st == CS_OK) {
             s->timesteps[0] = d[0];
-            for (int i = 1; i < L; i++) s->timesteps[i + 1] = d[i];
+            for (int i = 1; i < L; i++)
+                s->timesteps[i + 1] = d[i];
             if (L >= 2) s->timesteps[1] = d[1];
         }
     } else if (L < 4) {
         st = cs_errf(CS_ERR_UNSUPPORTED, msg, n,
                      "PNDM with Runge-Kutta steps (skip_prk_steps false) needs at least 4 "
-                     "steps, not %d", N);
+                     "steps, not %d",
+                     N);
     } else {
         /* prk = (repeat(_t[-4:], 2) + tile([0, T//N//2], 4))[:-1].repeat(2)[1:-1][::-1],
          * then plms = _t[:-3][::-1]. With a < b < c < dd the last four: dd, c+h, c+h, c,
@@ -46,7 +48,8 @@ static cs_status pndm_setup(sched_state *s, char *msg, size_t n) {
             const double dd = d[0], c = d[1], b = d[2], a = d[3];
             const double prk[12] = {dd, c + h, c + h, c, c, b + h, b + h, b, b, a + h, a + h, a};
             memcpy(s->timesteps, prk, sizeof prk);
-            for (int i = 3; i < L; i++) s->timesteps[12 + i - 3] = d[i];
+            for (int i = 3; i < L; i++)
+                s->timesteps[12 + i - 3] = d[i];
         }
     }
     free(d);
@@ -95,13 +98,16 @@ static void step_prk(sched_state *s, int i, const float *mo, float *x, float *x0
     const float *use = mo;
     const int64_t numel = s->numel;
     if (c % 4 == 0) {
-        for (int64_t k = 0; k < numel; k++) cur[k] = (float)(1.0 / 6) * mo[k];
+        for (int64_t k = 0; k < numel; k++)
+            cur[k] = (float)(1.0 / 6) * mo[k];
         push_ets(s, mo);
         memcpy(cur_sample, x, (size_t)numel * sizeof *x);
     } else if (c % 4 != 3) {
-        for (int64_t k = 0; k < numel; k++) cur[k] = cur[k] + (float)(1.0 / 3) * mo[k];
+        for (int64_t k = 0; k < numel; k++)
+            cur[k] = cur[k] + (float)(1.0 / 3) * mo[k];
     } else {
-        for (int64_t k = 0; k < numel; k++) cur[k] = cur[k] + (float)(1.0 / 6) * mo[k];
+        for (int64_t k = 0; k < numel; k++)
+            cur[k] = cur[k] + (float)(1.0 / 6) * mo[k];
         use = cur;
     }
     prev_sample(s, t, prev_t, cur_sample, use, x, x0);
@@ -126,16 +132,19 @@ static void step_plms(sched_state *s, int i, const float *mo, float *x, float *x
         memcpy(s->buf[CUR_SAMPLE], x, (size_t)numel * sizeof *x);
         memcpy(comb, mo, (size_t)numel * sizeof *mo);
     } else if (m == 1 && c == 1) {
-        for (int64_t k = 0; k < numel; k++) comb[k] = (mo[k] + e[0][k]) / 2;
+        for (int64_t k = 0; k < numel; k++)
+            comb[k] = (mo[k] + e[0][k]) / 2;
         sample = s->buf[CUR_SAMPLE];
     } else if (m == 2) {
-        for (int64_t k = 0; k < numel; k++) comb[k] = (3 * e[1][k] - e[0][k]) / 2;
+        for (int64_t k = 0; k < numel; k++)
+            comb[k] = (3 * e[1][k] - e[0][k]) / 2;
     } else if (m == 3) {
         for (int64_t k = 0; k < numel; k++)
             comb[k] = (23 * e[2][k] - 16 * e[1][k] + 5 * e[0][k]) / 12;
     } else {
         for (int64_t k = 0; k < numel; k++)
-            comb[k] = (float)(1.0 / 24) * (55 * e[3][k] - 59 * e[2][k] + 37 * e[1][k] - 9 * e[0][k]);
+            comb[k] =
+                (float)(1.0 / 24) * (55 * e[3][k] - 59 * e[2][k] + 37 * e[1][k] - 9 * e[0][k]);
     }
     prev_sample(s, t, prev_t, sample, comb, x, x0);
 }

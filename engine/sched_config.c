@@ -20,11 +20,37 @@
 #include "sampler.h"
 
 enum {
-    F_NUM_TRAIN, F_BETA_START, F_BETA_END, F_BETA_SCHEDULE, F_TRAINED_BETAS, F_PREDICTION,
-    F_SPACING, F_STEPS_OFFSET, F_ZERO_SNR, F_CLIP, F_CLIP_RANGE, F_ALPHA_ONE, F_SKIP_PRK,
-    F_VARIANCE, F_KARRAS, F_SIGMA_MIN, F_SIGMA_MAX, F_INTERP, F_TSTYPE, F_ORDER, F_ALGO,
-    F_SOLVER, F_LOWER_FINAL, F_EULER_FINAL, F_LU, F_FINAL_SIGMAS, F_LAMBDA_MIN, F_THRESHOLD,
-    F_THRESHOLD_RATIO, F_SAMPLE_MAX, F_COUNT
+    F_NUM_TRAIN,
+    F_BETA_START,
+    F_BETA_END,
+    F_BETA_SCHEDULE,
+    F_TRAINED_BETAS,
+    F_PREDICTION,
+    F_SPACING,
+    F_STEPS_OFFSET,
+    F_ZERO_SNR,
+    F_CLIP,
+    F_CLIP_RANGE,
+    F_ALPHA_ONE,
+    F_SKIP_PRK,
+    F_VARIANCE,
+    F_KARRAS,
+    F_SIGMA_MIN,
+    F_SIGMA_MAX,
+    F_INTERP,
+    F_TSTYPE,
+    F_ORDER,
+    F_ALGO,
+    F_SOLVER,
+    F_LOWER_FINAL,
+    F_EULER_FINAL,
+    F_LU,
+    F_FINAL_SIGMAS,
+    F_LAMBDA_MIN,
+    F_THRESHOLD,
+    F_THRESHOLD_RATIO,
+    F_SAMPLE_MAX,
+    F_COUNT
 };
 
 #define K(k) (1u << (k))
@@ -85,8 +111,8 @@ static const struct {
     {"LMSDiscreteScheduler", "lms", SCHED_LMS},
 };
 
-static const char *const k_sampler_names[] = {"ddim", "pndm", "euler", "euler_a", "dpmpp_2m",
-                                              "dpmpp_2m_sde", "lms", "ddpm", NULL};
+static const char *const k_sampler_names[] = {
+    "ddim", "pndm", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_sde", "lms", "ddpm", NULL};
 
 typedef struct raw_field {
     bool set; /* present and not null */
@@ -103,7 +129,9 @@ struct sched_config {
     int64_t n_trained_betas;
 };
 
-const char *const *sched_sampler_names(void) { return k_sampler_names; }
+const char *const *sched_sampler_names(void) {
+    return k_sampler_names;
+}
 
 const char *sched_config_sampler_name(const sched_config *c) {
     if (c->p.kind == SCHED_DPMPP && c->p.algorithm_type == DPM_ALGO_SDE_DPMSOLVER_PP)
@@ -146,19 +174,20 @@ static int enum_field(resolver *rs, int f, const char *def, const char *const *c
         size_t at = 0;
         for (int i = 0; choices[i] && at < sizeof list; i++)
             at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", choices[i]);
-        rs->st = cs_errf(CS_ERR_UNSUPPORTED, rs->msg, rs->n,
-                         "%s: field '%s' = \"%s\" is not supported by %s (supported: %s)",
-                         rs->src->path, k_fields[f].name, v ? v : "null",
-                         k_classes[rs->kind].class_name, list);
+        rs->st =
+            cs_errf(CS_ERR_UNSUPPORTED, rs->msg, rs->n,
+                    "%s: field '%s' = \"%s\" is not supported by %s (supported: %s)", rs->src->path,
+                    k_fields[f].name, v ? v : "null", k_classes[rs->kind].class_name, list);
     }
     return 0;
 }
 
 static void unsupported(resolver *rs, int f, const char *value, const char *why) {
     if (rs->st != CS_OK) return;
-    rs->st = cs_errf(CS_ERR_UNSUPPORTED, rs->msg, rs->n, "%s: field '%s' = %s is not supported by %s%s%s",
-                     rs->src->path, k_fields[f].name, value, k_classes[rs->kind].class_name,
-                     why ? ": " : "", why ? why : "");
+    rs->st =
+        cs_errf(CS_ERR_UNSUPPORTED, rs->msg, rs->n,
+                "%s: field '%s' = %s is not supported by %s%s%s", rs->src->path, k_fields[f].name,
+                value, k_classes[rs->kind].class_name, why ? ": " : "", why ? why : "");
 }
 
 static void resolve_dpm(resolver *rs, sched_params *p) {
@@ -173,8 +202,8 @@ static void resolve_dpm(resolver *rs, sched_params *p) {
         unsupported(rs, F_ORDER, v, "orders 1 to 3 are implemented");
     }
     p->algorithm_type = (sched_dpm_algorithm)enum_field(rs, F_ALGO, "dpmsolver++", algos);
-    p->solver_type = enum_field(rs, F_SOLVER, "midpoint", solvers) == 1 ? DPM_SOLVER_HEUN
-                                                                        : DPM_SOLVER_MIDPOINT;
+    p->solver_type =
+        enum_field(rs, F_SOLVER, "midpoint", solvers) == 1 ? DPM_SOLVER_HEUN : DPM_SOLVER_MIDPOINT;
     p->lower_order_final = bool_field(rs, F_LOWER_FINAL, true);
     p->euler_at_final = bool_field(rs, F_EULER_FINAL, false);
     p->final_sigmas_type = (sched_final_sigma)enum_field(rs, F_FINAL_SIGMAS, "zero", finals);
@@ -210,8 +239,7 @@ static void resolve(resolver *rs, sched_params *p) {
     }
     int pred = enum_field(rs, F_PREDICTION, "epsilon", preds);
     p->prediction_type = pred == 0 ? PRED_EPSILON : pred == 1 ? PRED_V : PRED_SAMPLE;
-    if ((pred == 3 && k != SCHED_EULER) ||
-        (pred >= 2 && (k == SCHED_PNDM || k == SCHED_EULER_A)))
+    if ((pred == 3 && k != SCHED_EULER) || (pred >= 2 && (k == SCHED_PNDM || k == SCHED_EULER_A)))
         unsupported(rs, F_PREDICTION, src->raw[F_PREDICTION].str, NULL);
     const bool index_spaced = k == SCHED_DDIM || k == SCHED_PNDM || k == SCHED_DDPM;
     p->timestep_spacing =
@@ -274,9 +302,15 @@ static void read_field(cfg_reader *r, sched_config *c, int f) {
     if (!cfg_has(r, key)) return; /* absent or null: the class default */
     v->set = true;
     switch (k_fields[f].type) {
-    case 'i': v->num = (double)cfg_int(r, key, 0, f == F_NUM_TRAIN ? 2 : 0, 100000); break;
-    case 'f': v->num = cfg_float(r, key, 0, -1e9, 1e9); break;
-    case 'b': v->flag = cfg_bool(r, key, false); break;
+    case 'i':
+        v->num = (double)cfg_int(r, key, 0, f == F_NUM_TRAIN ? 2 : 0, 100000);
+        break;
+    case 'f':
+        v->num = cfg_float(r, key, 0, -1e9, 1e9);
+        break;
+    case 'b':
+        v->flag = cfg_bool(r, key, false);
+        break;
     case 'm': {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(r->root, key);
         if (cJSON_IsNumber(j) && isinf(j->valuedouble) && j->valuedouble < 0) {
@@ -295,7 +329,8 @@ static void read_field(cfg_reader *r, sched_config *c, int f) {
             strcpy(v->str, s);
         break;
     }
-    default: break; /* 'L': read_trained_betas */
+    default:
+        break; /* 'L': read_trained_betas */
     }
 }
 
@@ -308,6 +343,9 @@ static cs_status finish_config(sched_config *c, sched_kind kind, char *msg, size
         return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
                        "%s: beta_start %g and beta_end %g must satisfy 0 <= start <= end <= 1",
                        c->path, p->beta_start, p->beta_end);
+    if (p->clip_sample && !(p->clip_sample_range > 0))
+        return cs_errf(CS_ERR_UNSUPPORTED, msg, n, "%s: clip_sample_range %g must be positive",
+                       c->path, p->clip_sample_range);
     if (p->steps_offset >= p->num_train_timesteps)
         return cs_errf(CS_ERR_UNSUPPORTED, msg, n, "%s: steps_offset %lld >= num_train_timesteps",
                        c->path, (long long)p->steps_offset);
@@ -336,13 +374,15 @@ cs_status sched_config_load(const char *path, sched_config **out, char *msg, siz
                      path, cls ? "\"" : "", cls ? cls : "(missing)", cls ? "\"" : "");
         goto fail_reader;
     }
-    for (int f = 0; f < F_COUNT; f++) read_field(&r, c, f);
+    for (int f = 0; f < F_COUNT; f++)
+        read_field(&r, c, f);
     if (c->raw[F_TRAINED_BETAS].set) {
         st = read_trained_betas(&r, c, msg, n);
         if (st != CS_OK) goto fail_reader;
     }
     /* Null fields are defaults; mark every known name consumed. */
-    for (int f = 0; f < F_COUNT; f++) cfg_ignore(&r, (const char *const[]){k_fields[f].name, NULL});
+    for (int f = 0; f < F_COUNT; f++)
+        cfg_ignore(&r, (const char *const[]){k_fields[f].name, NULL});
     st = cfg_finish(&r);
     if (st != CS_OK) goto fail_reader;
     cfg_close(&r);
@@ -357,6 +397,16 @@ fail:
     return st;
 }
 
+void sched_config_apply_pipeline_fixups(sched_config *c) {
+    c->raw[F_STEPS_OFFSET] = (raw_field){.set = true, .num = 1};
+    const bool has_clip = c->raw[F_CLIP].set || (k_fields[F_CLIP].classes & K(c->p.kind));
+    if (has_clip) c->raw[F_CLIP] = (raw_field){.set = true, .flag = false};
+    char msg[256];
+    /* Only values the engine implements change, so resolving again cannot fail. */
+    cs_status st = finish_config(c, c->p.kind, msg, sizeof msg);
+    CS_ASSERT(st == CS_OK);
+}
+
 cs_status sched_config_with_sampler(const sched_config *base, const char *name, bool karras,
                                     sched_config **out, char *msg, size_t n) {
     *out = NULL;
@@ -369,7 +419,8 @@ cs_status sched_config_with_sampler(const sched_config *base, const char *name, 
         if (found < 0)
             return cs_errf(CS_ERR_INVALID_ARG, msg, n,
                            "unknown sampler \"%.40s\" (ddim, pndm, euler, euler_a, dpmpp_2m, "
-                           "dpmpp_2m_sde, lms, ddpm)", name);
+                           "dpmpp_2m_sde, lms, ddpm)",
+                           name);
         if (strcmp(name, "dpmpp_2m_sde") == 0) {
             kind = SCHED_DPMPP;
             algo = 1;
@@ -382,7 +433,8 @@ cs_status sched_config_with_sampler(const sched_config *base, const char *name, 
     if (karras && !(k_fields[F_KARRAS].classes & K(kind)))
         return cs_errf(CS_ERR_INVALID_ARG, msg, n,
                        "sampler \"%s\" has no Karras sigmas (euler, lms, dpmpp_2m and "
-                       "dpmpp_2m_sde have)", name && name[0] ? name : k_classes[kind].sampler);
+                       "dpmpp_2m_sde have)",
+                       name && name[0] ? name : k_classes[kind].sampler);
     sched_config *c = cs_calloc(1, sizeof *c);
     if (!c || !(c->path = strdup(base->path))) goto fail_nomem;
     memcpy(c->raw, base->raw, sizeof c->raw);
@@ -410,4 +462,6 @@ fail_nomem:
     return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
 }
 
-const sched_params *sched_config_params(const sched_config *c) { return &c->p; }
+const sched_params *sched_config_params(const sched_config *c) {
+    return &c->p;
+}

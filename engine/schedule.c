@@ -26,11 +26,13 @@ static void torch_linspace_f32(float start, float end, int64_t steps, float *out
         for (int64_t v = i; v < i + 2 * VEC; v += VEC) {
             const float base = v < halfway ? fmaf(step, (float)v, start)
                                            : fmaf(-step, (float)(steps - v - 1), end);
-            for (int k = 0; k < VEC; k++) out[v + k] = fmaf((float)k, step, base);
+            for (int k = 0; k < VEC; k++)
+                out[v + k] = fmaf((float)k, step, base);
         }
     }
     for (; i < steps; i++)
-        out[i] = i < halfway ? fmaf(step, (float)i, start) : fmaf(-step, (float)(steps - i - 1), end);
+        out[i] =
+            i < halfway ? fmaf(step, (float)i, start) : fmaf(-step, (float)(steps - i - 1), end);
 }
 
 /* diffusers betas_for_alpha_bar(T, max_beta=0.999, "cosine") in float64, then float32. */
@@ -57,7 +59,8 @@ static void rescale_zero_terminal_snr(float *betas, float *tmp, int64_t T) {
         tmp[i] = v * v; /* alphas_bar */
     }
     /* alphas = [ᾱ_0, ᾱ_1/ᾱ_0, ...]; betas = 1 - alphas. Backwards so tmp stays intact. */
-    for (int64_t i = T - 1; i >= 1; i--) betas[i] = 1.0f - tmp[i] / tmp[i - 1];
+    for (int64_t i = T - 1; i >= 1; i--)
+        betas[i] = 1.0f - tmp[i] / tmp[i - 1];
     betas[0] = 1.0f - tmp[0];
 }
 
@@ -66,13 +69,15 @@ cs_status schedule_alphas_cumprod(const sched_params *p, float *out, char *msg, 
     float *betas = cs_malloc((size_t)T * sizeof *betas);
     if (!betas) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory for %lld betas", (long long)T);
     if (p->trained_betas) {
-        for (int64_t i = 0; i < T; i++) betas[i] = p->trained_betas[i];
+        for (int64_t i = 0; i < T; i++)
+            betas[i] = p->trained_betas[i];
     } else if (p->beta_schedule == BETA_LINEAR) {
         torch_linspace_f32((float)p->beta_start, (float)p->beta_end, T, betas);
     } else if (p->beta_schedule == BETA_SCALED_LINEAR) {
         /* torch.linspace(beta_start**0.5, beta_end**0.5, T) ** 2 */
         torch_linspace_f32((float)sqrt(p->beta_start), (float)sqrt(p->beta_end), T, betas);
-        for (int64_t i = 0; i < T; i++) betas[i] = betas[i] * betas[i];
+        for (int64_t i = 0; i < T; i++)
+            betas[i] = betas[i] * betas[i];
     } else {
         betas_squaredcos(T, betas);
     }
@@ -126,7 +131,8 @@ void np_arange(double start, double step, int64_t len, double *out) {
     if (len == 1) return;
     out[1] = start + step;
     const double delta = out[1] - out[0];
-    for (int64_t i = 2; i < len; i++) out[i] = start + (double)i * delta;
+    for (int64_t i = 2; i < len; i++)
+        out[i] = start + (double)i * delta;
 }
 
 double np_round(double x) {

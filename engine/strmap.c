@@ -3,21 +3,20 @@
 
 #include <string.h>
 
-#define EMPTY UINT32_MAX
-
 /* FNV-1a, finished with a multiply-xorshift so that short keys spread over the table. */
 static uint64_t hash_bytes(const unsigned char *p, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
-    return h ^ (h >> 32);
+    h ^= h >> 32;
+    return h ? h : 1; /* 0 marks empty slots */
 }
 
 static cs_status alloc_slots(strmap *m, size_t cap) {
-    strmap_slot *s = cs_calloc(cap, sizeof *s);
+    strmap_slot *s = cs_calloc(cap, sizeof *s); /* all empty */
     if (!s) return CS_ERR_NOMEM;
-    for (size_t i = 0; i < cap; i++) s[i].key_len = EMPTY;
     m->slots = s;
     m->cap = cap;
     return CS_OK;
@@ -45,7 +44,7 @@ static size_t find_slot(const strmap_slot *slots, size_t cap, const char *pool, 
     size_t i = (size_t)h & (cap - 1);
     for (;;) {
         const strmap_slot *s = &slots[i];
-        if (s->key_len == EMPTY) {
+        if (!strmap_slot_used(s)) {
             *found = false;
             return i;
         }
@@ -67,9 +66,10 @@ static cs_status grow(strmap *m) {
         return st;
     }
     for (size_t i = 0; i < old.cap; i++) {
-        if (old.slots[i].key_len == EMPTY) continue;
+        if (!strmap_slot_used(&old.slots[i])) continue;
         size_t j = (size_t)old.slots[i].hash & (m->cap - 1);
-        while (m->slots[j].key_len != EMPTY) j = (j + 1) & (m->cap - 1);
+        while (strmap_slot_used(&m->slots[j]))
+            j = (j + 1) & (m->cap - 1);
         m->slots[j] = old.slots[i];
     }
     free(old.slots);
@@ -93,7 +93,7 @@ cs_status strmap_insert(strmap *m, const void *key, size_t len, int64_t value, b
         i = find_slot(m->slots, m->cap, m->pool, h, key, len, &found);
     }
     size_t need;
-    if (!cs_add_size(m->pool_len, len, &need)) return CS_ERR_NOMEM;
+    if (!cs_add_size(m->pool_len, len, &need) || need > UINT32_MAX) return CS_ERR_INVALID_ARG;
     if (need > m->pool_cap) {
         size_t cap = m->pool_cap ? m->pool_cap : 4096;
         while (cap < need) {
@@ -106,7 +106,7 @@ cs_status strmap_insert(strmap *m, const void *key, size_t len, int64_t value, b
         m->pool_cap = cap;
     }
     if (len) memcpy(m->pool + m->pool_len, key, len);
-    m->slots[i] = (strmap_slot){h, m->pool_len, (uint32_t)len, value};
+    m->slots[i] = (strmap_slot){h, (uint32_t)m->pool_len, (uint32_t)len, value};
     m->pool_len = need;
     m->count++;
     *inserted = true;

@@ -9,14 +9,19 @@
 #include "common.h"
 
 typedef struct strmap_slot {
-    uint64_t hash;
-    size_t key_off; /* into pool */
+    uint64_t hash;    /* never 0 for a used slot: 0 marks an empty one */
+    uint32_t key_off; /* into pool */
     uint32_t key_len;
     int64_t value;
 } strmap_slot;
 
+/* Whether a slot holds a key (for iterating over slots[0, cap)). */
+static inline bool strmap_slot_used(const strmap_slot *s) {
+    return s->hash != 0;
+}
+
 typedef struct strmap {
-    strmap_slot *slots; /* cap entries; key_len == UINT32_MAX marks an empty slot */
+    strmap_slot *slots; /* cap entries (a power of two), zeroed = empty */
     size_t cap, count;
     char *pool;
     size_t pool_len, pool_cap;
@@ -27,8 +32,8 @@ cs_status strmap_init(strmap *m, size_t expected);
 void strmap_deinit(strmap *m);
 
 /* Adds key -> value. When the key is already present nothing changes, *inserted is false
- * and *existing (if non-NULL) receives its value. Keys longer than 1 GiB are refused
- * with CS_ERR_INVALID_ARG. */
+ * and *existing (if non-NULL) receives its value. Keys longer than 1 GiB, or beyond 4 GiB
+ * of keys in all, are refused with CS_ERR_INVALID_ARG. */
 cs_status strmap_insert(strmap *m, const void *key, size_t len, int64_t value, bool *inserted,
                         int64_t *existing);
 

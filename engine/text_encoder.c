@@ -231,9 +231,9 @@ static void layer_forward(cs_ctx *c, const te_config *cfg, const te_layer *l, fl
     float *q = ctx_alloc(c, rows * d); // (B, L, heads·head_dim)
     float *k = ctx_alloc(c, rows * d);
     float *v = ctx_alloc(c, rows * d);
-    linear_forward(c, &l->q_proj, q, x, rows);
-    linear_forward(c, &l->k_proj, k, x, rows);
-    linear_forward(c, &l->v_proj, v, x, rows);
+    linear_forward(c, &l->q_proj, q, x, batch, len);
+    linear_forward(c, &l->k_proj, k, x, batch, len);
+    linear_forward(c, &l->v_proj, v, x, batch, len);
     float *a = ctx_alloc(c, rows * d); // (B, L, D)
     op_attn_shape s = {.batch = batch,
                        .heads = cfg->num_heads,
@@ -246,18 +246,18 @@ static void layer_forward(cs_ctx *c, const te_config *cfg, const te_layer *l, fl
                        .scale = (float)pow((double)head_dim, -0.5),
                        .causal = true};
     op_attention(c, a, q, k, v, &s);
-    linear_forward(c, &l->out_proj, x, a, rows); // (B, L, D)
+    linear_forward(c, &l->out_proj, x, a, batch, len); // (B, L, D)
     op_add(c, h, h, x, rows * d);
     ctx_release(c, mark_x);
 
     layer_norm_forward(c, &l->layer_norm2, x, h, rows);
     float *f = ctx_alloc(c, rows * inner); // (B, L, I)
-    linear_forward(c, &l->fc1, f, x, rows);
+    linear_forward(c, &l->fc1, f, x, batch, len);
     if (cfg->act == TE_ACT_GELU)
         op_gelu(c, f, f, rows * inner);
     else
         op_quick_gelu(c, f, f, rows * inner);
-    linear_forward(c, &l->fc2, x, f, rows); // (B, L, D)
+    linear_forward(c, &l->fc2, x, f, batch, len); // (B, L, D)
     op_add(c, h, h, x, rows * d);
     ctx_release(c, mark);
 }

@@ -23,12 +23,12 @@ typedef struct bpe_pair {
 
 /* Per-call scratch, grown on demand and freed at the end of the call. */
 typedef struct scratch {
-    uint32_t *clean, *nfc, *lower; /* the normalisation stages of one text piece */
+    uint32_t *clean, *nfc, *lower;        /* the normalisation stages of one text piece */
     size_t clean_cap, nfc_cap, lower_cap; /* in code points */
-    unsigned char *bytes;          /* one regex piece as UTF-8 */
+    unsigned char *bytes;                 /* one regex piece as UTF-8 */
     size_t bytes_cap;
     int32_t *sym, *prev, *next, *touched; /* BPE nodes, one per byte of the piece */
-    bpe_pair *heap;                       /* 3 entries per node (see bpe_merge) */
+    bpe_pair *heap; /* 3 per node: n - 1 initial pairs, at most 2 more per merge */
     size_t node_cap;
 } scratch;
 
@@ -44,17 +44,21 @@ static void scratch_free(scratch *s) {
     free(s->heap);
 }
 
-/* realloc to count * size bytes (overflow-checked); *p is unchanged on failure. */
-static bool grow(void **p, size_t count, size_t size) {
+/* Reallocates the array whose pointer is at `slot` to count elements of `size` bytes
+ * (overflow-checked); the array is unchanged on failure. The pointer is moved with memcpy
+ * so that any element type works without aliasing a T * as a void *. */
+static bool grow(void *slot, size_t count, size_t size) {
     size_t bytes;
+    void *p;
     if (!cs_mul_size(count, size, &bytes)) return false;
-    void *q = realloc(*p, bytes ? bytes : 1);
+    memcpy(&p, slot, sizeof p);
+    void *q = realloc(p, bytes ? bytes : 1);
     if (!q) return false;
-    *p = q;
+    memcpy(slot, &q, sizeof q);
     return true;
 }
 
-#define GROW(ptr, count) grow((void **)&(ptr), (count), sizeof *(ptr))
+#define GROW(ptr, count) grow(&(ptr), (count), sizeof *(ptr))
 
 static cs_status push_id(idvec *v, int64_t id) {
     if (v->n == v->cap) {
@@ -115,7 +119,8 @@ static void bpe_merge(const cs_tokenizer *t, scratch *s, int32_t n) {
         s->prev[i] = i - 1;
         s->next[i] = i + 1 < n ? i + 1 : -1;
     }
-    for (int32_t i = 0; i + 1 < n; i++) consider(t, s, &nh, i);
+    for (int32_t i = 0; i + 1 < n; i++)
+        consider(t, s, &nh, i);
     while (nh > 0) {
         int32_t rank = s->heap[0].rank;
         size_t nt = 0;
@@ -139,7 +144,8 @@ static void bpe_merge(const cs_tokenizer *t, scratch *s, int32_t n) {
 static cs_status emit(const cs_tokenizer *t, int64_t id, idvec *out, char *msg, size_t n) {
     if (id < 0) id = t->unk_id;
     if (id < 0)
-        return cs_errf(CS_ERR_UNSUPPORTED, msg, n, "the text has a token that is not in the "
+        return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
+                       "the text has a token that is not in the "
                        "vocabulary, and unk_token is not in vocab.json either");
     return push_id(out, id) == CS_OK ? CS_OK : cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
 }
@@ -152,7 +158,8 @@ static cs_status encode_piece(const cs_tokenizer *t, scratch *s, const uint32_t 
         if (!GROW(s->bytes, 4 * ncp)) goto nomem;
         s->bytes_cap = 4 * ncp;
     }
-    for (size_t i = 0; i < ncp; i++) nb += uni_encode_utf8(cp[i], s->bytes + nb);
+    for (size_t i = 0; i < ncp; i++)
+        nb += uni_encode_utf8(cp[i], s->bytes + nb);
     if (nb == 15 && memcmp(s->bytes, "<|startoftext|>", 15) == 0)
         return emit(t, t->sot_literal_id, out, msg, n); /* bpe()'s cache entries */
     if (nb == 13 && memcmp(s->bytes, "<|endoftext|>", 13) == 0)
@@ -200,13 +207,14 @@ static bool literal_at(const uint32_t *w, size_t m, size_t i, const char *lit) {
  *   <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
  * at w[i] (alternatives tried in order, as the regex engine does); 0 when none matches. */
 static size_t match_at(const uint32_t *w, size_t m, size_t i) {
-    static const char *const k_literals[] = {"<|startoftext|>", "<|endoftext|>", "'s", "'t",
-                                             "'re", "'ve", "'m", "'ll", "'d"};
+    static const char *const k_literals[] = {
+        "<|startoftext|>", "<|endoftext|>", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
     for (size_t k = 0; k < sizeof k_literals / sizeof k_literals[0]; k++)
         if (literal_at(w, m, i, k_literals[k])) return strlen(k_literals[k]);
     size_t j = i;
     if (uni_is_letter(w[i])) {
-        while (j < m && uni_is_letter(w[j])) j++;
+        while (j < m && uni_is_letter(w[j]))
+            j++;
         return j - i;
     }
     if (uni_is_number(w[i])) return 1;
@@ -250,9 +258,11 @@ static cs_status encode_text(const cs_tokenizer *t, scratch *s, const uint32_t *
     /* whitespace_tokenize (str.split()), each word lowercased; CLIP's regex cannot match
      * across the single spaces the words are then joined with, so it runs per word. */
     for (size_t i = 0; i < n2;) {
-        while (i < n2 && uni_is_space(s->nfc[i])) i++;
+        while (i < n2 && uni_is_space(s->nfc[i]))
+            i++;
         size_t j = i;
-        while (j < n2 && !uni_is_space(s->nfc[j])) j++;
+        while (j < n2 && !uni_is_space(s->nfc[j]))
+            j++;
         if (UNI_LOWER_MAX_EXPANSION * (j - i) > s->lower_cap) {
             if (!GROW(s->lower, UNI_LOWER_MAX_EXPANSION * (j - i))) goto nomem;
             s->lower_cap = UNI_LOWER_MAX_EXPANSION * (j - i);
@@ -278,7 +288,7 @@ nomem:
 /* ---- added tokens and the public calls ------------------------------------------- */
 
 typedef struct chunk {
-    size_t b, e;  /* code point range */
+    size_t b, e;   /* code point range */
     int64_t added; /* index into t->added, or -1 for text */
 } chunk;
 
@@ -336,13 +346,15 @@ static cs_status encode_body(const cs_tokenizer *t, const uint32_t *cps, size_t 
         if (a->rstrip && i + 1 < nch && ch[i + 1].e > ch[i + 1].b) {
             chunk *r = &ch[i + 1];
             size_t b0 = r->b;
-            while (r->b < r->e && uni_is_space(cps[r->b])) r->b++;
+            while (r->b < r->e && uni_is_space(cps[r->b]))
+                r->b++;
             if (r->b != b0) r->added = -1; /* a changed token is no longer that token */
         }
         if (a->lstrip && i > 0 && ch[i - 1].e > ch[i - 1].b) {
             chunk *l = &ch[i - 1];
             size_t e0 = l->e;
-            while (l->e > l->b && uni_is_space(cps[l->e - 1])) l->e--;
+            while (l->e > l->b && uni_is_space(cps[l->e - 1]))
+                l->e--;
             if (l->e != e0) l->added = -1;
         }
     }
@@ -363,8 +375,10 @@ static cs_status encode_body(const cs_tokenizer *t, const uint32_t *cps, size_t 
 static cs_status encode_all(const cs_tokenizer *t, const char *text, size_t len, idvec *out,
                             char *msg, size_t msg_size) {
     if (len > TOKENIZER_MAX_TEXT_BYTES)
-        return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size, "text of %zu bytes exceeds the "
-                       "tokenizer's limit of %d bytes", len, TOKENIZER_MAX_TEXT_BYTES);
+        return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size,
+                       "text of %zu bytes exceeds the "
+                       "tokenizer's limit of %d bytes",
+                       len, TOKENIZER_MAX_TEXT_BYTES);
     uint32_t *cps = cs_malloc(len * sizeof *cps);
     if (!cps) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "out of memory");
     size_t n = 0;
@@ -376,8 +390,8 @@ static cs_status encode_all(const cs_tokenizer *t, const char *text, size_t len,
     return st;
 }
 
-cs_status tokenizer_encode_full(const cs_tokenizer *t, const char *text, size_t len,
-                                int64_t **ids, int64_t *count, char *msg, size_t msg_size) {
+cs_status tokenizer_encode_full(const cs_tokenizer *t, const char *text, size_t len, int64_t **ids,
+                                int64_t *count, char *msg, size_t msg_size) {
     idvec v = {0};
     *ids = NULL;
     *count = 0;
@@ -402,15 +416,26 @@ cs_status tokenizer_encode(const cs_tokenizer *t, const char *text, size_t len, 
         size_t keep = v.n <= (size_t)max_len ? v.n : (size_t)max_len;
         memcpy(ids, v.v, keep * sizeof *ids);
         if (keep < v.n) ids[keep - 1] = t->eos_id;
-        for (size_t i = keep; i < (size_t)max_len; i++) ids[i] = t->pad_id;
+        for (size_t i = keep; i < (size_t)max_len; i++)
+            ids[i] = t->pad_id;
         *n_unpadded = (int)keep;
     }
     free(v.v);
     return st;
 }
 
-int tokenizer_max_length(const cs_tokenizer *t) { return t->max_length; }
-int64_t tokenizer_bos_id(const cs_tokenizer *t) { return t->bos_id; }
-int64_t tokenizer_eos_id(const cs_tokenizer *t) { return t->eos_id; }
-int64_t tokenizer_pad_id(const cs_tokenizer *t) { return t->pad_id; }
-int64_t tokenizer_vocab_size(const cs_tokenizer *t) { return t->vocab_size; }
+int tokenizer_max_length(const cs_tokenizer *t) {
+    return t->max_length;
+}
+int64_t tokenizer_bos_id(const cs_tokenizer *t) {
+    return t->bos_id;
+}
+int64_t tokenizer_eos_id(const cs_tokenizer *t) {
+    return t->eos_id;
+}
+int64_t tokenizer_pad_id(const cs_tokenizer *t) {
+    return t->pad_id;
+}
+int64_t tokenizer_vocab_size(const cs_tokenizer *t) {
+    return t->vocab_size;
+}

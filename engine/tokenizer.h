@@ -44,8 +44,8 @@ cs_status tokenizer_encode(const cs_tokenizer *t, const char *text, size_t len, 
 
 /* The complete encoding, BOS and EOS included, neither truncated nor padded (what
  * `tokenizer(text).input_ids` gives). *ids is a new array the caller frees. */
-cs_status tokenizer_encode_full(const cs_tokenizer *t, const char *text, size_t len,
-                                int64_t **ids, int64_t *count, char *msg, size_t msg_size);
+cs_status tokenizer_encode_full(const cs_tokenizer *t, const char *text, size_t len, int64_t **ids,
+                                int64_t *count, char *msg, size_t msg_size);
 
 /* tokenizer_config.json's model_max_length (77 for CLIP; 77 when absent or "unlimited"). */
 int tokenizer_max_length(const cs_tokenizer *t);

@@ -1,261 +1,49 @@
 /*
- * Loading a CLIP tokenizer folder (vocab.json, merges.txt, tokenizer_config.json and the
- * optional special_tokens_map.json) into an immutable cs_tokenizer, validating every
- * file: they come from whoever supplied the model. Mirrors how transformers 4.37 builds a
- * slow CLIPTokenizer: which file wins for special tokens, which tokens become "added"
- * tokens and which ids they get. Called from one thread; the result is shareable.
+ * Loading a CLIP tokenizer folder into an immutable cs_tokenizer: vocab.json, merges.txt
+ * (interned into BPE symbols and ranked pairs), then the added tokens and special ids from
+ * the configs (tokenizer_config.c). Every file is validated: they come from whoever
+ * supplied the model. Mirrors how transformers 4.37 builds a slow CLIPTokenizer: which
+ * tokens become "added" tokens and which ids they get. Called from one thread; the result
+ * is shareable.
  */
 #include <cjson/cJSON.h>
 #include <string.h>
 
 #include "config.h"
-#include "json_strict.h"
 #include "tokenizer_internal.h"
 #include "unicode.h"
 
 enum {
-    MAX_JSON_BYTES = 64 << 20,   /* vocab.json of a 49408-token CLIP vocabulary: ~1 MB */
     MAX_MERGES_BYTES = 64 << 20, /* merges.txt: ~0.5 MB */
     MAX_TOKEN_BYTES = 1024,      /* one vocabulary entry or merge symbol */
-    MAX_ADDED = 4096,            /* added + special tokens */
-    MAX_ADDED_BYTES = 256,       /* one added token's content */
 };
-#define MAX_ID 10000000 /* ids must be below this (CLIP: 49408) */
-
-/* The special-token attributes, in transformers' SPECIAL_TOKENS_ATTRIBUTES order (which is
- * also the order in which missing ones receive new ids). */
-enum { SP_BOS, SP_EOS, SP_UNK, SP_SEP, SP_PAD, SP_CLS, SP_MASK, SP_COUNT };
-static const char *const k_special_keys[SP_COUNT] = {
-    "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"};
-
-/* One token as a config file describes it: a string or an AddedToken object. */
-typedef struct tok_spec {
-    char *content; /* NULL: absent or null */
-    bool is_null;  /* given as null (no such token), rather than absent */
-    bool lstrip, rstrip;
-    int64_t id; /* added_tokens_decoder entries only */
-} tok_spec;
-
-typedef struct tok_config {
-    tok_spec special[SP_COUNT];
-    tok_spec *extra;   /* additional_special_tokens */
-    size_t n_extra;
-    tok_spec *decoder; /* added_tokens_decoder */
-    size_t n_decoder;
-    bool has_decoder;
-    int max_length;
-} tok_config;
-
-static void config_deinit(tok_config *c) {
-    for (int i = 0; i < SP_COUNT; i++) free(c->special[i].content);
-    for (size_t i = 0; i < c->n_extra; i++) free(c->extra[i].content);
-    for (size_t i = 0; i < c->n_decoder; i++) free(c->decoder[i].content);
-    free(c->extra);
-    free(c->decoder);
-}
-
-/* True when JSON text holds a \u0000 escape: cJSON cuts strings at NUL, so a key or token
- * containing one would be silently read as a different string. */
-static bool has_nul_escape(const char *s, size_t n) {
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (s[i] != '\\') continue;
-        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) return true;
-        i++; /* skip the escaped character (so "\\" never starts another escape) */
-    }
-    return false;
-}
-
-/* Reads and strictly parses dir/name. A missing optional file gives CS_OK and NULL. */
-static cs_status read_json(const char *dir, const char *name, bool required, cJSON **out,
-                           char *msg, size_t n) {
-    *out = NULL;
-    char path[4096], *text = NULL, why[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (!required) {
-        FILE *fp = fopen(path, "rb");
-        if (!fp) return CS_OK;
-        fclose(fp);
-    }
-    size_t len;
-    cs_status st = cs_read_file(path, MAX_JSON_BYTES, &text, &len, msg, n);
-    if (st != CS_OK) return st;
-    if (has_nul_escape(text, len)) {
-        free(text);
-        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: \\u0000 escapes are not supported", path);
-    }
-    cJSON *root = json_parse_strict(text, len, why, sizeof why);
-    free(text);
-    if (!root) return cs_errf(CS_ERR_FORMAT, msg, n, "%s: %s", path, why);
-    const char *dup = NULL;
-    if (!cJSON_IsObject(root)) {
-        st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: expected a JSON object", path);
-    } else if ((st = json_unique_keys(root, &dup)) != CS_OK) {
-        st = cs_errf(st, msg, n, "%s: key \"%s\" appears twice", path, dup ? dup : "?");
-    }
-    if (st != CS_OK) {
-        cJSON_Delete(root);
-        return st;
-    }
-    *out = root;
-    return CS_OK;
-}
-
-static cs_status opt_bool(const cJSON *obj, const char *key, bool *out, const char *file,
-                          const char *what, char *msg, size_t n) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) return CS_OK;
-    if (!cJSON_IsBool(v))
-        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: %s.%s must be true or false", file, what, key);
-    *out = cJSON_IsTrue(v);
-    return CS_OK;
-}
-
-/* Parses a token given as "text", null, or {"content": "text", "lstrip": ..., ...}. */
-static cs_status parse_token(const cJSON *v, tok_spec *sp, const char *file, const char *what,
-                             char *msg, size_t n) {
-    free(sp->content);
-    sp->content = NULL;
-    sp->lstrip = sp->rstrip = false;
-    sp->is_null = cJSON_IsNull(v);
-    if (sp->is_null) return CS_OK;
-    const cJSON *content = v;
-    if (cJSON_IsObject(v)) {
-        content = cJSON_GetObjectItemCaseSensitive(v, "content");
-        bool single_word = false, dummy;
-        cs_status st;
-        if ((st = opt_bool(v, "lstrip", &sp->lstrip, file, what, msg, n)) != CS_OK ||
-            (st = opt_bool(v, "rstrip", &sp->rstrip, file, what, msg, n)) != CS_OK ||
-            (st = opt_bool(v, "single_word", &single_word, file, what, msg, n)) != CS_OK ||
-            (st = opt_bool(v, "normalized", &dummy, file, what, msg, n)) != CS_OK ||
-            (st = opt_bool(v, "special", &dummy, file, what, msg, n)) != CS_OK)
-            return st;
-        if (single_word)
-            return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
-                           "%s: %s has single_word=true, which is not supported", file, what);
-    }
-    if (!cJSON_IsString(content))
-        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: %s must be a string or an object with a "
-                       "string \"content\"", file, what);
-    size_t len = strlen(content->valuestring);
-    if (len == 0 || len > MAX_ADDED_BYTES)
-        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: %s must have 1 to %d bytes", file, what,
-                       MAX_ADDED_BYTES);
-    sp->content = strdup(content->valuestring);
-    return sp->content ? CS_OK : cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
-}
-
-/* Reads the special-token keys of one file's root object into c. */
-static cs_status parse_specials(const cJSON *root, tok_config *c, const char *file, char *msg,
-                                size_t n) {
-    cs_status st;
-    for (int i = 0; i < SP_COUNT; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, k_special_keys[i]);
-        if (v && (st = parse_token(v, &c->special[i], file, k_special_keys[i], msg, n)) != CS_OK)
-            return st;
-    }
-    const cJSON *extra = cJSON_GetObjectItemCaseSensitive(root, "additional_special_tokens");
-    if (!extra) return CS_OK;
-    if (!cJSON_IsArray(extra) || cJSON_GetArraySize(extra) > MAX_ADDED)
-        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: additional_special_tokens must be an array "
-                       "of at most %d tokens", file, MAX_ADDED);
-    for (size_t i = 0; i < c->n_extra; i++) free(c->extra[i].content);
-    free(c->extra);
-    c->n_extra = 0;
-    c->extra = cs_calloc((size_t)cJSON_GetArraySize(extra), sizeof *c->extra);
-    if (!c->extra) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, extra) {
-        tok_spec *sp = &c->extra[c->n_extra++];
-        if ((st = parse_token(e, sp, file, "an additional_special_tokens entry", msg, n)) != CS_OK)
-            return st;
-    }
-    return CS_OK;
-}
-
-static cs_status parse_decoder(const cJSON *dec, tok_config *c, const char *file, char *msg,
-                               size_t n) {
-    if (!cJSON_IsObject(dec) || cJSON_GetArraySize(dec) > MAX_ADDED)
-        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: added_tokens_decoder must be an object of at "
-                       "most %d entries", file, MAX_ADDED);
-    c->has_decoder = true;
-    c->decoder = cs_calloc((size_t)cJSON_GetArraySize(dec), sizeof *c->decoder);
-    if (!c->decoder) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, dec) {
-        const char *key = e->string;
-        char *end = NULL;
-        long long id = strtoll(key, &end, 10);
-        char what[64];
-        snprintf(what, sizeof what, "added_tokens_decoder[\"%.20s\"]", key);
-        if (!*key || *end || key[0] == '-' || key[0] == '+' || id < 0 || id >= MAX_ID)
-            return cs_errf(CS_ERR_FORMAT, msg, n, "%s: %s: the key must be an id in [0, %d)",
-                           file, what, MAX_ID);
-        if (!cJSON_IsObject(e))
-            return cs_errf(CS_ERR_FORMAT, msg, n, "%s: %s must be an object", file, what);
-        tok_spec *sp = &c->decoder[c->n_decoder++];
-        sp->id = id;
-        cs_status st = parse_token(e, sp, file, what, msg, n);
-        if (st != CS_OK) return st;
-    }
-    return CS_OK;
-}
-
-static cs_status load_config(const char *dir, tok_config *c, char *msg, size_t n) {
-    cJSON *cfg = NULL, *map = NULL;
-    cs_status st = read_json(dir, "tokenizer_config.json", true, &cfg, msg, n);
-    if (st != CS_OK) return st;
-    const char *file = "tokenizer_config.json";
-    c->max_length = 77;
-    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(cfg, "tokenizer_class");
-    const cJSON *ml = cJSON_GetObjectItemCaseSensitive(cfg, "model_max_length");
-    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder");
-    if (cls && !(cJSON_IsString(cls) && (strcmp(cls->valuestring, "CLIPTokenizer") == 0 ||
-                                         strcmp(cls->valuestring, "CLIPTokenizerFast") == 0))) {
-        st = cs_errf(CS_ERR_UNSUPPORTED, msg, n, "%s/%s: tokenizer_class %s is not supported "
-                     "(only CLIPTokenizer)", dir, file,
-                     cJSON_IsString(cls) ? cls->valuestring : "(not a string)");
-    } else if (ml && !cJSON_IsNull(ml)) {
-        double v = cJSON_IsNumber(ml) ? ml->valuedouble : -1;
-        if (v < 2 || v != (double)(int64_t)v)
-            st = cs_errf(CS_ERR_FORMAT, msg, n, "%s/%s: model_max_length must be an integer >= 2",
-                         dir, file);
-        else if (v <= 1 << 20) /* larger values are transformers' "no limit" sentinel */
-            c->max_length = (int)v;
-    }
-    if (st == CS_OK) st = parse_specials(cfg, c, file, msg, n);
-    if (st == CS_OK && dec) st = parse_decoder(dec, c, file, msg, n);
-    /* Like transformers, special_tokens_map.json only counts for configs written before
-     * added_tokens_decoder existed; then its entries override the config's. */
-    if (st == CS_OK && !c->has_decoder)
-        st = read_json(dir, "special_tokens_map.json", false, &map, msg, n);
-    if (st == CS_OK && map) st = parse_specials(map, c, "special_tokens_map.json", msg, n);
-    cJSON_Delete(cfg);
-    cJSON_Delete(map);
-    return st;
-}
 
 static cs_status load_vocab(cs_tokenizer *t, const char *dir, char *msg, size_t n) {
     cJSON *root = NULL;
-    cs_status st = read_json(dir, "vocab.json", true, &root, msg, n);
+    cs_status st = tok_read_json(dir, "vocab.json", true, &root, msg, n);
     if (st != CS_OK) return st;
-    uint8_t *seen = cs_calloc(MAX_ID / 8, 1); /* ids must be unique */
+    uint8_t *seen = cs_calloc(TOK_MAX_ID / 8, 1); /* ids must be unique */
     st = seen ? strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(root)) : CS_ERR_NOMEM;
     const cJSON *e;
     cJSON_ArrayForEach(e, root) {
         if (st != CS_OK) break;
         double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
         size_t len = strlen(e->string);
-        if (v < 0 || v >= MAX_ID || v != (double)(int64_t)v) {
-            st = cs_errf(CS_ERR_FORMAT, msg, n, "%s/vocab.json: \"%.64s\": the id must be an "
-                         "integer in [0, %d)", dir, e->string, MAX_ID);
+        if (v < 0 || v >= TOK_MAX_ID || v != (double)(int64_t)v) {
+            st = cs_errf(CS_ERR_FORMAT, msg, n,
+                         "%s/vocab.json: \"%.64s\": the id must be an "
+                         "integer in [0, %d)",
+                         dir, e->string, TOK_MAX_ID);
         } else if (len > MAX_TOKEN_BYTES) {
-            st = cs_errf(CS_ERR_FORMAT, msg, n, "%s/vocab.json: a key is longer than %d bytes",
-                         dir, MAX_TOKEN_BYTES);
+            st = cs_errf(CS_ERR_FORMAT, msg, n, "%s/vocab.json: a key is longer than %d bytes", dir,
+                         MAX_TOKEN_BYTES);
         } else {
             int64_t id = (int64_t)v;
             if (seen[id / 8] & (1u << (id % 8)))
-                st = cs_errf(CS_ERR_FORMAT, msg, n, "%s/vocab.json: id %lld is used twice (again "
-                             "by \"%.64s\")", dir, (long long)id, e->string);
+                st = cs_errf(CS_ERR_FORMAT, msg, n,
+                             "%s/vocab.json: id %lld is used twice (again "
+                             "by \"%.64s\")",
+                             dir, (long long)id, e->string);
             seen[id / 8] |= (uint8_t)(1u << (id % 8));
             bool ins;
             if (st == CS_OK) st = strmap_insert(&t->vocab, e->string, len, id, &ins, NULL);
@@ -311,15 +99,17 @@ static cs_status parse_merge(cs_tokenizer *t, const char *p, size_t len, const c
     const char *sp = memchr(p, ' ', len);
     size_t la = sp ? (size_t)(sp - p) : 0, lb = sp ? len - la - 1 : 0;
     if (!sp || !valid_symbol(p, la) || !valid_symbol(sp + 1, lb))
-        return cs_errf(CS_ERR_FORMAT, msg, n, "%s:%zu: expected two symbols separated by one "
-                       "space (UTF-8, no whitespace, at most %d bytes each)", path, line,
-                       MAX_TOKEN_BYTES);
+        return cs_errf(CS_ERR_FORMAT, msg, n,
+                       "%s:%zu: expected two symbols separated by one "
+                       "space (UTF-8, no whitespace, at most %d bytes each)",
+                       path, line, MAX_TOKEN_BYTES);
     char joined[2 * MAX_TOKEN_BYTES];
     memcpy(joined, p, la);
     memcpy(joined + la, sp + 1, lb);
     int32_t key[2], result;
     cs_status st;
-    if ((st = intern(t, p, la, &key[0])) != CS_OK || (st = intern(t, sp + 1, lb, &key[1])) != CS_OK ||
+    if ((st = intern(t, p, la, &key[0])) != CS_OK ||
+        (st = intern(t, sp + 1, lb, &key[1])) != CS_OK ||
         (st = intern(t, joined, la + lb, &result)) != CS_OK)
         return cs_errf(st, msg, n, "%s: out of memory", path);
     bool ins;
@@ -340,7 +130,7 @@ static cs_status load_merges(cs_tokenizer *t, const char *dir, char *msg, size_t
     cs_status st = cs_read_file(path, MAX_MERGES_BYTES, &text, &len, msg, n);
     if (st != CS_OK) return st;
     t->merge_result = cs_malloc(TOK_MAX_MERGES * sizeof *t->merge_result);
-    if (!t->merge_result || strmap_init(&t->symbols, 3 * TOK_MAX_MERGES) != CS_OK ||
+    if (!t->merge_result || strmap_init(&t->symbols, TOK_MAX_MERGES + 512) != CS_OK ||
         strmap_init(&t->pairs, TOK_MAX_MERGES) != CS_OK || intern_bytes(t) != CS_OK) {
         free(text);
         return cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", path);
@@ -387,15 +177,15 @@ static cs_status add_token(cs_tokenizer *t, const tok_spec *sp, int64_t id, char
     size_t len = strlen(sp->content);
     a->cps = cs_malloc(len * sizeof *a->cps);
     if (!a->cps) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
+    t->n_added++; /* from here on tokenizer_free owns a->cps */
     cs_status st = uni_decode_utf8(sp->content, len, a->cps, &a->n, msg, n);
     if (st != CS_OK) return st;
     a->id = id;
     a->lstrip = sp->lstrip;
     a->rstrip = sp->rstrip;
     bool ins;
-    st = strmap_insert(&t->added_index, sp->content, len, (int64_t)t->n_added, &ins, NULL);
+    st = strmap_insert(&t->added_index, sp->content, len, (int64_t)(t->n_added - 1), &ins, NULL);
     if (st != CS_OK) return cs_errf(st, msg, n, "out of memory");
-    t->n_added++;
     if (id >= t->vocab_size) t->vocab_size = id + 1;
     return CS_OK;
 }
@@ -412,8 +202,10 @@ static cs_status build_added(cs_tokenizer *t, const tok_config *c, const char *d
     for (size_t i = 0; i < c->n_decoder; i++) {
         const tok_spec *sp = &c->decoder[i];
         if (strmap_get(&t->added_index, sp->content, strlen(sp->content), NULL))
-            return cs_errf(CS_ERR_FORMAT, msg, n, "%s/tokenizer_config.json: added token \"%s\" "
-                           "is listed twice", dir, sp->content);
+            return cs_errf(CS_ERR_FORMAT, msg, n,
+                           "%s/tokenizer_config.json: added token \"%s\" "
+                           "is listed twice",
+                           dir, sp->content);
         if (!strmap_get(&t->vocab, sp->content, strlen(sp->content), NULL)) next_id++;
         if ((st = add_token(t, sp, sp->id, msg, n)) != CS_OK) return st;
     }
@@ -435,7 +227,7 @@ static cs_status finish(cs_tokenizer *t, const tok_config *c, const char *dir, c
     if (!t->sym_token) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
     for (size_t i = 0; i < t->symbols.cap; i++) {
         const strmap_slot *s = &t->symbols.slots[i];
-        if (s->key_len != UINT32_MAX)
+        if (strmap_slot_used(s))
             t->sym_token[s->value] = token_id(t, t->symbols.pool + s->key_off, s->key_len);
     }
     const tok_spec *sp = c->special;
@@ -443,13 +235,14 @@ static cs_status finish(cs_tokenizer *t, const tok_config *c, const char *dir, c
     for (size_t i = 0; i < sizeof k_required / sizeof k_required[0]; i++)
         if (!sp[k_required[i]].content)
             return cs_errf(CS_ERR_UNSUPPORTED, msg, n, "%s: the tokenizer's %s is null", dir,
-                           k_special_keys[k_required[i]]);
+                           tok_special_keys[k_required[i]]);
     t->bos_id = token_id(t, sp[SP_BOS].content, strlen(sp[SP_BOS].content));
     t->eos_id = token_id(t, sp[SP_EOS].content, strlen(sp[SP_EOS].content));
     t->pad_id = token_id(t, sp[SP_PAD].content, strlen(sp[SP_PAD].content));
     /* _convert_token_to_id falls back to vocab.json's id of unk_token only. */
     t->unk_id = -1;
-    if (sp[SP_UNK].content) strmap_get(&t->vocab, sp[SP_UNK].content, strlen(sp[SP_UNK].content), &t->unk_id);
+    if (sp[SP_UNK].content)
+        strmap_get(&t->vocab, sp[SP_UNK].content, strlen(sp[SP_UNK].content), &t->unk_id);
     t->sot_literal_id = token_id(t, "<|startoftext|>", 15);
     t->eot_literal_id = token_id(t, "<|endoftext|>", 13);
     t->max_length = c->max_length;
@@ -461,22 +254,12 @@ cs_status tokenizer_load(const char *dir, cs_tokenizer **out, char *msg, size_t 
     tok_config c = {0};
     cs_tokenizer *t = cs_calloc(1, sizeof *t);
     if (!t) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
-    cs_status st = load_config(dir, &c, msg, n);
-    /* CLIPTokenizer's defaults for whatever the files leave unset. */
-    static const char *const k_defaults[SP_COUNT] = {
-        [SP_BOS] = "<|startoftext|>", [SP_EOS] = "<|endoftext|>", [SP_UNK] = "<|endoftext|>",
-        [SP_PAD] = "<|endoftext|>"};
-    for (int k = 0; st == CS_OK && k < SP_COUNT; k++) {
-        /* Only a key no file mentions takes the default; an explicit null stays null. */
-        if (c.special[k].content || c.special[k].is_null || !k_defaults[k]) continue;
-        c.special[k].content = strdup(k_defaults[k]);
-        if (!c.special[k].content) st = cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
-    }
+    cs_status st = tok_config_load(dir, &c, msg, n);
     if (st == CS_OK) st = load_vocab(t, dir, msg, n);
     if (st == CS_OK) st = load_merges(t, dir, msg, n);
     if (st == CS_OK) st = build_added(t, &c, dir, msg, n);
     if (st == CS_OK) st = finish(t, &c, dir, msg, n);
-    config_deinit(&c);
+    tok_config_deinit(&c);
     if (st != CS_OK) {
         tokenizer_free(t);
         return st;
@@ -489,7 +272,8 @@ void tokenizer_free(cs_tokenizer *t) {
     if (!t) return;
     strmap_deinit(&t->vocab);
     strmap_deinit(&t->added_index);
-    for (size_t i = 0; i < t->n_added; i++) free(t->added[i].cps);
+    for (size_t i = 0; i < t->n_added; i++)
+        free(t->added[i].cps);
     free(t->added);
     strmap_deinit(&t->symbols);
     free(t->sym_token);

@@ -292,9 +292,9 @@ static void embed_mlp(cs_ctx *c, const linear_layer *l1, const linear_layer *l2,
                       const float *x, int64_t batch) {
     size_t mark = ctx_mark(c);
     float *t = ctx_alloc(c, batch * l1->out); // (B, ted)
-    linear_forward(c, l1, t, x, batch);
+    linear_forward(c, l1, t, x, batch, 1);
     op_silu(c, t, t, batch * l1->out);
-    linear_forward(c, l2, y, t, batch);
+    linear_forward(c, l2, y, t, batch, 1);
     ctx_release(c, mark);
 }
 
@@ -334,7 +334,7 @@ static float *time_embedding(cs_ctx *c, const unet_model *m, const unet_input *i
     tap(c, "time_proj", proj, 2, batch, tin, 0, 0);
     if (cfg->time_cond_dim > 0 && in->timestep_cond) {
         float *cond = ctx_alloc(c, batch * tin); // (B, tin)
-        linear_forward(c, &m->time_cond_proj, cond, in->timestep_cond, batch);
+        linear_forward(c, &m->time_cond_proj, cond, in->timestep_cond, batch, 1);
         op_add(c, proj, proj, cond, batch * tin);
     }
     float *t = cfg->class_concat ? ctx_alloc(c, batch * ted) : emb; // (B, ted)

@@ -86,10 +86,10 @@ static void tblock_forward(cs_ctx *c, const unet_tblock *b, float *h, const floa
     float *act = ctx_alloc(c, rows * b->ff_inner); // (B, L, 4D)
     size_t mark_proj = ctx_mark(c);
     float *proj = ctx_alloc(c, rows * 2 * b->ff_inner); // (B, L, 8D) = value | gate
-    linear_forward(c, &b->ff_proj, proj, nrm, rows);
+    linear_forward(c, &b->ff_proj, proj, nrm, batch, len);
     op_geglu(c, act, proj, rows, b->ff_inner); // value · gelu(gate)
     ctx_release(c, mark_proj);
-    linear_forward(c, &b->ff_out, out, act, rows); // (B, L, D)
+    linear_forward(c, &b->ff_out, out, act, batch, len); // (B, L, D)
     op_add(c, h, h, out, n);
     ctx_release(c, mark);
 }
@@ -104,14 +104,14 @@ void unet_transformer_forward(cs_ctx *c, const unet_transformer *t, float *x, co
     group_norm_forward(c, &t->norm, nrm, x, batch, hw);
     float *tok = ctx_alloc(c, rows * ch); // (B, HW, C)
     op_nchw_to_nlc(c, tok, nrm, batch, ch, hw);
-    linear_forward(c, &t->proj_in, h, tok, rows); // (B, HW, inner)
+    linear_forward(c, &t->proj_in, h, tok, batch, hw); // (B, HW, inner)
     ctx_release(c, mark_in);
 
     for (int64_t i = 0; i < t->nlayers; i++)
         tblock_forward(c, &t->layers[i], h, context, batch, hw, context_len);
 
     float *tok_out = ctx_alloc(c, rows * ch); // (B, HW, C)
-    linear_forward(c, &t->proj_out, tok_out, h, rows);
+    linear_forward(c, &t->proj_out, tok_out, h, batch, hw);
     float *res = ctx_alloc(c, batch * ch * hw); // (B, C, HW)
     op_nlc_to_nchw(c, res, tok_out, batch, ch, hw);
     op_add(c, x, x, res, batch * ch * hw); // + residual

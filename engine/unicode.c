@@ -97,11 +97,21 @@ static unsigned props(uint32_t cp) {
     return run_value(uni_prop_ranges, uni_prop_ranges_len, cp);
 }
 
-bool uni_is_control(uint32_t cp) { return props(cp) & UNI_F_CONTROL; }
-bool uni_is_ws(uint32_t cp) { return props(cp) & UNI_F_WS; }
-bool uni_is_space(uint32_t cp) { return props(cp) & UNI_F_SPACE; }
-bool uni_is_letter(uint32_t cp) { return props(cp) & UNI_F_LETTER; }
-bool uni_is_number(uint32_t cp) { return props(cp) & UNI_F_NUMBER; }
+bool uni_is_control(uint32_t cp) {
+    return props(cp) & UNI_F_CONTROL;
+}
+bool uni_is_ws(uint32_t cp) {
+    return props(cp) & UNI_F_WS;
+}
+bool uni_is_space(uint32_t cp) {
+    return props(cp) & UNI_F_SPACE;
+}
+bool uni_is_letter(uint32_t cp) {
+    return props(cp) & UNI_F_LETTER;
+}
+bool uni_is_number(uint32_t cp) {
+    return props(cp) & UNI_F_NUMBER;
+}
 
 bool uni_is_cjk(uint32_t cp) {
     return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
@@ -110,7 +120,9 @@ bool uni_is_cjk(uint32_t cp) {
            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-const char *uni_version(void) { return uni_tables_version; }
+const char *uni_version(void) {
+    return uni_tables_version;
+}
 
 /* ---- lowercase ------------------------------------------------------------------ */
 
@@ -168,9 +180,15 @@ size_t uni_lower(const uint32_t *in, size_t n, uint32_t *out) {
 /* ---- NFC ------------------------------------------------------------------------ */
 
 enum {
-    HANGUL_S = 0xAC00, HANGUL_L = 0x1100, HANGUL_V = 0x1161, HANGUL_T = 0x11A7,
-    HANGUL_LCOUNT = 19, HANGUL_VCOUNT = 21, HANGUL_TCOUNT = 28,
-    HANGUL_NCOUNT = HANGUL_VCOUNT * HANGUL_TCOUNT, HANGUL_SCOUNT = HANGUL_LCOUNT * HANGUL_NCOUNT
+    HANGUL_S = 0xAC00,
+    HANGUL_L = 0x1100,
+    HANGUL_V = 0x1161,
+    HANGUL_T = 0x11A7,
+    HANGUL_LCOUNT = 19,
+    HANGUL_VCOUNT = 21,
+    HANGUL_TCOUNT = 28,
+    HANGUL_NCOUNT = HANGUL_VCOUNT * HANGUL_TCOUNT,
+    HANGUL_SCOUNT = HANGUL_LCOUNT * HANGUL_NCOUNT
 };
 
 static unsigned ccc(uint32_t cp) {
@@ -235,7 +253,8 @@ static cs_status sort_marks(uint32_t *s, size_t n) {
             uint32_t c = s[i];
             unsigned k = ccc(c);
             size_t j = i;
-            for (; j > 0 && ccc(s[j - 1]) > k; j--) s[j] = s[j - 1];
+            for (; j > 0 && ccc(s[j - 1]) > k; j--)
+                s[j] = s[j - 1];
             s[j] = c;
         }
         return CS_OK;
@@ -243,9 +262,12 @@ static cs_status sort_marks(uint32_t *s, size_t n) {
     uint32_t *tmp = cs_malloc(n * sizeof *tmp);
     if (!tmp) return CS_ERR_NOMEM;
     size_t start[257] = {0};
-    for (size_t i = 0; i < n; i++) start[ccc(s[i]) + 1]++;
-    for (int k = 1; k <= 256; k++) start[k] += start[k - 1];
-    for (size_t i = 0; i < n; i++) tmp[start[ccc(s[i])]++] = s[i];
+    for (size_t i = 0; i < n; i++)
+        start[ccc(s[i]) + 1]++;
+    for (int k = 1; k <= 256; k++)
+        start[k] += start[k - 1];
+    for (size_t i = 0; i < n; i++)
+        tmp[start[ccc(s[i])]++] = s[i];
     memcpy(s, tmp, n * sizeof *s);
     free(tmp);
     return CS_OK;
@@ -253,14 +275,16 @@ static cs_status sort_marks(uint32_t *s, size_t n) {
 
 cs_status uni_nfc(const uint32_t *in, size_t n, uint32_t *out, size_t *n_out) {
     bool simple = true; /* below U+0300 nothing decomposes, reorders or composes */
-    for (size_t i = 0; i < n && simple; i++) simple = in[i] < 0x300;
+    for (size_t i = 0; i < n && simple; i++)
+        simple = in[i] < 0x300;
     if (simple) {
         if (n) memcpy(out, in, n * sizeof *out);
         *n_out = n;
         return CS_OK;
     }
     size_t m = 0;
-    for (size_t i = 0; i < n; i++) m += decompose(in[i], out + m);
+    for (size_t i = 0; i < n; i++)
+        m += decompose(in[i], out + m);
     /* Canonical ordering: each maximal run of non-starters sorted stably by class. */
     for (size_t i = 0; i < m;) {
         if (ccc(out[i]) == 0) {
@@ -268,7 +292,8 @@ cs_status uni_nfc(const uint32_t *in, size_t n, uint32_t *out, size_t *n_out) {
             continue;
         }
         size_t j = i + 1;
-        while (j < m && ccc(out[j]) != 0) j++;
+        while (j < m && ccc(out[j]) != 0)
+            j++;
         if (j - i > 1 && sort_marks(out + i, j - i) != CS_OK) return CS_ERR_NOMEM;
         i = j;
     }

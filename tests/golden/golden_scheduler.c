@@ -24,9 +24,11 @@
 #include "sampler.h"
 
 /* Every tensor a steps file may hold; anything else fails the case. */
-static const char *const k_known[] = {
-    "sample_in", "model_input", "model_output", "eps", "prev_sample", "pred_original_sample",
-    "noise", "noise_drawn", "timesteps", "x_init", "init_noise_sigma", "sigmas", NULL};
+static const char *const k_known[] = {"sample_in", "model_input",      "model_output",
+                                      "eps",       "prev_sample",      "pred_original_sample",
+                                      "noise",     "noise_drawn",      "timesteps",
+                                      "x_init",    "init_noise_sigma", "sigmas",
+                                      NULL};
 
 typedef struct steps_data {
     int64_t T, numel; /* recorded steps; floats per sample */
@@ -38,16 +40,19 @@ typedef struct steps_data {
 } steps_data;
 
 static void steps_free(steps_data *d) {
-    float *f[] = {d->sample_in, d->model_input, d->model_output, d->eps, d->prev_sample, d->x0,
-                  d->noise, d->x_init, d->sigmas, d->init_sigma, d->timesteps_f};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
+    float *f[] = {d->sample_in,   d->model_input, d->model_output, d->eps,
+                  d->prev_sample, d->x0,          d->noise,        d->x_init,
+                  d->sigmas,      d->init_sigma,  d->timesteps_f};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        free(f[i]);
     free(d->noise_drawn);
     free(d->timesteps_i);
 }
 
 static double max_abs(const float *x, int64_t n) {
     double m = 0;
-    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)x[i]));
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)x[i]));
     return m;
 }
 
@@ -68,7 +73,8 @@ static cs_status load_steps_tensor(const st_file *f, const char *name, const ste
 static cs_status load_steps(const st_file *f, steps_data *d, char *msg, size_t n) {
     for (int64_t i = 0; i < f->count; i++) {
         bool known = false;
-        for (int k = 0; k_known[k]; k++) known |= strcmp(f->tensors[i].name, k_known[k]) == 0;
+        for (int k = 0; k_known[k]; k++)
+            known |= strcmp(f->tensors[i].name, k_known[k]) == 0;
         if (!known)
             return cs_errf(CS_ERR_UNSUPPORTED, msg, n, "%s: tensor '%s' is not replayed here",
                            f->path, f->tensors[i].name);
@@ -82,7 +88,8 @@ static cs_status load_steps(const st_file *f, steps_data *d, char *msg, size_t n
                        ? golden_load_f32(f, "timesteps", &d->timesteps_f, NULL, NULL, msg, n)
                        : golden_load_i64(f, "timesteps", &d->timesteps_i, NULL, NULL, msg, n);
     if (st == CS_OK) st = golden_load_f32(f, "x_init", &d->x_init, NULL, NULL, msg, n);
-    if (st == CS_OK) st = golden_load_f32(f, "init_noise_sigma", &d->init_sigma, NULL, NULL, msg, n);
+    if (st == CS_OK)
+        st = golden_load_f32(f, "init_noise_sigma", &d->init_sigma, NULL, NULL, msg, n);
     if (st == CS_OK) st = load_steps_tensor(f, "sample_in", d, true, &d->sample_in, msg, n);
     if (st == CS_OK) st = load_steps_tensor(f, "model_input", d, true, &d->model_input, msg, n);
     if (st == CS_OK) st = load_steps_tensor(f, "model_output", d, true, &d->model_output, msg, n);
@@ -113,19 +120,25 @@ static void compare_schedule(golden_case *gc, const char *pre, const sched_state
     snprintf(name, sizeof name, "%s/timesteps", pre);
     if (d->timesteps_i) {
         int64_t bad = 0;
-        for (int64_t i = 0; i < d->T; i++) bad += sched_timestep(s, (int)i) != (double)d->timesteps_i[i];
+        for (int64_t i = 0; i < d->T; i++)
+            bad += sched_timestep(s, (int)i) != (double)d->timesteps_i[i];
         golden_report_exact(gc, name, bad, d->T, "");
     } else {
         float got[4096];
-        for (int64_t i = 0; i < d->T; i++) got[i] = (float)sched_timestep(s, (int)i);
+        for (int64_t i = 0; i < d->T; i++)
+            got[i] = (float)sched_timestep(s, (int)i);
         golden_compare(gc, name, got, d->T, d->timesteps_f, 1e-6);
     }
     const float sig0 = sched_init_noise_sigma(s);
     snprintf(name, sizeof name, "%s/init_noise_sigma", pre);
     golden_compare(gc, name, &sig0, 1, d->init_sigma, 1e-6 * fmax(1, fabs(d->init_sigma[0])));
-    if (d->sigmas) {
-        float got[4096];
-        for (int64_t i = 0; i < d->n_sigmas; i++) got[i] = sched_sigma(s, (int)i);
+    if (d->sigmas && d->n_sigmas != d->T + 1) {
+        snprintf(name, sizeof name, "%s/sigmas", pre);
+        golden_report_exact(gc, name, 1, 1, "the reference has a different count");
+    } else if (d->sigmas) {
+        float got[4096 + 1];
+        for (int64_t i = 0; i < d->n_sigmas; i++)
+            got[i] = sched_sigma(s, (int)i);
         snprintf(name, sizeof name, "%s/sigmas", pre);
         golden_compare(gc, name, got, d->n_sigmas, d->sigmas,
                        1e-6 * fmax(1, max_abs(d->sigmas, d->n_sigmas)));
@@ -136,8 +149,10 @@ static void compare_schedule(golden_case *gc, const char *pre, const sched_state
 static cs_status replay_steps(golden_case *gc, const char *pre, sched_state *s, const steps_data *d,
                               char *msg, size_t n) {
     const int64_t T = d->T, numel = d->numel, total = T * numel;
-    float *mi = cs_malloc((size_t)total * sizeof *mi), *prev = cs_malloc((size_t)total * sizeof *prev);
-    float *x0 = cs_malloc((size_t)total * sizeof *x0), *zeros = cs_calloc((size_t)numel, sizeof *zeros);
+    float *mi = cs_malloc((size_t)total * sizeof *mi),
+          *prev = cs_malloc((size_t)total * sizeof *prev);
+    float *x0 = cs_malloc((size_t)total * sizeof *x0),
+          *zeros = cs_calloc((size_t)numel, sizeof *zeros);
     if (!mi || !prev || !x0 || !zeros) {
         free(mi), free(prev), free(x0), free(zeros);
         return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
@@ -160,9 +175,11 @@ static cs_status replay_steps(golden_case *gc, const char *pre, sched_state *s, 
     snprintf(name, sizeof name, "%s/noise_use", pre);
     golden_report_exact(gc, name, noise_mismatch, T, "");
     snprintf(name, sizeof name, "%s/model_input", pre);
-    golden_compare(gc, name, mi, total, d->model_input, 1e-5 * fmax(1, max_abs(d->model_input, total)));
+    golden_compare(gc, name, mi, total, d->model_input,
+                   1e-5 * fmax(1, max_abs(d->model_input, total)));
     snprintf(name, sizeof name, "%s/prev_sample", pre);
-    golden_compare(gc, name, prev, total, d->prev_sample, 1e-5 * fmax(1, max_abs(d->prev_sample, total)));
+    golden_compare(gc, name, prev, total, d->prev_sample,
+                   1e-5 * fmax(1, max_abs(d->prev_sample, total)));
     if (d->x0) {
         snprintf(name, sizeof name, "%s/pred_original_sample", pre);
         golden_compare(gc, name, x0, total, d->x0, 1e-5 * fmax(1, max_abs(d->x0, total)));
@@ -182,14 +199,17 @@ static cs_status replay_closed_loop(golden_case *gc, const char *pre, sched_stat
         return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
     }
     const float sigma0 = sched_init_noise_sigma(s);
-    for (int64_t k = 0; k < numel; k++) x[k] = d->x_init[k] * sigma0;
+    for (int64_t k = 0; k < numel; k++)
+        x[k] = d->x_init[k] * sigma0;
     for (int64_t i = 0; i < T; i++) {
         const int64_t at = i * numel;
         memcpy(mo, x, (size_t)numel * sizeof *mo);
         sched_scale_model_input(s, (int)i, mo, numel);
-        for (int64_t k = 0; k < numel; k++) mo[k] = 0.3f * mo[k] + d->eps[at + k];
+        for (int64_t k = 0; k < numel; k++)
+            mo[k] = 0.3f * mo[k] + d->eps[at + k];
         const bool drawn = d->noise_drawn && d->noise_drawn[i];
-        const float *noise = sched_step_needs_noise(s, (int)i) ? (drawn ? d->noise + at : zeros) : NULL;
+        const float *noise =
+            sched_step_needs_noise(s, (int)i) ? (drawn ? d->noise + at : zeros) : NULL;
         sched_step(s, (int)i, mo, x, noise, NULL);
     }
     const float *want = d->prev_sample + (T - 1) * numel;
@@ -222,7 +242,8 @@ static cs_status replay_file(golden_case *gc, const sched_config *cfg, const cha
         char name[96];
         snprintf(name, sizeof name, "%s/num_steps", pre);
         char detail[64];
-        snprintf(detail, sizeof detail, "ours %d, reference %lld", sched_num_steps(s), (long long)d.T);
+        snprintf(detail, sizeof detail, "ours %d, reference %lld", sched_num_steps(s),
+                 (long long)d.T);
         if (golden_report_exact(gc, name, sched_num_steps(s) != d.T, 1, detail)) {
             compare_schedule(gc, pre, s, &d);
             st = replay_steps(gc, pre, s, &d, msg, n);

@@ -29,8 +29,10 @@ static int hex4(const char *p, uint32_t *v) {
     *v = 0;
     for (int i = 0; i < 4; i++) {
         char c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return -1;
         *v = *v << 4 | (uint32_t)d;
     }
@@ -89,10 +91,12 @@ static cs_status raw_prompts(const char *text, size_t len, raw_str *out, int cou
     *found = 0;
     while ((p = strstr(p, "\"prompt\"")) != NULL) {
         p += 8;
-        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            p++;
         if (*p != ':') continue;
         p++;
-        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            p++;
         if (*p != '"' || *found >= count) return CS_ERR_FORMAT;
         cs_status st = decode_json_string(p + 1, lim, &out[*found], &p);
         if (st != CS_OK) return st;
@@ -116,10 +120,14 @@ static void print_mismatch(const char *what, int idx, const raw_str *prompt, con
     printf("  first %s mismatch: prompt %d \"", what, idx);
     for (size_t i = 0; i < prompt->len && i < 200; i++) {
         unsigned char c = (unsigned char)prompt->s[i];
-        if (c < 0x20 || c == 0x7f) printf("\\x%02x", c); else putchar(c);
+        if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
     }
     printf("\"\n    got : [");
-    for (int64_t i = 0; i < n; i++) printf("%s%lld", i ? ", " : "", (long long)got[i]);
+    for (int64_t i = 0; i < n; i++)
+        printf("%s%lld", i ? ", " : "", (long long)got[i]);
     printf("]\n    want: [");
     const cJSON *e;
     int i = 0;
@@ -151,8 +159,10 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
         goto done;
     }
     if (raw_prompts(text, len, prompts, count, &found) != CS_OK || found != count) {
-        st = cs_errf(CS_ERR_FORMAT, msg, n, "%s: could not decode the \"prompt\" strings "
-                     "(%d of %d)", path, found, count);
+        st = cs_errf(CS_ERR_FORMAT, msg, n,
+                     "%s: could not decode the \"prompt\" strings "
+                     "(%d of %d)",
+                     path, found, count);
         goto done;
     }
     int bad_padded = 0, bad_full = 0, idx = 0;
@@ -191,7 +201,8 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
     golden_report_exact(gc, "input_ids", bad_padded, count, detail);
     golden_report_exact(gc, "ids_unpadded", bad_full, count, "prompts");
 done:
-    for (int i = 0; prompts && i < count; i++) free(prompts[i].s);
+    for (int i = 0; prompts && i < count; i++)
+        free(prompts[i].s);
     free(prompts);
     cJSON_Delete(root);
     free(text);

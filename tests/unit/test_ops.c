@@ -85,7 +85,7 @@ typedef struct linear_args {
 
 static void linear_call(cs_ctx *c, void *p) {
     linear_args *a = p;
-    op_linear(c, a->y, a->x, a->w, a->b, a->rows, a->in, a->out);
+    op_linear(c, a->y, a->x, a->w, a->b, 1, a->rows, a->in, a->out);
 }
 
 static void test_linear(int64_t rows, int64_t in, int64_t out, bool bias) {
@@ -499,7 +499,7 @@ static void test_measuring(void) {
     int64_t ids[4] = {0, 1, 2, 3};
     cs_ctx m;
     ctx_init_measure(&m);
-    op_linear(&m, out, buf, buf, buf, 8, 8, 8);
+    op_linear(&m, out, buf, buf, buf, 1, 8, 8, 8);
     op_conv2d_shape cs = {1, 4, 8, 8, 4, 3, 1, 1, 1, 1, 1};
     op_conv2d(&m, out, buf, buf, buf, &cs);
     CHECK(m.peak >= 4 * 9 * 64 * sizeof(float)); // the im2col columns are planned

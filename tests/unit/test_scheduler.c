@@ -11,13 +11,14 @@
 #include "sampler.h"
 
 /* SD 1.5's scheduler config (PNDM, leading spacing, steps_offset 1). */
-#define SD15_FIELDS                                                                         \
-    "\"beta_end\": 0.012, \"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, "  \
-    "\"clip_sample\": false, \"num_train_timesteps\": 1000, \"prediction_type\": "          \
-    "\"epsilon\", \"set_alpha_to_one\": false, \"skip_prk_steps\": true, "                  \
+#define SD15_FIELDS                                                                                \
+    "\"beta_end\": 0.012, \"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, "         \
+    "\"clip_sample\": false, \"num_train_timesteps\": 1000, \"prediction_type\": "                 \
+    "\"epsilon\", \"set_alpha_to_one\": false, \"skip_prk_steps\": true, "                         \
     "\"steps_offset\": 1, \"trained_betas\": null"
-#define SD15 "{\"_class_name\": \"PNDMScheduler\", \"_diffusers_version\": \"0.27.2\", " \
-    SD15_FIELDS ", \"timestep_spacing\": \"leading\"}"
+#define SD15                                                                                       \
+    "{\"_class_name\": \"PNDMScheduler\", \"_diffusers_version\": \"0.27.2\", " SD15_FIELDS        \
+    ", \"timestep_spacing\": \"leading\"}"
 
 static char g_msg[1024];
 
@@ -45,8 +46,8 @@ static void expect_error(const char *json, const char *needle1, const char *need
 }
 
 static void test_config_errors(void) {
-    expect_error("{\"_class_name\": \"PNDMScheduler\", " SD15_FIELDS ", \"foo_bar\": 3}",
-                 "foo_bar", NULL);
+    expect_error("{\"_class_name\": \"PNDMScheduler\", " SD15_FIELDS ", \"foo_bar\": 3}", "foo_bar",
+                 NULL);
     expect_error("{\"_class_name\": \"DDIMScheduler\", \"timestep_spacing\": \"weird\"}",
                  "timestep_spacing", "weird");
     expect_error("{\"_class_name\": \"DDIMScheduler\", \"thresholding\": true}", "thresholding",
@@ -58,17 +59,21 @@ static void test_config_errors(void) {
     expect_error("{\"_class_name\": \"DDPMScheduler\", \"variance_type\": \"learned_range\"}",
                  "variance_type", "learned_range");
     expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"algorithm_type\": "
-                 "\"dpmsolver\"}", "algorithm_type", "dpmsolver");
+                 "\"dpmsolver\"}",
+                 "algorithm_type", "dpmsolver");
     expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 4}",
                  "solver_order", NULL);
     expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"use_lu_lambdas\": true}",
                  "use_lu_lambdas", NULL);
     expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"lambda_min_clipped\": "
-                 "Infinity}", "lambda_min_clipped", NULL);
+                 "Infinity}",
+                 "lambda_min_clipped", NULL);
     expect_error("{\"_class_name\": \"EulerDiscreteScheduler\", \"interpolation_type\": "
-                 "\"log_linear\"}", "interpolation_type", "log_linear");
+                 "\"log_linear\"}",
+                 "interpolation_type", "log_linear");
     expect_error("{\"_class_name\": \"EulerAncestralDiscreteScheduler\", \"prediction_type\": "
-                 "\"sample\"}", "prediction_type", "sample");
+                 "\"sample\"}",
+                 "prediction_type", "sample");
     expect_error("{\"_class_name\": \"UniPCMultistepScheduler\"}", "UniPCMultistepScheduler", NULL);
     expect_error("{\"beta_start\": 0.1}", "_class_name", NULL);
     expect_error("{\"_class_name\": \"DDIMScheduler\", \"trained_betas\": [0.1, 0.2]}",
@@ -204,9 +209,11 @@ static double run_toy(const sched_config *c, int steps, int *n_out) {
     float x[NUMEL], in[NUMEL], out[NUMEL], noise[NUMEL], target[NUMEL], x0[NUMEL];
     sched_state *s = NULL;
     if (sched_state_new(c, steps, NUMEL, &s, g_msg, sizeof g_msg) != CS_OK) return -1;
-    for (int k = 0; k < NUMEL; k++) target[k] = sinf((float)k);
+    for (int k = 0; k < NUMEL; k++)
+        target[k] = sinf((float)k);
     const float sigma0 = sched_init_noise_sigma(s);
-    for (int k = 0; k < NUMEL; k++) x[k] = randn() * sigma0;
+    for (int k = 0; k < NUMEL; k++)
+        x[k] = randn() * sigma0;
     const sched_prediction pred = s->p.prediction_type;
     const int n = sched_num_steps(s);
     for (int i = 0; i < n; i++) {
@@ -220,7 +227,8 @@ static double run_toy(const sched_config *c, int steps, int *n_out) {
                                           : target[k];
         }
         const bool needs = sched_step_needs_noise(s, i);
-        for (int k = 0; k < NUMEL; k++) noise[k] = randn();
+        for (int k = 0; k < NUMEL; k++)
+            noise[k] = randn();
         sched_step(s, i, out, x, needs ? noise : NULL, x0);
     }
     double err = 0;
@@ -242,7 +250,8 @@ static void test_toy_runs(void) {
                  "{\"_class_name\": \"DDIMScheduler\", \"beta_end\": 0.012, \"beta_schedule\": "
                  "\"scaled_linear\", \"beta_start\": 0.00085, \"clip_sample\": false, "
                  "\"set_alpha_to_one\": false, \"steps_offset\": 1, \"skip_prk_steps\": true, "
-                 "\"prediction_type\": \"%s\"}", preds[pk]);
+                 "\"prediction_type\": \"%s\"}",
+                 preds[pk]);
         sched_config *b = pk == 0 ? base : load_json(json);
         CHECK(b != NULL);
         for (const char *const *name = sched_sampler_names(); b && *name; name++) {
@@ -297,7 +306,8 @@ static void test_step_counts(void) {
     for (int k = 0; k < 3; k++) {
         sched_config *c = NULL;
         sched_state *s = NULL;
-        CHECK(sched_config_with_sampler(base, indexers[k], false, &c, g_msg, sizeof g_msg) == CS_OK);
+        CHECK(sched_config_with_sampler(base, indexers[k], false, &c, g_msg, sizeof g_msg) ==
+              CS_OK);
         CHECK(sched_state_new(c, 1000, 4, &s, g_msg, sizeof g_msg) != CS_OK);
         CHECK_STR_CONTAINS(g_msg, "timestep 1000");
         sched_config_free(c);
@@ -308,7 +318,8 @@ static void test_step_counts(void) {
         CHECK(sched_config_with_sampler(lin, thousand[k], false, &c, g_msg, sizeof g_msg) == CS_OK);
         int n = 0;
         const double err = run_toy(c, 1000, &n);
-        if (!(err >= 0 && err < 0.15)) fprintf(stderr, "%s 1000 steps: %g %s\n", thousand[k], err, g_msg);
+        if (!(err >= 0 && err < 0.15))
+            fprintf(stderr, "%s 1000 steps: %g %s\n", thousand[k], err, g_msg);
         CHECK(err >= 0 && err < 0.15);
         sched_config_free(c);
     }
@@ -340,8 +351,10 @@ static void test_pndm_prk(void) {
     if (s) {
         /* _t = 1, 101, ..., 901: prk 901, 851, 851, 801, 801, 751, 751, 701, 701, 651, 651,
          * 601, then plms 601, 501, ... 1 */
-        const double want[] = {901, 851, 851, 801, 801, 751, 751, 701, 701, 651, 651, 601, 601, 501};
-        for (int i = 0; i < 14; i++) CHECK_NEAR(sched_timestep(s, i), want[i], 0);
+        const double want[] = {901, 851, 851, 801, 801, 751, 751,
+                               701, 701, 651, 651, 601, 601, 501};
+        for (int i = 0; i < 14; i++)
+            CHECK_NEAR(sched_timestep(s, i), want[i], 0);
     }
     sched_state_free(s);
     CHECK(sched_state_new(c, 3, 4, &s, g_msg, sizeof g_msg) != CS_OK);
@@ -366,6 +379,40 @@ static void test_eta(void) {
     sched_config_free(base);
 }
 
+/* StableDiffusionPipeline's config fix-ups: steps_offset 1, clip_sample false. */
+static void test_pipeline_fixups(void) {
+    sched_config *c = load_json("{\"_class_name\": \"DDIMScheduler\", \"beta_end\": 0.012, "
+                                "\"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085}");
+    CHECK(c != NULL);
+    if (!c) return;
+    sched_state *s = NULL;
+    if (sched_state_new(c, 10, 4, &s, g_msg, sizeof g_msg) == CS_OK) {
+        CHECK_NEAR(sched_timestep(s, 0), 900, 0);
+        CHECK(s->p.clip_sample);
+    }
+    sched_state_free(s);
+    sched_config_apply_pipeline_fixups(c);
+    s = NULL;
+    if (sched_state_new(c, 10, 4, &s, g_msg, sizeof g_msg) == CS_OK) {
+        CHECK_NEAR(sched_timestep(s, 0), 901, 0);
+        CHECK(!s->p.clip_sample);
+    }
+    sched_state_free(s);
+    /* The fixed values carry over to another sampler, as through from_config. */
+    sched_config *d = NULL;
+    s = NULL;
+    if (sched_config_with_sampler(c, "ddpm", false, &d, g_msg, sizeof g_msg) == CS_OK &&
+        sched_state_new(d, 10, 4, &s, g_msg, sizeof g_msg) == CS_OK) {
+        CHECK_NEAR(sched_timestep(s, 0), 901, 0);
+        CHECK(!s->p.clip_sample);
+    } else {
+        CHECK(!"ddpm from the fixed config");
+    }
+    sched_state_free(s);
+    sched_config_free(d);
+    sched_config_free(c);
+}
+
 int main(void) {
     test_config_errors();
     test_by_name();
@@ -374,5 +421,6 @@ int main(void) {
     test_step_counts();
     test_pndm_prk();
     test_eta();
+    test_pipeline_fixups();
     CHECK_DONE();
 }

@@ -36,9 +36,8 @@ static const char *k_vocab =
     "{\"!\": 0, \"a\": 1, \"b\": 2, \"c\": 3, \"!</w>\": 4, \"a</w>\": 5, \"b</w>\": 6,\n"
     " \"c</w>\": 7, \"ab\": 8, \"abc</w>\": 9, \"<|startoftext|>\": 10, \"<|endoftext|>\": 11}\n";
 static const char *k_merges = "#version: 0.2\na b\nab c</w>\n";
-static const char *k_config_sd1 =
-    "{\"model_max_length\": 77, \"pad_token\": \"<|endoftext|>\", "
-    "\"tokenizer_class\": \"CLIPTokenizer\"}";
+static const char *k_config_sd1 = "{\"model_max_length\": 77, \"pad_token\": \"<|endoftext|>\", "
+                                  "\"tokenizer_class\": \"CLIPTokenizer\"}";
 
 static void write_good(void) {
     write_file("vocab.json", k_vocab);
@@ -57,16 +56,17 @@ static void check_full(const cs_tokenizer *t, const char *text, const int64_t *w
     if (!ok) {
         fprintf(stderr, "line %d: \"%s\" -> st %d (%s), %lld ids:", line, text, st, msg,
                 (long long)count);
-        for (int64_t i = 0; i < count; i++) fprintf(stderr, " %lld", (long long)ids[i]);
+        for (int64_t i = 0; i < count; i++)
+            fprintf(stderr, " %lld", (long long)ids[i]);
         fprintf(stderr, "\n");
         check_failures++;
     }
     free(ids);
 }
-#define CHECK_FULL(t, text, ...)                                                          \
-    do {                                                                                   \
-        const int64_t want_[] = {__VA_ARGS__};                                             \
-        check_full(t, text, want_, (int64_t)(sizeof want_ / sizeof want_[0]), __LINE__);   \
+#define CHECK_FULL(t, text, ...)                                                                   \
+    do {                                                                                           \
+        const int64_t want_[] = {__VA_ARGS__};                                                     \
+        check_full(t, text, want_, (int64_t)(sizeof want_ / sizeof want_[0]), __LINE__);           \
     } while (0)
 
 static void test_basic(void) {
@@ -85,15 +85,18 @@ static void test_basic(void) {
     CHECK_EQ_INT(tokenizer_vocab_size(t), 12);
     CHECK_FULL(t, "", 10, 11);
     CHECK_FULL(t, " \t\n", 10, 11);
-    CHECK_FULL(t, "abc", 10, 9, 11);         /* a b -> ab, ab c</w> -> abc</w> */
-    CHECK_FULL(t, "ABC", 10, 9, 11);         /* lower-cased first */
-    CHECK_FULL(t, "ab", 10, 1, 6, 11);       /* (a, b</w>) is not a merge */
+    CHECK_FULL(t, "abc", 10, 9, 11);   /* a b -> ab, ab c</w> -> abc</w> */
+    CHECK_FULL(t, "ABC", 10, 9, 11);   /* lower-cased first */
+    CHECK_FULL(t, "ab", 10, 1, 6, 11); /* (a, b</w>) is not a merge */
     CHECK_FULL(t, "cab", 10, 3, 1, 6, 11);
-    CHECK_FULL(t, "abc!", 10, 9, 4, 11);     /* letters and punctuation split */
-    CHECK_FULL(t, "z", 10, 11, 11);          /* unknown -> unk_token (<|endoftext|>) */
+    CHECK_FULL(t, "abc!", 10, 9, 4, 11);                /* letters and punctuation split */
+    CHECK_FULL(t, "z", 10, 11, 11);                     /* unknown -> unk_token (<|endoftext|>) */
     CHECK_FULL(t, "a<|endoftext|>b", 10, 5, 11, 6, 11); /* added token split out first */
-    CHECK_FULL(t, "<|ENDOFTEXT|>", 10, 11, 11);        /* lower-cased, then CLIP's literal */
-    CHECK_FULL(t, "a\xe2\x80\x8b" "bc", 10, 9, 11);    /* U+200B (Cf) removed */
+    CHECK_FULL(t, "<|ENDOFTEXT|>", 10, 11, 11);         /* lower-cased, then CLIP's literal */
+    CHECK_FULL(t,
+               "a\xe2\x80\x8b"
+               "bc",
+               10, 9, 11); /* U+200B (Cf) removed */
 
     /* Padding and truncation. */
     int64_t ids[8];
@@ -113,13 +116,14 @@ static void test_basic(void) {
     CHECK_EQ_INT(tokenizer_encode(t, "abc", 3, ids, 1, &n, msg, sizeof msg), CS_ERR_INVALID_ARG);
 
     /* Invalid UTF-8 is an error, never a crash. */
-    static const char *const k_bad[] = {"\xff", "a\xc0\xaf", "\xed\xa0\x80", "\xe4\xb8",
-                                        "\xf4\x90\x80\x80", "\x80"};
+    static const char *const k_bad[] = {"\xff",     "a\xc0\xaf",        "\xed\xa0\x80",
+                                        "\xe4\xb8", "\xf4\x90\x80\x80", "\x80"};
     for (size_t i = 0; i < sizeof k_bad / sizeof k_bad[0]; i++) {
         msg[0] = '\0';
         int64_t *full = NULL, count = 0;
-        CHECK_EQ_INT(tokenizer_encode_full(t, k_bad[i], strlen(k_bad[i]), &full, &count, msg,
-                                           sizeof msg), CS_ERR_INVALID_ARG);
+        CHECK_EQ_INT(
+            tokenizer_encode_full(t, k_bad[i], strlen(k_bad[i]), &full, &count, msg, sizeof msg),
+            CS_ERR_INVALID_ARG);
         CHECK(full == NULL);
         CHECK_STR_CONTAINS(msg, "UTF-8");
     }
@@ -137,7 +141,8 @@ static void test_sd2_pad(void) {
     write_good();
     write_file("tokenizer_config.json", "{\"model_max_length\": 77, \"pad_token\": "
                                         "\"<|endoftext|>\", \"do_lower_case\": true}");
-    write_file("special_tokens_map.json", "{\"pad_token\": \"!\", \"bos_token\": {\"content\": "
+    write_file("special_tokens_map.json",
+               "{\"pad_token\": \"!\", \"bos_token\": {\"content\": "
                "\"<|startoftext|>\", \"lstrip\": false, \"rstrip\": false}}");
     cs_tokenizer *t = NULL;
     char msg[512] = "";
@@ -157,14 +162,43 @@ static void test_sd2_pad(void) {
     remove_file("special_tokens_map.json");
 }
 
+/* added_tokens_decoder with an id past the vocabulary, an additional special token that
+ * receives the next new id, and lstrip/rstrip. Stripping the whitespace of neighbouring
+ * text cannot change ids (BasicTokenizer drops it anyway) except when the neighbour is an
+ * added token with whitespace at its edge: stripped, it is plain text. */
+static void test_added_tokens(void) {
+    write_good();
+    write_file("tokenizer_config.json",
+               "{\"added_tokens_decoder\": {"
+               "\"11\": {\"content\": \"<|endoftext|>\", \"lstrip\": true, \"rstrip\": true},"
+               "\"12\": {\"content\": \" a\", \"special\": true}},"
+               " \"additional_special_tokens\": [\"<x>\"]}");
+    write_file("special_tokens_map.json", "{\"pad_token\": \"!\"}"); /* ignored: decoder */
+    cs_tokenizer *t = NULL;
+    char msg[512] = "";
+    CHECK_EQ_INT(tokenizer_load(g_dir, &t, msg, sizeof msg), CS_OK);
+    if (!t) {
+        fprintf(stderr, "load: %s\n", msg);
+        return;
+    }
+    CHECK_EQ_INT(tokenizer_pad_id(t), 11);
+    CHECK_EQ_INT(tokenizer_vocab_size(t), 14); /* <x>: 12 vocab strings + " a" = id 13 */
+    CHECK_FULL(t, "ab <|endoftext|> c<x>", 10, 1, 6, 11, 7, 13, 11);
+    CHECK_FULL(t, "c a", 10, 7, 12, 11);             /* " a" split out whole */
+    CHECK_FULL(t, "<|endoftext|> a", 10, 11, 5, 11); /* rstrip: " a" becomes text "a" */
+    CHECK_FULL(t, "<x> a", 10, 13, 12, 11);          /* <x> does not strip */
+    tokenizer_free(t);
+    remove_file("special_tokens_map.json");
+}
+
 /* Loads from g_dir expecting failure with st, the message naming `where` and `why`. */
 static void expect_load_error(cs_status st, const char *where, const char *why, int line) {
     cs_tokenizer *t = NULL;
     char msg[512] = "";
     cs_status got = tokenizer_load(g_dir, &t, msg, sizeof msg);
     if (got != st || t != NULL || !strstr(msg, where) || !strstr(msg, why)) {
-        fprintf(stderr, "line %d: expected status %d naming \"%s\"/\"%s\", got %d: %s\n", line,
-                st, where, why, got, msg);
+        fprintf(stderr, "line %d: expected status %d naming \"%s\"/\"%s\", got %d: %s\n", line, st,
+                where, why, got, msg);
         check_failures++;
     }
     tokenizer_free(t);
@@ -215,10 +249,11 @@ static void test_malformed(void) {
     EXPECT_LOAD_ERROR(CS_ERR_FORMAT, "tokenizer_config.json", "model_max_length");
     write_file("tokenizer_config.json", "{\"pad_token\": 5}");
     EXPECT_LOAD_ERROR(CS_ERR_FORMAT, "tokenizer_config.json", "pad_token");
-    write_file("tokenizer_config.json", "{\"added_tokens_decoder\": {\"x\": {\"content\": \"q\"}}}");
+    write_file("tokenizer_config.json",
+               "{\"added_tokens_decoder\": {\"x\": {\"content\": \"q\"}}}");
     EXPECT_LOAD_ERROR(CS_ERR_FORMAT, "tokenizer_config.json", "added_tokens_decoder");
     write_file("tokenizer_config.json", "{\"added_tokens_decoder\": {\"12\": {\"content\": \"q\", "
-               "\"single_word\": true}}}");
+                                        "\"single_word\": true}}}");
     EXPECT_LOAD_ERROR(CS_ERR_UNSUPPORTED, "tokenizer_config.json", "single_word");
     write_file("tokenizer_config.json", "{\"pad_token\": null}");
     EXPECT_LOAD_ERROR(CS_ERR_UNSUPPORTED, g_dir, "pad_token is null");
@@ -259,13 +294,16 @@ static void thread_smoke(const cs_tokenizer *t, const char *const *texts, int n)
     for (int i = 0; i < n; i++) {
         int cnt;
         char msg[128];
-        CHECK_EQ_INT(tokenizer_encode(t, texts[i], strlen(texts[i]), want[i], 77, &cnt, msg,
-                                      sizeof msg), CS_OK);
+        CHECK_EQ_INT(
+            tokenizer_encode(t, texts[i], strlen(texts[i]), want[i], 77, &cnt, msg, sizeof msg),
+            CS_OK);
     }
     job jobs[2] = {{t, texts, n, want, 0}, {t, texts, n, want, 0}};
     pthread_t th[2];
-    for (int k = 0; k < 2; k++) CHECK_EQ_INT(pthread_create(&th[k], NULL, encode_loop, &jobs[k]), 0);
-    for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+    for (int k = 0; k < 2; k++)
+        CHECK_EQ_INT(pthread_create(&th[k], NULL, encode_loop, &jobs[k]), 0);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
     CHECK_EQ_INT(jobs[0].failures + jobs[1].failures, 0);
 }
 
@@ -295,11 +333,11 @@ static void test_golden_vocab(void) {
         return;
     }
     CHECK_EQ_INT(tokenizer_vocab_size(t), 49408);
-    CHECK_FULL(t, "a photograph of an astronaut riding a horse", 49406, 320, 8853, 539, 550,
-               18376, 6765, 320, 4558, 49407);
+    CHECK_FULL(t, "a photograph of an astronaut riding a horse", 49406, 320, 8853, 539, 550, 18376,
+               6765, 320, 4558, 49407);
     CHECK_FULL(t, "!!!", 49406, 995, 49407);
-    CHECK_FULL(t, "\xe4\xb8\x80\xe5\x8f\xaa\xe7\x8c\xab", 49406, 19759, 478, 34517, 359, 163,
-               234, 360, 49407); /* CJK: each ideograph its own word */
+    CHECK_FULL(t, "\xe4\xb8\x80\xe5\x8f\xaa\xe7\x8c\xab", 49406, 19759, 478, 34517, 359, 163, 234,
+               360, 49407); /* CJK: each ideograph its own word */
     CHECK_FULL(t, "a <|endoftext|> b", 49406, 320, 49407, 321, 49407);
     static const char *const texts[] = {
         "a photo of a cat", "masterpiece, best quality, ultra-detailed, 1girl",
@@ -317,12 +355,14 @@ int main(void) {
     }
     test_basic();
     test_sd2_pad();
+    test_added_tokens();
     test_malformed();
     test_threads_synthetic();
     test_golden_vocab();
     static const char *const files[] = {"vocab.json", "merges.txt", "tokenizer_config.json",
                                         "special_tokens_map.json"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) remove_file(files[i]);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        remove_file(files[i]);
     rmdir(g_dir);
     CHECK_DONE();
 }
