@@ -71,6 +71,16 @@ static int parse_args(int argc, char **argv, cli *c) {
             c->p.karras = 1;
             continue;
         }
+        static const char *const k_valued[] = {
+            "--model", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
+            "--guidance-scale", "--steps", "--seed", "--width", "--height", "--num-images",
+            "--guidance-rescale", "--clip-skip", NULL};
+        int known = 0;
+        for (int k = 0; k_valued[k]; k++) known |= !strcmp(a, k_valued[k]);
+        if (!known) {
+            fprintf(stderr, "cfgserve-generate: unknown argument \"%s\" (see --help)\n", a);
+            return -1;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "cfgserve-generate: %s needs a value (see --help)\n", a);
             return -1;
