@@ -83,7 +83,8 @@ mkst duplicate.st "{\"a\":{\"data_offsets\":[0,4]$f32,\"a\":{\"data_offsets\":[4
 mkst empty_between.st "{\"a\":{\"data_offsets\":[0,4]$f32,\"z\":{\"data_offsets\":[4,4],\
 \"shape\":[0],\"dtype\":\"F32\"},\"b\":{\"data_offsets\":[4,8]$f32}" \
     '\x00\x00\x80\x3f\x00\x00\x00\x40'
-mkst metadata_dup.st '{"__metadata__":{"format":"pt","format":"np","n":1}}' ''
+mkst metadata_dup.st '{"__metadata__":{"format":"pt","format":"np"}}' ''
+mkst metadata_int.st '{"__metadata__":{"format":"pt","n":1}}' ''
 mkst f16_specials.st '{"h":{"dtype":"F16","shape":[2,3],"data_offsets":[0,12]}}' \
     '\x01\x00\xff\x03\x00\x7c\x00\xfe\xff\x7b\x00\x80'
 mkst big_shape.st '{"w":{"dtype":"F32","shape":[9007199254740992,2],"data_offsets":[0,4]}}' \
