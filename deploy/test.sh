@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 deploy/install-deps.sh
 jobs=$(nproc)
 status=0
-for cfg in "build:-DCMAKE_BUILD_TYPE=RelWithDebInfo" "build-asan:-DCMAKE_BUILD_TYPE=Debug -DCS_SANITIZE=ON"; do
+for cfg in "build:-DCMAKE_BUILD_TYPE=RelWithDebInfo" "build-asan:-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCS_SANITIZE=ON"; do
   dir=${cfg%%:*}
   flags=${cfg#*:}
   echo "=== $dir ($flags)"

@@ -326,16 +326,16 @@ static double max_diff_ln(const float *got, const double *h, int rows) {
     return worst;
 }
 
-static const char *const k_tiny_config_fmt =
-    "{\"architectures\": [\"CLIPTextModel\"], \"hidden_act\": \"gelu\", \"hidden_size\": %d, "
-    "\"intermediate_size\": %d, \"num_hidden_layers\": %d, \"num_attention_heads\": %d, "
-    "\"vocab_size\": %d, \"max_position_embeddings\": %d, \"eos_token_id\": %d, "
-    "\"bos_token_id\": 0, \"pad_token_id\": 1, \"projection_dim\": 8, "
-    "\"model_type\": \"clip_text_model\"}";
+#define TINY_CONFIG_FMT \
+    "{\"architectures\": [\"CLIPTextModel\"], \"hidden_act\": \"gelu\", \"hidden_size\": %d, " \
+    "\"intermediate_size\": %d, \"num_hidden_layers\": %d, \"num_attention_heads\": %d, " \
+    "\"vocab_size\": %d, \"max_position_embeddings\": %d, \"eos_token_id\": %d, " \
+    "\"bos_token_id\": 0, \"pad_token_id\": 1, \"projection_dim\": 8, " \
+    "\"model_type\": \"clip_text_model\"}"
 
 static text_encoder *load_tiny(int eos, char *msg, size_t n, cs_status *st) {
     char cfg[1024];
-    snprintf(cfg, sizeof cfg, k_tiny_config_fmt, D, INNER, NL, HEADS, VOCAB, MAXPOS, eos);
+    snprintf(cfg, sizeof cfg, TINY_CONFIG_FMT, D, INNER, NL, HEADS, VOCAB, MAXPOS, eos);
     write_text("config.json", cfg);
     text_encoder *m = NULL;
     *st = text_encoder_load(g_dir, &m, msg, n);
