@@ -1,7 +1,10 @@
 /* The activation arena and debug tap of a forward pass (see ctx.h for the design). */
 #include "ctx.h"
 
+#include <cblas.h>
 #include <string.h>
+
+#include "threadpool.h"
 
 enum { CTX_ALIGN = 64 };
 
@@ -27,8 +30,16 @@ cs_status ctx_init(cs_ctx *c, size_t cap) {
 
 void ctx_deinit(cs_ctx *c) {
     if (!c) return;
+    threadpool_free(c->pool);
     free(c->base);
     memset(c, 0, sizeof *c);
+}
+
+cs_status ctx_start_pool(cs_ctx *c, int threads, char *msg, size_t n) {
+    CS_ASSERT(!c->pool && !c->measuring);
+    if (threads <= 0) threads = openblas_get_num_threads();
+    if (threads < 1) threads = 1;
+    return threadpool_new(threads, &c->pool, msg, n);
 }
 
 float *ctx_alloc(cs_ctx *c, int64_t n) {

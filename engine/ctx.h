@@ -9,7 +9,8 @@
  * allocates: ctx_alloc bumps an offset and ctx_release pops back to a mark (stack order).
  * Forward code must therefore touch activations only through ops.h kernels.
  *
- * A ctx belongs to one thread at a time.
+ * A ctx belongs to one thread at a time. Kernels may spread their element-wise work over
+ * the ctx's thread pool (ctx_start_pool); its workers run only inside a kernel call.
  */
 #ifndef CS_CTX_H
 #define CS_CTX_H
@@ -21,6 +22,8 @@
 typedef void (*cs_tap_fn)(void *user, const char *name, const float *data, int ndim,
                           const int64_t *dims);
 
+struct threadpool;
+
 typedef struct cs_ctx {
     uint8_t *base;   /* owned; NULL while measuring */
     size_t cap;      /* bytes at base */
@@ -30,13 +33,18 @@ typedef struct cs_ctx {
     cs_tap_fn tap;
     void *tap_user;
     double flops;    /* multiply-adds x 2 of matrix kernels run through this ctx */
+    struct threadpool *pool; /* owned; NULL: kernels run serially in the caller */
 } cs_ctx;
 
 /* A context in measuring mode (no memory). */
 void ctx_init_measure(cs_ctx *c);
 /* A context with cap bytes of arena; CS_ERR_NOMEM if that cannot be allocated. */
 cs_status ctx_init(cs_ctx *c, size_t cap);
+/* Also frees the pool. */
 void ctx_deinit(cs_ctx *c);
+/* Gives c a pool of `threads` threads (the caller included) for the non-GEMM kernels;
+ * threads <= 0 means as many as OpenBLAS uses. Results do not depend on the count. */
+cs_status ctx_start_pool(cs_ctx *c, int threads, char *msg, size_t n);
 
 /* n floats, 64-byte aligned. Running out of a planned arena is a bug (the plan was
  * wrong), so it asserts rather than failing softly. */

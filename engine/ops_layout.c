@@ -1,42 +1,75 @@
 /*
  * Layout and embedding kernels of ops.h: NCHW <-> NLC transposes, channel concatenation,
  * nearest 2× upsampling, embedding-table lookup and the sinusoidal timestep embedding.
- * Single-threaded; outputs never alias inputs here.
+ * Pure data movement: the large ones are spread over the ctx's thread pool (copies do not
+ * depend on chunking). Outputs never alias inputs here.
  */
 #include "ops.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "threadpool.h"
+
+/* Least floats moved per pool chunk. */
+enum { LAYOUT_GRAIN = 32768 };
+
 /* Square tile of the blocked transpose: 32×32 floats = 4 KB read plus 4 KB written, so
  * both sides of a tile stay in L1 whichever side is strided. */
 enum { TRANSPOSE_TILE = 32 };
 
-/* y(cols, rows) = x(rows, cols)ᵀ for one image. */
-static void transpose(float *y, const float *x, int64_t rows, int64_t cols) {
-    for (int64_t r0 = 0; r0 < rows; r0 += TRANSPOSE_TILE) {
-        const int64_t r1 = r0 + TRANSPOSE_TILE < rows ? r0 + TRANSPOSE_TILE : rows;
+/* Rows [r0, r1) of the transpose y(cols, rows) = x(rows, cols)ᵀ of one image. */
+static void transpose_rows(float *y, const float *x, int64_t rows, int64_t cols, int64_t r0,
+                           int64_t r1) {
+    for (; r0 < r1; r0 += TRANSPOSE_TILE) {
+        const int64_t re = r0 + TRANSPOSE_TILE < r1 ? r0 + TRANSPOSE_TILE : r1;
         for (int64_t c0 = 0; c0 < cols; c0 += TRANSPOSE_TILE) {
             const int64_t c1 = c0 + TRANSPOSE_TILE < cols ? c0 + TRANSPOSE_TILE : cols;
-            for (int64_t r = r0; r < r1; r++)
+            for (int64_t r = r0; r < re; r++)
                 for (int64_t col = c0; col < c1; col++)
                     y[col * rows + r] = x[r * cols + col];
         }
     }
 }
 
+/* A batch of transposes cut into units of one tile row (TRANSPOSE_TILE source rows of
+ * one image) so the pool can share even a single image. */
+typedef struct transpose_job {
+    float *y;
+    const float *x;
+    int64_t rows, cols, tiles; /* per image; tiles = ceil(rows / TRANSPOSE_TILE) */
+} transpose_job;
+
+static void transpose_chunk(void *p, int64_t u0, int64_t u1) {
+    const transpose_job *j = p;
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t b = u / j->tiles, r0 = u % j->tiles * TRANSPOSE_TILE;
+        const int64_t r1 = r0 + TRANSPOSE_TILE < j->rows ? r0 + TRANSPOSE_TILE : j->rows;
+        const int64_t off = b * j->rows * j->cols;
+        transpose_rows(j->y + off, j->x + off, j->rows, j->cols, r0, r1);
+    }
+}
+
+static void transpose_batch(cs_ctx *c, float *y, const float *x, int64_t batch, int64_t rows,
+                            int64_t cols) {
+    if (rows == 0 || cols == 0) return;
+    transpose_job j = {.y = y, .x = x, .rows = rows, .cols = cols,
+                       .tiles = (rows + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE};
+    const int64_t unit = TRANSPOSE_TILE * cols;
+    threadpool_for(c->pool, batch * j.tiles, unit >= LAYOUT_GRAIN ? 1 : LAYOUT_GRAIN / unit,
+                   transpose_chunk, &j);
+}
+
 void op_nchw_to_nlc(cs_ctx *c, float *y, const float *x, int64_t batch, int64_t channels,
                     int64_t hw) {
     if (c->measuring) return;
-    for (int64_t b = 0; b < batch; b++) // (C, HW) -> (HW, C)
-        transpose(y + b * channels * hw, x + b * channels * hw, channels, hw);
+    transpose_batch(c, y, x, batch, channels, hw); // (C, HW) -> (HW, C) per image
 }
 
 void op_nlc_to_nchw(cs_ctx *c, float *y, const float *x, int64_t batch, int64_t channels,
                     int64_t hw) {
     if (c->measuring) return;
-    for (int64_t b = 0; b < batch; b++) // (HW, C) -> (C, HW)
-        transpose(y + b * channels * hw, x + b * channels * hw, hw, channels);
+    transpose_batch(c, y, x, batch, hw, channels); // (HW, C) -> (C, HW) per image
 }
 
 void op_concat_channels(cs_ctx *c, float *y, const float *a, int64_t ca, const float *b, int64_t cb,
@@ -50,20 +83,34 @@ void op_concat_channels(cs_ctx *c, float *y, const float *a, int64_t ca, const f
     }
 }
 
-void op_upsample_nearest2x(cs_ctx *c, float *y, const float *x, int64_t batch, int64_t channels,
-                           int64_t h, int64_t w) {
-    if (c->measuring) return;
-    const int64_t w2 = 2 * w;
-    for (int64_t plane = 0; plane < batch * channels; plane++) {
-        const float *xp = x + plane * h * w; // (H, W)
-        float *yp = y + plane * 4 * h * w;   // (2H, 2W)
+typedef struct upsample_job {
+    float *y;
+    const float *x;
+    int64_t h, w;
+} upsample_job;
+
+static void upsample_chunk(void *p, int64_t p0, int64_t p1) {
+    const upsample_job *j = p;
+    const int64_t h = j->h, w = j->w, w2 = 2 * w;
+    for (int64_t plane = p0; plane < p1; plane++) {
+        const float *xp = j->x + plane * h * w; // (H, W)
+        float *yp = j->y + plane * 4 * h * w;   // (2H, 2W)
         for (int64_t i = 0; i < h; i++) {
             float *row = yp + 2 * i * w2;
-            for (int64_t j = 0; j < w; j++)
-                row[2 * j] = row[2 * j + 1] = xp[i * w + j];
+            for (int64_t k = 0; k < w; k++)
+                row[2 * k] = row[2 * k + 1] = xp[i * w + k];
             memcpy(row + w2, row, (size_t)w2 * sizeof(float)); // the duplicated row
         }
     }
+}
+
+void op_upsample_nearest2x(cs_ctx *c, float *y, const float *x, int64_t batch, int64_t channels,
+                           int64_t h, int64_t w) {
+    if (c->measuring || h == 0 || w == 0) return;
+    upsample_job j = {.y = y, .x = x, .h = h, .w = w};
+    const int64_t plane = 4 * h * w;
+    threadpool_for(c->pool, batch * channels, plane >= LAYOUT_GRAIN ? 1 : LAYOUT_GRAIN / plane,
+                   upsample_chunk, &j);
 }
 
 void op_embedding(cs_ctx *c, float *y, const float *table, const int64_t *ids, int64_t n,

@@ -37,9 +37,9 @@ typedef struct service_params {
     int max_batch_images;   /* images per UNet batch (CFG rows are up to twice this) */
     int queue_size;         /* jobs waiting to start; more => SERVICE_FULL */
     int job_timeout_ms;     /* from admission to done; 0 = none */
-    int max_width, max_height; /* largest image a session plans for */
+    int max_width, max_height; /* largest image a session plans for; <= 0: native size */
     int max_finished;       /* finished jobs kept for GET /jobs/{id} (oldest evicted) */
-    int finished_ttl_ms;    /* how long a finished job's result is kept */
+    int finished_ttl_ms;    /* how long a finished job's result is kept; 0 = no limit */
     void (*on_reopen_logs)(void *user); /* SIGHUP; may be NULL */
     void *user;
 } service_params;
@@ -99,14 +99,18 @@ void service_free(service *s);
 
 /* Validates p (strings are copied) and queues a job. listener may be NULL (results are
  * then only kept for GET /jobs/{id}). On SERVICE_INVALID, *field names the parameter and
- * msg says why. */
+ * msg says why. Job ids are never 0 and stay below 2^53 (exact as JSON numbers). */
 service_status service_submit(service *s, const cs_gen_params *p, service_listener listener,
                               void *user, uint64_t *job_id, const char **field, char *msg,
                               size_t msg_size);
 
 /* Cancels a queued or running job (it leaves the batch at the next step boundary and its
  * listener gets ERROR "cancelled"); also detaches the listener, so call it when a client
- * disconnects. */
+ * disconnects. Precisely: a queued job ends at once, a running one when its current
+ * batch returns; every listener still attached then gets ERROR "cancelled" on the loop
+ * thread as its final event and is detached. A listener that must not be called any
+ * more once this returns (its connection is being freed) calls service_unsubscribe too.
+ * A finished job: SERVICE_OK, nothing changes. */
 service_status service_cancel(service *s, uint64_t job_id);
 
 typedef enum service_job_state {
@@ -122,14 +126,20 @@ typedef struct service_job_info {
 } service_job_info;
 
 service_status service_job_info_get(service *s, uint64_t job_id, service_job_info *out);
-/* A copy of image i's PNG of a finished job (*png malloc'd, caller frees). */
+/* A copy of image i's PNG of a finished job (*png malloc'd, caller frees).
+ * SERVICE_NOT_FOUND when the job is unknown, not DONE, or has no image i. */
 service_status service_job_image(service *s, uint64_t job_id, int image, uint8_t **png,
                                  size_t *len);
 /* Subscribes to a job's events (GET /jobs/{id}/events): the listener first receives the
- * job's current state (QUEUED/STARTED/PROGRESS, or the final DONE/ERROR at once). */
+ * job's current state (QUEUED/STARTED/PROGRESS, or the final DONE/ERROR at once).
+ * SERVICE_DRAINING once service_run has returned (no loop is left to call it). */
 service_status service_subscribe(service *s, uint64_t job_id, service_listener listener,
                                  void *user);
-/* Detaches a listener without cancelling the job (an events stream closing). */
+/* Detaches a listener without cancelling the job (an events stream closing). When it
+ * returns, the listener is not running and is never called again for this job (a
+ * subscription still on its way to the loop is dropped too). It waits for a listener
+ * call in progress on the loop thread, so do not call it while holding a lock your
+ * listener takes; calling it from inside a listener is fine. */
 void service_unsubscribe(service *s, uint64_t job_id, void *user);
 
 enum { SERVICE_HIST_BUCKETS = 12 };

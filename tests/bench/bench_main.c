@@ -2,8 +2,10 @@
  * cfgserve-bench: UNet forward throughput against the machine's own sgemm, measured in
  * one run so the ratio means something on a shared, noisy machine.
  *
- *   cfgserve-bench [--unet DIR] [--repeat N] [--shapes 64x64x2,32x32x2]
+ *   cfgserve-bench [--unet DIR] [--repeat N] [--shapes 64x64x2,32x32x2] [--threads T]
  *
+ * T is the size of the kernel thread pool (default 0: as many as OpenBLAS uses; 1: the
+ * non-GEMM kernels run in the calling thread only).
  * DIR holds a UNet config.json (default: ../shared/configs/sd15/unet); the weights are
  * random (speed does not depend on their values). For each shape it prints the forward
  * time, the FLOPs the kernels counted, the FLOP rate, the sgemm FLOP rate measured in
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "ctx.h"
+#include "threadpool.h"
 #include "unet.h"
 
 static double now_s(void) {
@@ -67,20 +70,23 @@ int main(int argc, char **argv) {
     cs_runtime_init(argc, argv);
     const char *dir = CS_SOURCE_DIR "/../shared/configs/sd15/unet";
     const char *shapes_arg = "64x64x2,32x32x2";
-    int repeat = 1;
+    int repeat = 1, threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--unet")) dir = argv[i + 1];
         else if (!strcmp(argv[i], "--repeat")) repeat = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--shapes")) shapes_arg = argv[i + 1];
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: %s [--unet DIR] [--repeat N] [--shapes HxWxB,...]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--unet DIR] [--repeat N] [--shapes HxWxB,...] [--threads T]\n",
+                    argv[0]);
             return 2;
         }
     }
     shape shapes[8];
     int nshapes = parse_shapes(shapes_arg, shapes, 8);
-    if (nshapes < 1 || repeat < 1 || repeat > 100) {
-        fprintf(stderr, "cfgserve-bench: bad --shapes (HxWxB,...) or --repeat (1..100)\n");
+    if (nshapes < 1 || repeat < 1 || repeat > 100 || threads < 0 || threads > 64) {
+        fprintf(stderr, "cfgserve-bench: bad --shapes (HxWxB,...), --repeat (1..100) or "
+                        "--threads (0..64)\n");
         return 2;
     }
     char msg[2048], path[4096];
@@ -105,7 +111,8 @@ int main(int argc, char **argv) {
         float *x = cs_malloc((size_t)n_in * sizeof *x), *out = cs_malloc((size_t)n_in * sizeof *out);
         float *t = cs_malloc((size_t)sh.batch * sizeof *t);
         float *ctxt = cs_malloc((size_t)(sh.batch * L * cfg.cross_dim) * sizeof *ctxt);
-        if (ctx_init(&c, bytes) != CS_OK || !x || !out || !t || !ctxt) {
+        if (ctx_init(&c, bytes) != CS_OK || ctx_start_pool(&c, threads, msg, sizeof msg) != CS_OK ||
+            !x || !out || !t || !ctxt) {
             fprintf(stderr, "cfgserve-bench: out of memory for %lldx%lld batch %lld\n",
                     (long long)sh.h, (long long)sh.w, (long long)sh.batch);
             rc = 1;
@@ -128,9 +135,9 @@ int main(int argc, char **argv) {
             }
             const double rate = flops / best / 1e9;
             printf("unet %lldx%lld batch %lld: %.0f ms  %.3f TFLOP  %.1f GFLOP/s  sgemm %.1f "
-                   "GFLOP/s  ratio %.2f  peak activations %.1f MiB\n",
+                   "GFLOP/s  ratio %.2f  peak activations %.1f MiB  pool %d thread(s)\n",
                    (long long)sh.h, (long long)sh.w, (long long)sh.batch, best * 1e3, flops / 1e12,
-                   rate, sgemm, rate / sgemm, c.peak / 1048576.0);
+                   rate, sgemm, rate / sgemm, c.peak / 1048576.0, threadpool_threads(c.pool));
         }
         ctx_deinit(&c);
         free(x);

@@ -1,0 +1,391 @@
+/*
+ * The HTTP server's lifecycle and front door (see http.h and http_internal.h): the
+ * libmicrohttpd daemon, the access handler that routes a request, checks method, API key,
+ * content type and body size, and reads the body, and the completion callback that frees
+ * the request (cancelling its job when the client went away before the result).
+ *
+ * Threads: on_access and on_completed run on MHD's polling thread (one thread, epoll or
+ * poll: no handler blocks, waiting requests are suspended); http_start/attach/stop on
+ * main's thread.
+ */
+#include "http_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+const char *const http_route_names[ROUTE_COUNT] = {
+    "/generate", "/jobs",  "/jobs/{id}", "/jobs/{id}/events", "/jobs/{id}/image",
+    "/health",   "/ready", "/metrics",   "/v1/models",        "other"};
+
+/* Methods each route answers (GET routes answer HEAD too). */
+const char *const http_route_allow[ROUTE_COUNT] = {"POST, OPTIONS",
+                                                   "POST, OPTIONS",
+                                                   "GET, HEAD, DELETE, OPTIONS",
+                                                   "GET, HEAD, OPTIONS",
+                                                   "GET, HEAD, OPTIONS",
+                                                   "GET, HEAD, OPTIONS",
+                                                   "GET, HEAD, OPTIONS",
+                                                   "GET, HEAD, OPTIONS",
+                                                   "GET, HEAD, OPTIONS",
+                                                   ""};
+
+/* A client that keeps sending after its body was refused is cut off past this. */
+enum { MAX_DISCARD = 64 << 20 };
+
+double http_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* "/jobs/123/events" → ROUTE_JOB_EVENTS with *job = 123. */
+static http_route classify(const char *url, uint64_t *job) {
+    static const struct {
+        const char *path;
+        http_route route;
+    } fixed[] = {{"/generate", ROUTE_GENERATE}, {"/jobs", ROUTE_JOBS},
+                 {"/health", ROUTE_HEALTH},     {"/ready", ROUTE_READY},
+                 {"/metrics", ROUTE_METRICS},   {"/v1/models", ROUTE_MODELS}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!strcmp(url, fixed[i].path)) return fixed[i].route;
+    if (strncmp(url, "/jobs/", 6) != 0) return ROUTE_NOT_FOUND;
+    const char *p = url + 6;
+    uint64_t id = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (id > (UINT64_MAX - d) / 10) return ROUTE_NOT_FOUND;
+        id = id * 10 + d;
+    }
+    if (!digits) return ROUTE_NOT_FOUND;
+    *job = id;
+    if (!*p) return ROUTE_JOB;
+    if (!strcmp(p, "/events")) return ROUTE_JOB_EVENTS;
+    if (!strcmp(p, "/image")) return ROUTE_JOB_IMAGE;
+    return ROUTE_NOT_FOUND;
+}
+
+static bool method_allowed(http_route route, const char *method) {
+    if (!strcmp(method, "OPTIONS")) return true;
+    switch (route) {
+    case ROUTE_GENERATE:
+    case ROUTE_JOBS:
+        return !strcmp(method, "POST");
+    case ROUTE_JOB:
+        return !strcmp(method, "GET") || !strcmp(method, "HEAD") || !strcmp(method, "DELETE");
+    case ROUTE_NOT_FOUND:
+        return false;
+    default:
+        return !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    }
+}
+
+/* Constant-time check of "Authorization: Bearer KEY" (the length is not secret). */
+static bool authorized(http_req *r) {
+    const char *key = r->srv->api_key;
+    if (!key[0] || r->route == ROUTE_HEALTH || r->route == ROUTE_READY) return true;
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    h += 7;
+    size_t n = strlen(key);
+    if (strlen(h) != n) return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(h[i] ^ key[i]);
+    return diff == 0;
+}
+
+/* application/json, with or without parameters (charset). A missing header is accepted:
+ * the body is parsed as JSON either way and a bad one gets a clear 400. */
+static bool json_content_type(http_req *r) {
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    if (!ct) return true;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0) return false;
+    return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
+}
+
+/* CORS preflight: 204 with what the browser may send. */
+static enum MHD_Result preflight(http_req *r) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Allow", http_route_allow[r->route]);
+    if (r->srv->cors_origin[0]) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", http_route_allow[r->route]);
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, Accept");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
+    return http_respond(r, 204, resp);
+}
+
+/* Everything decidable from the request line and headers, before any body is read. */
+static enum MHD_Result on_first_call(http_req *r) {
+    if (r->route == ROUTE_NOT_FOUND)
+        return http_respond_error(r, 404, "not_found", NULL, "no such route: %s %s", r->method,
+                                  r->path);
+    if (!method_allowed(r->route, r->method))
+        return http_respond_error(r, 405, "method_not_allowed", NULL,
+                                  "%s does not accept %s (allowed: %s)", r->path, r->method,
+                                  http_route_allow[r->route]);
+    if (!strcmp(r->method, "OPTIONS")) return preflight(r);
+    if (!authorized(r))
+        return http_respond_error(r, 401, "unauthorized", NULL,
+                                  "send the API key as \"Authorization: Bearer KEY\"");
+    if (!strcmp(r->method, "POST")) {
+        if (!json_content_type(r))
+            return http_respond_error(r, 415, "unsupported_media_type", NULL,
+                                      "the body must be JSON: send \"Content-Type: "
+                                      "application/json\" (curl: -H 'Content-Type: "
+                                      "application/json')");
+        const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)r->srv->cfg.max_body)
+            return http_respond_error(r, 413, "payload_too_large", NULL,
+                                      "the body is %s bytes; the limit is %d", cl,
+                                      r->srv->cfg.max_body);
+    }
+    return MHD_YES;
+}
+
+/* Appends a piece of the body, up to max_body; the rest is counted and dropped. */
+static bool read_body(http_req *r, const char *data, size_t n) {
+    size_t cap = (size_t)r->srv->cfg.max_body;
+    if (r->too_large || n > cap - r->body_len) {
+        r->too_large = true;
+        r->body_discarded += n;
+        return r->body_discarded <= MAX_DISCARD;
+    }
+    if (r->body_len + n + 1 > r->body_cap) {
+        size_t want = r->body_cap ? r->body_cap * 2 : 4096;
+        while (want < r->body_len + n + 1)
+            want *= 2;
+        if (want > cap + 1) want = cap + 1;
+        char *b = realloc(r->body, want);
+        if (!b) return false;
+        r->body = b;
+        r->body_cap = want;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    r->body[r->body_len] = '\0';
+    return true;
+}
+
+static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char *url,
+                         const char *method) {
+    http_req *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->srv = s;
+    r->conn = conn;
+    r->id = atomic_fetch_add(&s->next_id, 1);
+    r->method = method;
+    r->t_start = http_now();
+    r->last_write = r->t_start;
+    snprintf(r->path, sizeof r->path, "%s", url);
+    r->route = classify(url, &r->path_job);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = ci ? ci->connect_fd : -1;
+    pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+static void req_free(http_req *r) {
+    request_gen_deinit(&r->gen);
+    free(r->params_json);
+    free(r->body);
+    for (int i = 0; i < CS_MAX_IMAGES_PER_JOB; i++)
+        free(r->png[i]);
+    free(r->out);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls) {
+    (void)version;
+    http_req *r = *con_cls;
+    if (!r) {
+        if (!(r = req_new(cls, conn, url, method))) return MHD_NO;
+        *con_cls = r;
+        return on_first_call(r);
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->status) { /* answered early (413, 415...): drop the rest of the body */
+            r->body_discarded += n;
+            return r->body_discarded <= MAX_DISCARD ? MHD_YES : MHD_NO;
+        }
+        return read_body(r, upload, n) ? MHD_YES : MHD_NO;
+    }
+    if (r->status) return MHD_YES;
+    if (r->too_large)
+        return http_respond_error(r, 413, "payload_too_large", NULL,
+                                  "the body exceeds the limit of %d bytes", r->srv->cfg.max_body);
+    if (r->route == ROUTE_GENERATE || r->route == ROUTE_JOBS) return http_generate(r);
+    return http_route_simple(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)conn;
+    http_server *s = cls;
+    http_req *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    if (r->registered) registry_remove(r);
+    pthread_mutex_lock(&r->mu);
+    bool final = r->final;
+    pthread_mutex_unlock(&r->mu);
+    service *svc = atomic_load(&s->svc);
+    /* A /generate client that leaves before its result takes its job with it; a job made
+     * by POST /jobs lives on, and an events stream only stops listening. */
+    bool cancel = r->has_job && r->route == ROUTE_GENERATE && !final;
+    if (svc && cancel) service_cancel(svc, r->job_id);
+    if (svc && r->subscribed) service_unsubscribe(svc, r->job_id, (void *)(uintptr_t)r->id);
+
+    static const char *const why[] = {"",           "error",         "timed out", "server shutdown",
+                                      "read error", "client aborted"};
+    const char *reason = (size_t)toe < sizeof why / sizeof why[0] ? why[toe] : "error";
+    cs_log_level lvl =
+        r->route == ROUTE_HEALTH || r->route == ROUTE_READY || r->route == ROUTE_METRICS
+            ? CS_LOG_DEBUG
+        : r->status == 500 ? CS_LOG_WARN
+                           : CS_LOG_INFO;
+    char job[48] = "";
+    if (r->has_job || r->path_job)
+        snprintf(job, sizeof job, " job %llu",
+                 (unsigned long long)(r->has_job ? r->job_id : r->path_job));
+    log_msg(lvl, "req %llu %s %s %d %.1fms%s%s%s%s", (unsigned long long)r->id, r->method, r->path,
+            r->status, (http_now() - r->t_start) * 1e3, job,
+            toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? " closed: " : "", reason,
+            cancel ? " (job cancelled)" : "");
+    req_free(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    log_msg(CS_LOG_WARN, "http: %s", line);
+}
+
+static cs_status resolve(http_server *s, char *msg, size_t n) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->cfg.port);
+    int rc = getaddrinfo(s->host, port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(msg, n, "host \"%s\": %s", s->host, gai_strerror(rc));
+        if (res) freeaddrinfo(res);
+        return CS_ERR_INVALID_ARG;
+    }
+    memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return CS_OK;
+}
+
+void http_stop(http_server *h, int grace_ms) {
+    if (!h) return;
+    if (h->daemon) {
+        /* New connections are refused at once; responses in flight get grace_ms. */
+        MHD_socket ls = MHD_quiesce_daemon(h->daemon);
+        if (ls != MHD_INVALID_SOCKET) close(ls);
+        int left = registry_wait_empty(grace_ms);
+        if (left) log_msg(CS_LOG_WARN, "closing %d request(s) still open", left);
+        /* From here on completions must not reach the service (its loop is over). */
+        atomic_store(&h->svc, NULL);
+        http_watcher_stop(h);
+        registry_shutdown_all(); /* MHD refuses to stop with suspended connections */
+        MHD_stop_daemon(h->daemon);
+    } else {
+        http_watcher_stop(h);
+    }
+    metrics_free(h->metrics);
+    pthread_mutex_destroy(&h->watch_mu);
+    pthread_cond_destroy(&h->watch_cond);
+    free(h->host);
+    free(h->api_key);
+    free(h->cors_origin);
+    free(h);
+}
+
+cs_status http_start(const http_config *cfg, http_server **out, char *msg, size_t n) {
+    *out = NULL;
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) return CS_ERR_NOMEM;
+    s->cfg = *cfg;
+    s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
+    s->api_key = strdup(cfg->api_key ? cfg->api_key : "");
+    s->cors_origin = strdup(cfg->cors_origin ? cfg->cors_origin : "");
+    s->cfg.host = s->host;
+    s->cfg.api_key = s->api_key;
+    s->cfg.cors_origin = s->cors_origin;
+    atomic_init(&s->model, NULL);
+    atomic_init(&s->svc, NULL);
+    atomic_init(&s->next_id, 1);
+    pthread_mutex_init(&s->watch_mu, NULL);
+    pthread_cond_init(&s->watch_cond, NULL);
+    s->metrics = metrics_new(http_route_names, ROUTE_COUNT);
+    if (!s->host || !s->api_key || !s->cors_origin || !s->metrics) {
+        http_stop(s, 0);
+        snprintf(msg, n, "out of memory");
+        return CS_ERR_NOMEM;
+    }
+    cs_status st = resolve(s, msg, n);
+    if (st != CS_OK) {
+        http_stop(s, 0);
+        return st;
+    }
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (s->addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    errno = 0;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        s, /* first, so it catches every message */
+        MHD_OPTION_SOCK_ADDR, &s->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->idle_timeout_s, MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(msg, n, "cannot listen on %s port %d: %s", s->host, cfg->port,
+                 errno ? strerror(errno) : "libmicrohttpd refused to start (see the log)");
+        http_stop(s, 0);
+        return CS_ERR_IO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    if ((st = http_watcher_start(s, msg, n)) != CS_OK) {
+        http_stop(s, 0);
+        return st;
+    }
+    char host[300];
+    snprintf(host, sizeof host, s->addr.ss_family == AF_INET6 ? "[%s]" : "%s", s->host);
+    log_msg(CS_LOG_INFO, "listening on http://%s:%d", host, s->port);
+    *out = s;
+    return CS_OK;
+}
+
+int http_port(const http_server *h) {
+    return h->port;
+}
+
+void http_attach(http_server *h, const cs_model *m, service *svc) {
+    atomic_store(&h->model, m);
+    atomic_store(&h->svc, svc);
+}
