@@ -3,10 +3,12 @@
  * scale · q kᵀ (OpenBLAS sgemm), a softmax per row, out = scores · v (sgemm).
  *
  * The softmax rows are spread over the ctx's thread pool (OpenBLAS threads the products
- * itself). Its exp is our own vector code, picked once per process: AVX2 + FMA where the
- * CPU has them (8 lanes), SSE2 otherwise (4 lanes). Within one process every row goes
- * through the same code, with row tails padded into a full vector, so a value depends
- * only on its row, never on its position, chunk, thread count or batch companions.
+ * itself). Its exp is our own vector code (ops_simd.h): AVX2 + FMA where the CPU has
+ * them (8 lanes), SSE2 otherwise (4 lanes). Every row goes through the same code, with
+ * row tails padded into a full vector, so a value depends only on its row, never on its
+ * position, chunk, thread count or batch companions. Max and sum are exact-order
+ * reductions per row (sum in double), one pass each, and the normalising pass multiplies
+ * by 1/sum.
  *
  * Scratch (the scores of one chunk of query rows) comes from the ctx arena and is
  * released before returning; while c->measuring it is reserved and released without
@@ -20,13 +22,8 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-#ifdef __x86_64__
-#include <immintrin.h>
-#endif
 
+#include "ops_simd.h"
 #include "threadpool.h"
 
 /* Most floats of scores one chunk of query rows may use (16 MB). */
@@ -40,36 +37,7 @@ static int blas_dim(int64_t v) {
     return (int)v;
 }
 
-/* ---- exp for softmax arguments ---- */
-
-/* exp(x) for x <= 0 (scores after max subtraction): Cody-Waite reduction
- * x = n·ln2 + r, |r| <= ln2/2, Cephes' degree-6 polynomial for e^r, times 2^n built in
- * the exponent bits. Within 1 ulp of the rounded exact value on [-87.3, 0] (8.3e-8
- * relative, measured over 16M points); below ln(FLT_MIN) it returns 0 instead of a
- * subnormal; NaN stays NaN. libm's expf is scalar and was half the attention time. */
-#define EXP_LO -87.33654f /* ln(FLT_MIN) */
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_ROUND 12582912.0f /* 1.5·2^23: adding it rounds to an integer */
-#define EXP_LN2_HI 0.693359375f
-#define EXP_LN2_LO -2.12194440e-4f
-static const float exp_poly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
-                                  4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
-
-#ifdef __SSE2__
-static inline __m128 exp_nonpos4(__m128 x) {
-    const __m128 lo = _mm_set1_ps(EXP_LO), round = _mm_set1_ps(EXP_ROUND);
-    const __m128 xc = _mm_max_ps(lo, x); // maxps returns its 2nd operand for NaN
-    const __m128 n = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(xc, _mm_set1_ps(EXP_LOG2E)), round), round);
-    __m128 r = _mm_sub_ps(xc, _mm_mul_ps(n, _mm_set1_ps(EXP_LN2_HI)));
-    r = _mm_sub_ps(r, _mm_mul_ps(n, _mm_set1_ps(EXP_LN2_LO)));
-    __m128 p = _mm_set1_ps(exp_poly[0]);
-    for (int i = 1; i < 6; i++)
-        p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(exp_poly[i]));
-    p = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(p, r), r), r), _mm_set1_ps(1.0f));
-    const __m128i bits = _mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127)), 23);
-    const __m128 y = _mm_mul_ps(p, _mm_castsi128_ps(bits));
-    return _mm_andnot_ps(_mm_cmplt_ps(x, lo), y); // 0 where x < EXP_LO
-}
+/* ---- softmax rows ---- */
 
 /* In place softmax of the first n (>= 1) entries of p(len); entries [n, len) become 0
  * (the causally masked keys). Max-subtracted so exp never overflows; sum in double.
@@ -92,7 +60,7 @@ static void softmax_row_sse2(float *p, int64_t n, int64_t len) {
     __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd();
     for (int64_t j = 0; j < body + (rem ? 4 : 0); j += 4) {
         float *at = j < body ? p + j : tail; // (4) entries j..j+3
-        const __m128 e = exp_nonpos4(_mm_sub_ps(_mm_loadu_ps(at), vmx));
+        const __m128 e = ops_exp_nonpos4(_mm_sub_ps(_mm_loadu_ps(at), vmx));
         _mm_storeu_ps(at, e);
         s0 = _mm_add_pd(s0, _mm_cvtps_pd(e));
         s1 = _mm_add_pd(s1, _mm_cvtps_pd(_mm_movehl_ps(e, e)));
@@ -107,32 +75,9 @@ static void softmax_row_sse2(float *p, int64_t n, int64_t len) {
     for (int64_t j = n; j < len; j++)
         p[j] = 0.0f;
 }
-#else
-#error "ops_attention.c needs SSE2 (every x86-64 CPU has it)"
-#endif
-
-#ifdef __x86_64__
-#define ATTN_AVX2 __attribute__((target("avx2,fma")))
-
-ATTN_AVX2 static inline __m256 exp_nonpos8(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(EXP_LO), round = _mm256_set1_ps(EXP_ROUND);
-    const __m256 xc = _mm256_max_ps(lo, x); // NaN stays NaN (2nd operand)
-    const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(EXP_LOG2E), round), round);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), xc);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), r);
-    __m256 p = _mm256_set1_ps(exp_poly[0]);
-    for (int i = 1; i < 6; i++)
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(exp_poly[i]));
-    const __m256 r2 = _mm256_mul_ps(r, r);
-    p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
-    const __m256i bits =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-    return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y); // 0 where x < EXP_LO
-}
 
 /* softmax_row_sse2 with 8 lanes and FMA: the same contract. */
-ATTN_AVX2 static void softmax_row_avx2(float *p, int64_t n, int64_t len) {
+OPS_TARGET_AVX2 static void softmax_row_avx2(float *p, int64_t n, int64_t len) {
     const int64_t body = n & ~(int64_t)7, rem = n - body;
     float tail[8];
     for (int l = 0; l < 8; l++)
@@ -150,7 +95,7 @@ ATTN_AVX2 static void softmax_row_avx2(float *p, int64_t n, int64_t len) {
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     for (int64_t j = 0; j < body + (rem ? 8 : 0); j += 8) {
         float *at = j < body ? p + j : tail; // (8) entries j..j+7
-        const __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(at), vmx));
+        const __m256 e = ops_exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(at), vmx));
         _mm256_storeu_ps(at, e);
         s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
@@ -166,16 +111,12 @@ ATTN_AVX2 static void softmax_row_avx2(float *p, int64_t n, int64_t len) {
     for (int64_t j = n; j < len; j++)
         p[j] = 0.0f;
 }
-#endif
 
 typedef void (*softmax_row_fn)(float *p, int64_t n, int64_t len);
 
 /* The softmax row kernel for this CPU. */
 static softmax_row_fn softmax_row_pick(void) {
-#ifdef __x86_64__
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return softmax_row_avx2;
-#endif
-    return softmax_row_sse2;
+    return ops_have_avx2() ? softmax_row_avx2 : softmax_row_sse2;
 }
 
 /* Rows of one chunk of scores(rows, Lk); row r is query i0 + r. */

@@ -83,6 +83,7 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
                                 emb_bytes);
     bytes = max_size(bytes, vae_decode_activation_bytes(m->vae, p.max_images, h, w));
     cs_status st = ctx_init(&s->ctx, bytes);
+    if (st == CS_OK) st = ctx_start_pool(&s->ctx, 0, msg, n); /* as many threads as OpenBLAS */
     const size_t lat = (size_t)s->max_lat_numel, rows = (size_t)s->max_rows;
     s->x = cs_malloc(rows * lat * sizeof(float));
     s->out = cs_malloc(rows * lat * sizeof(float));

@@ -1,8 +1,9 @@
 /*
  * batcher: the loop thread's half of the service — admission, step-level batching,
- * worker results, cancellation, timeouts, finished-job retention and the drain. Every
- * function here runs on the thread inside service_run, holding listen_lock (see
- * service_internal.h), and is the only code that changes a record's phase or frees it.
+ * worker results, cancellation, timeouts and the drain (a job's exit and the retention
+ * of finished jobs are in retire.c). Every function here runs on the thread inside
+ * service_run, holding listen_lock (see service_internal.h); with retire.c it is the only
+ * code that changes a record's phase or frees it.
  *
  * DESIGN. Jobs move QUEUED -> RUNNING -> FINISHED. A queued job starts (FIFO, oldest
  * first, never overtaken) when the images already running leave room for it: at most
@@ -25,186 +26,9 @@
  */
 #include <string.h>
 
+#include "events.h"
 #include "histogram.h"
-#include "service_internal.h"
-
-static void loop_enter(service *s) {
-    pthread_mutex_lock(&s->listen_lock);
-    s->listen_held = true;
-}
-
-static void loop_leave(service *s) {
-    s->listen_held = false;
-    pthread_mutex_unlock(&s->listen_lock);
-}
-
-static double ms_between(uint64_t from_ns, uint64_t to_ns) {
-    return to_ns > from_ns ? (double)(to_ns - from_ns) / 1e6 : 0.0;
-}
-
-/* ---- events ------------------------------------------------------------------------ */
-
-static service_event event_of(const job_rec *r, service_event_type type) {
-    const uint64_t now = uv_hrtime();
-    service_event ev = {.type = type, .job_id = r->id, .step = r->step, .steps = r->steps,
-                        .num_images = r->params.num_images};
-    ev.elapsed_ms = ms_between(r->admit_ns, now);
-    if (r->step > 0 && r->start_ns) /* the rate so far, over the steps left */
-        ev.eta_ms = ms_between(r->start_ns, now) / r->step * (r->steps - r->step);
-    return ev;
-}
-
-/* Calls every attached listener; one that detaches meanwhile is skipped, not moved. */
-static void emit(job_rec *r, const service_event *ev) {
-    for (int i = 0; i < r->n_ls; i++)
-        if (r->ls[i].fn) r->ls[i].fn(ev, r->ls[i].user);
-    job_rec_compact_listeners(r);
-}
-
-/* The final event of a finished record, to one listener (fn) or to all (fn NULL). */
-static void send_final(job_rec *r, service_listener fn, void *user) {
-    service_image images[CS_MAX_IMAGES_PER_JOB];
-    service_event ev;
-    if (r->state == SERVICE_JOB_DONE) {
-        ev = event_of(r, SERVICE_EV_DONE);
-        for (int i = 0; i < r->n_png; i++)
-            images[i] = (service_image){r->png[i], r->png_len[i], r->seeds[i]};
-        ev.num_images = r->n_png;
-        ev.images = images;
-        ev.eta_ms = 0;
-    } else {
-        ev = event_of(r, SERVICE_EV_ERROR);
-        ev.error_code = r->error_code;
-        ev.message = r->error;
-    }
-    if (fn)
-        fn(&ev, user);
-    else
-        emit(r, &ev);
-}
-
-/* ---- retention --------------------------------------------------------------------- */
-
-static void evict(service *s, job_rec *r) {
-    dlink_remove(&r->age);
-    s->n_finished--;
-    pthread_mutex_lock(&s->lock);
-    job_table_remove(&s->table, r->id);
-    pthread_mutex_unlock(&s->lock);
-    job_rec_free(r);
-}
-
-static void on_ttl(uv_timer_t *h);
-
-/* Finished records expire in the order they finished: one timer for the oldest. */
-static void arm_ttl(service *s) {
-    if (s->p.finished_ttl_ms <= 0 || s->closing) return;
-    if (dlink_empty(&s->finished_list)) {
-        uv_timer_stop(&s->ttl_timer);
-        return;
-    }
-    const job_rec *r = job_rec_of_age(s->finished_list.next);
-    const uint64_t deadline = r->finish_ns + (uint64_t)s->p.finished_ttl_ms * 1000000u;
-    const uint64_t now = uv_hrtime();
-    uv_timer_start(&s->ttl_timer, on_ttl, deadline > now ? (deadline - now + 999999) / 1000000 : 0,
-                   0);
-}
-
-static void on_ttl(uv_timer_t *h) {
-    service *s = h->data;
-    loop_enter(s);
-    const uint64_t now = uv_hrtime(), ttl = (uint64_t)s->p.finished_ttl_ms * 1000000u;
-    while (!dlink_empty(&s->finished_list)) {
-        job_rec *r = job_rec_of_age(s->finished_list.next);
-        if (r->finish_ns + ttl > now) break;
-        evict(s, r);
-    }
-    arm_ttl(s);
-    loop_leave(s);
-}
-
-static void retain(service *s, job_rec *r) {
-    dlink_push_back(&s->finished_list, &r->age);
-    s->n_finished++;
-    while (s->n_finished > s->p.max_finished) evict(s, job_rec_of_age(s->finished_list.next));
-    if (s->n_finished > 0 && !uv_is_active((uv_handle_t *)&s->ttl_timer)) arm_ttl(s);
-}
-
-/* ---- leaving ----------------------------------------------------------------------- */
-
-static const char *code_of(cs_status st) {
-    return st == CS_ERR_INVALID_ARG ? "invalid_parameter"
-           : st == CS_ERR_NOMEM     ? "out_of_memory"
-                                    : "internal";
-}
-
-/* Takes r out of the queue or the running set for good, publishes its final state,
- * sends its final event, detaches its listeners and keeps it for GET /jobs/{id}. */
-static void finalize(service *s, job_rec *r, service_job_state state, const char *code,
-                     const char *message) {
-    SVC_ASSERT(!r->in_flight && r->phase != REC_FINISHED);
-    const bool was_running = r->phase == REC_RUNNING;
-    dlink_remove(&r->link);
-    dlink_remove(&r->age);
-    if (was_running)
-        s->running_images -= r->params.num_images;
-    else
-        s->queue_len--;
-    cs_job_free(r->work.job);
-    r->work.job = NULL;
-    r->phase = REC_FINISHED;
-    r->finish_ns = uv_hrtime();
-
-    pthread_mutex_lock(&s->lock);
-    r->state = state;
-    r->error_code = code;
-    snprintf(r->error, sizeof r->error, "%s", message ? message : "");
-    if (state == SERVICE_JOB_DONE) { /* the PNGs move from the worker's part to the record */
-        for (int i = 0; i < r->work.n_png; i++) {
-            r->png[i] = r->work.png[i];
-            r->png_len[i] = r->work.png_len[i];
-        }
-        r->n_png = r->work.n_png;
-        r->work.n_png = 0;
-        r->step = r->steps;
-    }
-    if (was_running)
-        s->running--;
-    else
-        s->queued--;
-    s->active--;
-    service_stats *st = &s->stats;
-    if (state == SERVICE_JOB_DONE) {
-        st->completed++;
-        st->images_generated += (uint64_t)r->n_png;
-    } else if (state == SERVICE_JOB_CANCELLED) {
-        st->cancelled++;
-    } else if (code && strcmp(code, "timeout") == 0) {
-        st->timed_out++;
-    } else {
-        st->failed++;
-    }
-    pthread_mutex_unlock(&s->lock);
-
-    for (int i = 0; i < r->work.n_png; i++) free(r->work.png[i]); /* of a failed decode */
-    r->work.n_png = 0;
-    send_final(r, NULL, NULL);
-    r->n_ls = 0; /* the final event was the last */
-    retain(s, r);
-}
-
-/* Finishes a job that was asked to stop, unless a worker holds it: then this runs again
- * when its task returns. */
-static void try_stop(service *s, job_rec *r) {
-    if (r->in_flight || r->phase == REC_FINISHED) return;
-    if (strcmp(r->stop_reason, "cancelled") == 0) {
-        finalize(s, r, SERVICE_JOB_CANCELLED, "cancelled", "the job was cancelled");
-    } else {
-        char msg[96];
-        snprintf(msg, sizeof msg, "the job did not finish within %d ms", s->p.job_timeout_ms);
-        finalize(s, r, SERVICE_JOB_FAILED, "timeout", msg);
-    }
-}
+#include "retire.h"
 
 /* ---- timeouts ---------------------------------------------------------------------- */
 
@@ -237,12 +61,12 @@ static void on_timeout(uv_timer_t *h) {
     loop_enter(s);
     const uint64_t now = uv_hrtime();
     for (dlink *l = s->active_list.next, *next; l != &s->active_list; l = next) {
-        next = l->next; /* try_stop moves r out of this list, and only r */
+        next = l->next; /* retiring moves r out of this list, and only r */
         job_rec *r = job_rec_of_age(l);
         if (r->stop_reason) continue;
         if (deadline_of(s, r) > now) break;
         r->stop_reason = "timeout";
-        try_stop(s, r);
+        retire_if_stopped(s, r);
     }
     arm_timeout(s);
     schedule(s);
@@ -258,9 +82,9 @@ static void admit(service *s, job_rec *r) {
     r->admit_ns = uv_hrtime();
     dlink_push_back(&s->queue, &r->link);
     dlink_push_back(&s->active_list, &r->age);
-    service_event ev = event_of(r, SERVICE_EV_QUEUED);
+    service_event ev = events_make(r, SERVICE_EV_QUEUED);
     ev.position = position;
-    emit(r, &ev);
+    events_emit(r, &ev);
     if (!uv_is_active((uv_handle_t *)&s->timeout_timer)) arm_timeout(s);
 }
 
@@ -281,7 +105,7 @@ static void subscribe(service *s, uint64_t id, service_listener fn, void *user) 
         return;
     }
     if (r->phase == REC_FINISHED) {
-        send_final(r, fn, user);
+        events_send_final(r, fn, user);
         return;
     }
     if (!job_rec_add_listener(r, fn, user)) {
@@ -293,15 +117,15 @@ static void subscribe(service *s, uint64_t id, service_listener fn, void *user) 
     const int at = r->n_ls - 1; /* if the listener detaches in a call, stop calling it */
     service_event ev;
     if (r->phase == REC_QUEUED) {
-        ev = event_of(r, SERVICE_EV_QUEUED);
+        ev = events_make(r, SERVICE_EV_QUEUED);
         for (dlink *l = s->queue.next; l != &r->link; l = l->next) ev.position++;
         fn(&ev, user);
         return;
     }
-    ev = event_of(r, SERVICE_EV_STARTED);
+    ev = events_make(r, SERVICE_EV_STARTED);
     fn(&ev, user);
     if (r->step > 0 && r->ls[at].fn) {
-        ev = event_of(r, SERVICE_EV_PROGRESS);
+        ev = events_make(r, SERVICE_EV_PROGRESS);
         fn(&ev, user);
     }
 }
@@ -317,7 +141,7 @@ static void handle_request(service *s, inbox_msg *m) {
         job_rec *r = find(s, sm->job_id);
         if (r && r->phase != REC_FINISHED && !r->stop_reason) {
             r->stop_reason = "cancelled";
-            try_stop(s, r);
+            retire_if_stopped(s, r);
         }
     } else if (m->kind == MSG_SUBSCRIBE) {
         subscribe(s, sm->job_id, sm->fn, sm->user);
@@ -365,8 +189,8 @@ static void add_creates(service *s, worker_task *t) {
         s->queued--;
         s->running++;
         pthread_mutex_unlock(&s->lock);
-        service_event ev = event_of(r, SERVICE_EV_STARTED);
-        emit(r, &ev);
+        service_event ev = events_make(r, SERVICE_EV_STARTED);
+        events_emit(r, &ev);
     }
 }
 
@@ -415,12 +239,10 @@ static bool build_task(service *s, worker *w) {
     add_decodes(s, t);
     add_creates(s, t);
     add_step(s, t);
-    fprintf(stderr, "DBG build_task create=%d decode=%d step=%d queue_empty=%d ri=%d\n", t->n_create, t->n_decode, t->n_step, dlink_empty(&s->queue), s->running_images);
     return t->n_create + t->n_decode + t->n_step > 0;
 }
 
 static void schedule(service *s) {
-    fprintf(stderr, "DBG schedule closing=%d\n", s->closing);
     if (s->closing) return;
     for (int i = 0; i < s->n_workers; i++) {
         worker *w = &s->workers[i];
@@ -437,9 +259,9 @@ static void created(service *s, job_work *jw) {
     job_rec *r = jw->rec;
     r->in_flight = false;
     if (jw->status != CS_OK) {
-        finalize(s, r, SERVICE_JOB_FAILED, code_of(jw->status), jw->msg);
+        retire_job(s, r, SERVICE_JOB_FAILED, retire_code_of(jw->status), jw->msg);
     } else if (r->stop_reason) {
-        try_stop(s, r);
+        retire_if_stopped(s, r);
     } else {
         pthread_mutex_lock(&s->lock);
         r->steps = cs_job_steps(jw->job); /* the sampler may add a step */
@@ -452,11 +274,11 @@ static void decoded(service *s, job_work *jw) {
     job_rec *r = jw->rec;
     r->in_flight = false;
     if (r->stop_reason)
-        try_stop(s, r);
+        retire_if_stopped(s, r);
     else if (jw->status != CS_OK)
-        finalize(s, r, SERVICE_JOB_FAILED, code_of(jw->status), jw->msg);
+        retire_job(s, r, SERVICE_JOB_FAILED, retire_code_of(jw->status), jw->msg);
     else
-        finalize(s, r, SERVICE_JOB_DONE, NULL, NULL);
+        retire_job(s, r, SERVICE_JOB_DONE, NULL, NULL);
 }
 
 static void stepped(service *s, worker_task *t) {
@@ -474,15 +296,15 @@ static void stepped(service *s, worker_task *t) {
         job_rec *r = t->step[i]->rec;
         r->in_flight = false;
         if (t->step_status != CS_OK) {
-            finalize(s, r, SERVICE_JOB_FAILED, code_of(t->step_status), t->step_msg);
+            retire_job(s, r, SERVICE_JOB_FAILED, retire_code_of(t->step_status), t->step_msg);
         } else if (r->stop_reason) {
-            try_stop(s, r);
+            retire_if_stopped(s, r);
         } else {
             pthread_mutex_lock(&s->lock);
             r->step = cs_job_step(r->work.job);
             pthread_mutex_unlock(&s->lock);
-            service_event ev = event_of(r, SERVICE_EV_PROGRESS);
-            emit(r, &ev);
+            service_event ev = events_make(r, SERVICE_EV_PROGRESS);
+            events_emit(r, &ev);
         }
     }
 }

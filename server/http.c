@@ -280,7 +280,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
-    log_msg(CS_LOG_WARN, "http: %s", line);
+    /* MHD reports our own deliberate closes (a client that hung up, a stream ended with an
+     * error event) as "application" errors; the access log line already tells them. */
+    log_msg(strstr(line, "pplication") ? CS_LOG_DEBUG : CS_LOG_WARN, "http: %s", line);
 }
 
 static cs_status resolve(http_server *s, char *msg, size_t n) {

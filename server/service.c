@@ -96,7 +96,8 @@ cs_status service_new(const cs_model *m, const service_params *params, service *
         s->id_key = uv_hrtime() ^ ((uint64_t)getpid() << 32);
 
     /* Every record alive at once: queued + running + retained (+1 before eviction). */
-    const size_t max_records = (size_t)p.queue_size + (size_t)s->cap_images + (size_t)p.max_finished + 1;
+    const size_t max_records =
+        (size_t)p.queue_size + (size_t)s->cap_images + (size_t)p.max_finished + 1;
     if (!job_table_init(&s->table, max_records)) goto fail_table;
     if (pthread_mutex_init(&s->lock, NULL) != 0) goto fail_lock;
     if (pthread_mutex_init(&s->listen_lock, NULL) != 0) goto fail_listen_lock;

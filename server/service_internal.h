@@ -86,6 +86,16 @@ struct service {
     bool closing;          /* the drain has completed and handles are closing */
 };
 
+/* Every loop callback runs between these: the loop holds listen_lock throughout. */
+static inline void loop_enter(service *s) {
+    pthread_mutex_lock(&s->listen_lock);
+    s->listen_held = true;
+}
+static inline void loop_leave(service *s) {
+    s->listen_held = false;
+    pthread_mutex_unlock(&s->listen_lock);
+}
+
 /* The service whose loop runs on this thread (NULL elsewhere). */
 extern _Thread_local service *service_tls_loop;
 

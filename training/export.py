@@ -7,7 +7,8 @@ model_index.json, scheduler/scheduler_config.json, tokenizer/{vocab.json, merges
 tokenizer_config.json, special_tokens_map.json}, text_encoder/{config.json,
 model.safetensors}, unet/ and vae/ {config.json, diffusion_pytorch_model.safetensors}.
 Weights are F32 (the whole model is a few MB) with __metadata__ {"format": "pt"}; the UNet
-and text encoder are the EMA weights unless --no-ema. Works on an intermediate checkpoint
+and text encoder are the EMA weights unless --no-ema; the VAE is vae_ft.pt (decoder
+fine-tuned by finetune_decoder.py) when the run has one, else vae.pt. Works on an intermediate checkpoint
 of a run still training (the checkpoints are replaced atomically).
 """
 import argparse
@@ -56,7 +57,8 @@ def load_run(run, ema=True):
     unet.load_state_dict(ck["ema_unet" if ema else "unet"])
     vcfg = dict(config.VAE, scaling_factor=round(float(ck["scaling_factor"]), 5))
     vae = models.AutoencoderKL(vcfg)
-    vae.load_state_dict(torch.load(os.path.join(run, "vae.pt"))["model"])
+    ft = os.path.join(run, "vae_ft.pt")  # finetune_decoder.py's decoder, same encoder
+    vae.load_state_dict(torch.load(ft if os.path.exists(ft) else os.path.join(run, "vae.pt"))["model"])
     return tok, text.eval(), unet.eval(), vae.eval(), vcfg, ck["state"]["step"]
 
 

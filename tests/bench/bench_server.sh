@@ -44,7 +44,7 @@ trap cleanup EXIT
 
 start() { # MAX_BATCH
   "$bin" --config none --host 127.0.0.1 --port 0 --model "$model" --workers "$workers" \
-    --max-batch "$1" --queue-size 1000 --log-file "$tmp/server.log" --log-level warn \
+    --max-batch "$1" --queue-size 1000 --log-file "$tmp/server.log" \
     2>"$tmp/server.err" &
   spid=$!
   : >"$tmp/server.log"
@@ -109,7 +109,7 @@ printf '%7s | %9s %8s %8s | %9s %8s %8s | %s\n' "" img/min p50_s p95_s img/min p
 for c in $clients; do
   read -r a_ipm a_p50 a_p95 a_bad <<<"${result[on,$c]}"
   read -r b_ipm b_p50 b_p95 b_bad <<<"${result[off,$c]}"
-  ratio=$(awk -v a="$a_ipm" -v b="$b_ipm" 'BEGIN { printf "%.2fx", b > 0 ? a / b : 0 }')
+  ratio=$(awk -v a="$a_ipm" -v b="$b_ipm" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')
   printf '%7s | %9s %8s %8s | %9s %8s %8s | %s' "$c" "$a_ipm" "$a_p50" "$a_p95" "$b_ipm" "$b_p50" "$b_p95" "$ratio"
   [ "$a_bad$b_bad" = 00 ] || printf '   (failed requests: on %s, off %s)' "$a_bad" "$b_bad"
   echo

@@ -17,6 +17,10 @@ check "unknown config-file key: exit 2 naming it" "[ $rc -eq 2 ] && grep -q 'unk
 check "unknown flag: exit 2" "[ $rc -eq 2 ] && grep -q -- '--bogus' $tmp/e4"
 "$bin" --config none --port 0 --model "$tmp/nowhere" --log-file "$tmp/e5" 2>/dev/null; rc=$?
 check "missing model folder: exit 1 with the reason" "[ $rc -eq 1 ] && grep -q 'cannot load the model' $tmp/e5"
+if [ -n "${CS_SOURCE_DIR:-}" ] && [ ! -e "$CS_SOURCE_DIR/models/default/model_index.json" ]; then
+  "$bin" --config none --port 0 --log-file "$tmp/e6" 2>/dev/null; rc=$?
+  check "default model not built: exit 1 saying so and naming --model" "[ $rc -eq 1 ] && grep -q 'has not been built yet' $tmp/e6 && grep -q -- '--model' $tmp/e6"
+fi
 "$bin" --help >"$tmp/help"; rc=$?
 check "--help lists options with their environment variables" "[ $rc -eq 0 ] && grep -q -- '--max-batch N' $tmp/help && grep -q CFGSERVE_MAX_BATCH $tmp/help"
 CFGSERVE_QUEUE_SIZE=7 "$bin" --config none --port 9 --print-config >"$tmp/printed"; rc=$?
@@ -53,5 +57,13 @@ curl -s -o /dev/null -D "$tmp/h" -H 'Origin: http://a.example' "$URL/health"
 check "CORS: an allowed origin is echoed" "[ \"\$(header Access-Control-Allow-Origin $tmp/h)\" = http://a.example ] && header Vary $tmp/h | grep -q Origin"
 curl -s -o /dev/null -D "$tmp/h" -H 'Origin: http://evil.example' "$URL/health"
 check "CORS: another origin gets no grant" "! grep -qi Access-Control-Allow-Origin $tmp/h"
+
+# ---- SIGHUP reopens the log file (log rotation)
+mv "$SLOG" "$SLOG.1"
+kill -HUP "$SPID"
+for _ in $(seq 1 50); do [ -s "$SLOG" ] && break; sleep 0.1; done
+curl -s -o /dev/null -H 'Authorization: Bearer s3cret' "$URL/v1/models"
+sleep 0.2
+check "SIGHUP: a new log file is opened" "grep -q 'log reopened' $SLOG && grep -q 'GET /v1/models' $SLOG"
 stop_server
 exit $fail

@@ -138,6 +138,7 @@ static cs_status run_forward(golden_case *gc, const unet_model *m, debug_taps *t
     const int64_t numel = in.batch * cfg->out_channels * in.height * in.width;
     out = cs_malloc((size_t)numel * sizeof *out);
     st = ctx_init(&c, bytes);
+    if (st == CS_OK) st = ctx_start_pool(&c, 0, NULL, 0);
     if (st != CS_OK || !out) {
         st = cs_errf(CS_ERR_NOMEM, msg, n, "out of memory for the forward");
         goto done;

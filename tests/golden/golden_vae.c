@@ -92,6 +92,7 @@ static cs_status run_decode(golden_case *gc, const vae_model *m, debug_taps *tap
            "decode arena (measured)", bytes, (long long)d[0], (long long)d[2], (long long)d[3]);
     cs_ctx c;
     st = ctx_init(&c, bytes);
+    if (st == CS_OK) st = ctx_start_pool(&c, 0, NULL, 0);
     img = cs_malloc((size_t)(od[0] * od[1] * od[2] * od[3]) * sizeof *img);
     if (st != CS_OK || !img) {
         st = cs_errf(CS_ERR_NOMEM, msg, n, "out of memory for the decode");
@@ -124,6 +125,7 @@ static cs_status run_encode(golden_case *gc, const vae_model *m, debug_taps *tap
            "encode arena (measured)", bytes, (long long)d[0], (long long)d[2], (long long)d[3]);
     cs_ctx c;
     st = ctx_init(&c, bytes);
+    if (st == CS_OK) st = ctx_start_pool(&c, 0, NULL, 0);
     mean = cs_malloc(plane * sizeof *mean);
     logvar = cs_malloc(plane * sizeof *logvar);
     if (st != CS_OK || !mean || !logvar) {

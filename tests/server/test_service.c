@@ -222,7 +222,8 @@ static void test_drain(const cs_model *m, const pngs *ref) {
     CHECK(service_submit(s, &p, collector_listen, NULL, &id, NULL, msg, sizeof msg) ==
           SERVICE_DRAINING);
     for (int i = 0; i < 2; i++)
-        if (collector_wait_final(&c[i])) check_done_job(&c[i], &k_specs[which[i]], &ref[which[i]], i);
+        if (collector_wait_final(&c[i]))
+            check_done_job(&c[i], &k_specs[which[i]], &ref[which[i]], i);
     pthread_join(run.thread, NULL); /* service_run returns once both are done */
     service_stats st;
     service_stats_get(s, &st);

@@ -5,7 +5,9 @@
  * kernels against hand-computed values, the timestep embedding against diffusers' own
  * output in the golden data, and the ctx contract: every kernel does nothing while
  * measuring, the measuring pass reserves exactly the scratch the real pass uses, and that
- * scratch is released.
+ * scratch is released. The vector activations must not depend on an element's position
+ * (row tails), and everything runs a second time on the SSE2 / libm code that CPUs
+ * without AVX2 use (CFGSERVE_NO_AVX2). Results with thread pools: test_threadpool.c.
  */
 #include "ops.h"
 #include "safetensors.h"
@@ -491,6 +493,62 @@ static void test_timestep_embedding(void) {
     ctx_deinit(&c);
 }
 
+/* An element's activation must not depend on where it sits (vector body or padded tail):
+ * the same values at every offset 0..8 of a buffer give the same bits. */
+static void test_activation_positions(void) {
+    cs_ctx c;
+    CHECK(ctx_init(&c, 0) == CS_OK);
+    enum { N = 45 };
+    float *x = rand_buf(N + 8), *g = rand_buf(N + 8), *ref = rand_buf(N), *y = rand_buf(N + 8);
+    for (int i = 0; i < N + 8; i++)
+        x[i] *= 6.0f, g[i] *= 6.0f;
+    typedef void (*act_fn)(cs_ctx *, float *, const float *, int64_t);
+    static const act_fn acts[] = {op_silu, op_gelu, op_quick_gelu};
+    int bad = 0;
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        acts[a](&c, ref, x + 8, N);
+        for (int k = 0; k <= 8; k++) {
+            acts[a](&c, y, x + 8 - k, N + k); // x[8] lands at position k
+            bad += memcmp(y + k, ref, N * sizeof(float)) != 0;
+        }
+    }
+    // GEGLU rows (h | g) of odd width: row r's values at offsets that differ per row.
+    float *hg = rand_buf(2 * (N + 8)), *out = rand_buf(N + 8);
+    for (int k = 0; k <= 8; k++) {
+        for (int i = 0; i < N; i++) {
+            hg[k + i] = x[8 + i];
+            hg[(N + k) + k + i] = g[8 + i];
+        }
+        op_geglu(&c, out, hg, 1, N + k); // row (h[0..N+k) | g[0..N+k))
+        if (k == 0) memcpy(ref, out, N * sizeof(float));
+        bad += memcmp(out + k, ref, N * sizeof(float)) != 0;
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(x), free(g), free(ref), free(y), free(hg), free(out);
+    ctx_deinit(&c);
+}
+
+/* GEGLU (the UNet's feed-forward, its own vector loop) against double formulas. */
+static void test_geglu_sweep(void) {
+    cs_ctx c;
+    CHECK(ctx_init(&c, 0) == CS_OK);
+    enum { M = 4003 };
+    float *x = malloc(2 * M * sizeof(float)), *y = malloc(M * sizeof(float));
+    for (int i = 0; i < M; i++) {
+        x[i] = 1.0f + 0.5f * (float)(i % 7);                 // value half
+        x[M + i] = -10.0f + 20.0f * (float)i / (M - 1);     // gate half
+    }
+    op_geglu(&c, y, x, 1, M);
+    int bad = 0;
+    for (int i = 0; i < M; i++) {
+        double gt = x[M + i], e = x[i] * (0.5 * gt * erfc(-gt / sqrt(2.0)));
+        if (fabs(y[i] - e) > 2e-6 * fabs(e) + 1e-12) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(x), free(y);
+    ctx_deinit(&c);
+}
+
 /* ---- measuring: no kernel touches memory, scratch is reserved and released ---- */
 
 static void test_measuring(void) {
@@ -541,9 +599,18 @@ int main(void) {
     test_attentions();
     test_norms();
     test_activations();
+    test_activation_positions();
+    test_geglu_sweep();
     test_arith();
     test_layout();
     test_timestep_embedding();
     test_measuring();
+    // Again on the code CPUs without AVX2 + FMA run (SSE2 softmax, libm activations).
+    setenv("CFGSERVE_NO_AVX2", "1", 1);
+    test_attentions();
+    test_activations();
+    test_activation_positions();
+    test_geglu_sweep();
+    unsetenv("CFGSERVE_NO_AVX2");
     CHECK_DONE();
 }

@@ -1,0 +1,129 @@
+/*
+ * retire: final state, final event and retention of finished jobs (see retire.h). Loop
+ * thread only, holding listen_lock.
+ */
+#include "retire.h"
+
+#include <string.h>
+
+#include "events.h"
+
+static void evict(service *s, job_rec *r) {
+    dlink_remove(&r->age);
+    s->n_finished--;
+    pthread_mutex_lock(&s->lock);
+    job_table_remove(&s->table, r->id);
+    pthread_mutex_unlock(&s->lock);
+    job_rec_free(r);
+}
+
+static void on_ttl(uv_timer_t *h);
+
+/* Finished records expire in the order they finished: one timer for the oldest. */
+static void arm_ttl(service *s) {
+    if (s->p.finished_ttl_ms <= 0 || s->closing) return;
+    if (dlink_empty(&s->finished_list)) {
+        uv_timer_stop(&s->ttl_timer);
+        return;
+    }
+    const job_rec *r = job_rec_of_age(s->finished_list.next);
+    const uint64_t deadline = r->finish_ns + (uint64_t)s->p.finished_ttl_ms * 1000000u;
+    const uint64_t now = uv_hrtime();
+    uv_timer_start(&s->ttl_timer, on_ttl, deadline > now ? (deadline - now + 999999) / 1000000 : 0,
+                   0);
+}
+
+static void on_ttl(uv_timer_t *h) {
+    service *s = h->data;
+    loop_enter(s);
+    const uint64_t now = uv_hrtime(), ttl = (uint64_t)s->p.finished_ttl_ms * 1000000u;
+    while (!dlink_empty(&s->finished_list)) {
+        job_rec *r = job_rec_of_age(s->finished_list.next);
+        if (r->finish_ns + ttl > now) break;
+        evict(s, r);
+    }
+    arm_ttl(s);
+    loop_leave(s);
+}
+
+/* Keeps r for GET /jobs/{id}, evicting the oldest others beyond max_finished. Done
+ * before r's final event, so that whoever hears it finds the table already trimmed. */
+static void retain(service *s, job_rec *r) {
+    dlink_push_back(&s->finished_list, &r->age);
+    s->n_finished++;
+    while (s->n_finished > s->p.max_finished && s->finished_list.next != &r->age)
+        evict(s, job_rec_of_age(s->finished_list.next));
+    if (!uv_is_active((uv_handle_t *)&s->ttl_timer)) arm_ttl(s);
+}
+
+const char *retire_code_of(cs_status st) {
+    return st == CS_ERR_INVALID_ARG ? "invalid_parameter"
+           : st == CS_ERR_NOMEM     ? "out_of_memory"
+                                    : "internal";
+}
+
+void retire_job(service *s, job_rec *r, service_job_state state, const char *code,
+                const char *message) {
+    SVC_ASSERT(!r->in_flight && r->phase != REC_FINISHED);
+    const bool was_running = r->phase == REC_RUNNING;
+    dlink_remove(&r->link);
+    dlink_remove(&r->age);
+    if (was_running)
+        s->running_images -= r->params.num_images;
+    else
+        s->queue_len--;
+    cs_job_free(r->work.job);
+    r->work.job = NULL;
+    r->phase = REC_FINISHED;
+    r->finish_ns = uv_hrtime();
+
+    pthread_mutex_lock(&s->lock);
+    r->state = state;
+    r->error_code = code;
+    snprintf(r->error, sizeof r->error, "%s", message ? message : "");
+    if (state == SERVICE_JOB_DONE) { /* the PNGs move from the worker's part to the record */
+        for (int i = 0; i < r->work.n_png; i++) {
+            r->png[i] = r->work.png[i];
+            r->png_len[i] = r->work.png_len[i];
+        }
+        r->n_png = r->work.n_png;
+        r->work.n_png = 0;
+        r->step = r->steps;
+    }
+    if (was_running)
+        s->running--;
+    else
+        s->queued--;
+    s->active--;
+    service_stats *st = &s->stats;
+    if (state == SERVICE_JOB_DONE) {
+        st->completed++;
+        st->images_generated += (uint64_t)r->n_png;
+    } else if (state == SERVICE_JOB_CANCELLED) {
+        st->cancelled++;
+    } else if (code && strcmp(code, "timeout") == 0) {
+        st->timed_out++;
+    } else {
+        st->failed++;
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    for (int i = 0; i < r->work.n_png; i++) free(r->work.png[i]); /* of a failed decode */
+    r->work.n_png = 0;
+    retain(s, r);
+    events_send_final(r, NULL, NULL);
+    r->n_ls = 0; /* the final event was the last */
+    if (s->n_finished > s->p.max_finished) evict(s, r); /* max_finished 0: keep nothing */
+}
+
+void retire_if_stopped(service *s, job_rec *r) {
+    if (r->in_flight || r->phase == REC_FINISHED) return;
+    if (strcmp(r->stop_reason, "cancelled") == 0) {
+        retire_job(s, r, SERVICE_JOB_CANCELLED, "cancelled", "the job was cancelled");
+    } else {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the job did not finish within %d ms", s->p.job_timeout_ms);
+        retire_job(s, r, SERVICE_JOB_FAILED, "timeout", msg);
+    }
+}
+
