@@ -99,7 +99,9 @@ static job_rec *find(service *s, uint64_t id) {
 static void subscribe(service *s, uint64_t id, service_listener fn, void *user) {
     job_rec *r = find(s, id);
     if (!r) { /* finished and evicted since service_subscribe looked */
-        service_event ev = {.type = SERVICE_EV_ERROR, .job_id = id, .error_code = "not_found",
+        service_event ev = {.type = SERVICE_EV_ERROR,
+                            .job_id = id,
+                            .error_code = "not_found",
                             .message = "the job's result has expired"};
         fn(&ev, user);
         return;
@@ -109,7 +111,9 @@ static void subscribe(service *s, uint64_t id, service_listener fn, void *user) 
         return;
     }
     if (!job_rec_add_listener(r, fn, user)) {
-        service_event ev = {.type = SERVICE_EV_ERROR, .job_id = id, .error_code = "internal",
+        service_event ev = {.type = SERVICE_EV_ERROR,
+                            .job_id = id,
+                            .error_code = "internal",
                             .message = "out of memory subscribing to the job"};
         fn(&ev, user);
         return;
@@ -118,7 +122,8 @@ static void subscribe(service *s, uint64_t id, service_listener fn, void *user) 
     service_event ev;
     if (r->phase == REC_QUEUED) {
         ev = events_make(r, SERVICE_EV_QUEUED);
-        for (dlink *l = s->queue.next; l != &r->link; l = l->next) ev.position++;
+        for (dlink *l = s->queue.next; l != &r->link; l = l->next)
+            ev.position++;
         fn(&ev, user);
         return;
     }
@@ -283,7 +288,8 @@ static void decoded(service *s, job_work *jw) {
 
 static void stepped(service *s, worker_task *t) {
     int images = 0;
-    for (int i = 0; i < t->n_step; i++) images += t->step[i]->params->num_images;
+    for (int i = 0; i < t->n_step; i++)
+        images += t->step[i]->params->num_images;
     pthread_mutex_lock(&s->lock);
     service_stats *st = &s->stats;
     st->steps_run++;
@@ -317,8 +323,10 @@ void batcher_on_results(uv_async_t *h) {
         worker *w = worker_of_done(m);
         worker_task *t = &w->task;
         w->busy = false;
-        for (int i = 0; i < t->n_create; i++) created(s, t->create[i]);
-        for (int i = 0; i < t->n_decode; i++) decoded(s, t->decode[i]);
+        for (int i = 0; i < t->n_create; i++)
+            created(s, t->create[i]);
+        for (int i = 0; i < t->n_decode; i++)
+            decoded(s, t->decode[i]);
         if (t->n_step) stepped(s, t);
         t->n_create = t->n_decode = t->n_step = 0;
     }

@@ -12,7 +12,10 @@ static double ms_between(uint64_t from_ns, uint64_t to_ns) {
 
 service_event events_make(const job_rec *r, service_event_type type) {
     const uint64_t now = uv_hrtime();
-    service_event ev = {.type = type, .job_id = r->id, .step = r->step, .steps = r->steps,
+    service_event ev = {.type = type,
+                        .job_id = r->id,
+                        .step = r->step,
+                        .steps = r->steps,
                         .num_images = r->params.num_images};
     ev.elapsed_ms = ms_between(r->admit_ns, now);
     if (r->step > 0 && r->start_ns) /* the rate so far, over the steps left */

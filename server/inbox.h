@@ -24,8 +24,8 @@ typedef struct inbox_msg {
 } inbox_msg;
 
 typedef struct inbox {
-    uv_async_t async;      /* loop-owned handle; async.data is the owner's pointer */
-    pthread_mutex_t lock;  /* guards head, tail, closed */
+    uv_async_t async;     /* loop-owned handle; async.data is the owner's pointer */
+    pthread_mutex_t lock; /* guards head, tail, closed */
     inbox_msg *head, *tail;
     bool closed;
 } inbox;

@@ -44,8 +44,10 @@ void job_rec_free(job_rec *r) {
     free(r->prompt);
     free(r->negative_prompt);
     free(r->sampler);
-    for (int i = 0; i < r->n_png; i++) free(r->png[i]);
-    for (int i = 0; i < r->work.n_png; i++) free(r->work.png[i]);
+    for (int i = 0; i < r->n_png; i++)
+        free(r->png[i]);
+    for (int i = 0; i < r->work.n_png; i++)
+        free(r->work.png[i]);
     cs_job_free(r->work.job);
     free(r->ls);
     free(r);
@@ -88,7 +90,8 @@ static size_t slot_of(const job_table *t, uint64_t id) {
 
 bool job_table_init(job_table *t, size_t max_records) {
     size_t cap = 16;
-    while (cap < 2 * max_records + 2) cap *= 2; /* at most half full: short probes */
+    while (cap < 2 * max_records + 2)
+        cap *= 2; /* at most half full: short probes */
     t->slots = calloc(cap, sizeof *t->slots);
     t->mask = cap - 1;
     t->count = 0;

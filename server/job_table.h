@@ -67,7 +67,7 @@ typedef struct job_rec {
     int step, steps;
     const char *error_code; /* static string, NULL unless failed/cancelled */
     char error[256];
-    int n_png;              /* PNGs of a DONE job, owned */
+    int n_png; /* PNGs of a DONE job, owned */
     uint8_t *png[CS_MAX_IMAGES_PER_JOB];
     size_t png_len[CS_MAX_IMAGES_PER_JOB];
 
@@ -76,15 +76,15 @@ typedef struct job_rec {
     int n_ls, cap_ls;
 
     /* loop thread only */
-    job_work work;           /* a worker's while in_flight */
+    job_work work; /* a worker's while in_flight */
     rec_phase phase;
     bool in_flight;          /* in a handed task */
     const char *stop_reason; /* "cancelled" or "timeout": leave at the next step boundary */
     uint64_t last_batch;     /* batch number when last stepped: the least recent goes first */
     uint64_t admit_ns, start_ns, finish_ns;
-    dlink link;              /* queue or running list */
-    dlink age;               /* active list (admission order), then finished list */
-    inbox_msg submit_msg;    /* carries the record to the loop */
+    dlink link;           /* queue or running list */
+    dlink age;            /* active list (admission order), then finished list */
+    inbox_msg submit_msg; /* carries the record to the loop */
 } job_rec;
 
 /* A record with copies of p's strings and one listener (fn may be NULL); NULL when out
@@ -110,7 +110,7 @@ static inline job_rec *job_rec_of_age(dlink *l) {
 /* Open-addressing map id -> record with a fixed capacity chosen at init. */
 typedef struct job_table {
     job_rec **slots;
-    size_t mask;  /* slots - 1 (a power of two) */
+    size_t mask; /* slots - 1 (a power of two) */
     size_t count;
     size_t max_records;
 } job_table;

@@ -108,11 +108,12 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
     }
     pthread_mutex_unlock(&s->lock);
 
-    for (int i = 0; i < r->work.n_png; i++) free(r->work.png[i]); /* of a failed decode */
+    for (int i = 0; i < r->work.n_png; i++)
+        free(r->work.png[i]); /* of a failed decode */
     r->work.n_png = 0;
     retain(s, r);
     events_send_final(r, NULL, NULL);
-    r->n_ls = 0; /* the final event was the last */
+    r->n_ls = 0;                                        /* the final event was the last */
     if (s->n_finished > s->p.max_finished) evict(s, r); /* max_finished 0: keep nothing */
 }
 
@@ -126,4 +127,3 @@ void retire_if_stopped(service *s, job_rec *r) {
         retire_job(s, r, SERVICE_JOB_FAILED, "timeout", msg);
     }
 }
-

@@ -28,16 +28,16 @@ static cs_status check_params(const cs_model *m, service_params *p, char *msg, s
         cs_model_native_size(m, &p->max_width, &p->max_height);
     const char *bad = NULL;
     if (p->workers < 1 || p->workers > MAX_WORKERS) bad = "workers";
-    if (p->max_batch_images < 1 || p->max_batch_images > MAX_BATCH_IMAGES)
-        bad = "max_batch_images";
-    if (p->queue_size < 0 || p->queue_size > MAX_QUEUE) bad = "queue_size";
+    if (p->max_batch_images < 1 || p->max_batch_images > MAX_BATCH_IMAGES) bad = "max_batch_images";
+    /* A job waits in the queue until the loop starts it, so 0 would refuse every job. */
+    if (p->queue_size < 1 || p->queue_size > MAX_QUEUE) bad = "queue_size";
     if (p->max_finished < 0 || p->max_finished > MAX_FINISHED) bad = "max_finished";
     if (p->job_timeout_ms < 0) bad = "job_timeout_ms";
     if (p->finished_ttl_ms < 0) bad = "finished_ttl_ms";
     if (!bad) return CS_OK;
     snprintf(msg, n,
              "service: %s out of range (workers 1..%d, max_batch_images 1..%d, queue_size "
-             "0..%d, max_finished 0..%d, times >= 0)",
+             "1..%d, max_finished 0..%d, times >= 0)",
              bad, MAX_WORKERS, MAX_BATCH_IMAGES, MAX_QUEUE, MAX_FINISHED);
     return CS_ERR_INVALID_ARG;
 }
@@ -72,8 +72,8 @@ static int open_loop(service *s) {
     return 7;
 }
 
-cs_status service_new(const cs_model *m, const service_params *params, service **out,
-                      char *msg, size_t msg_size) {
+cs_status service_new(const cs_model *m, const service_params *params, service **out, char *msg,
+                      size_t msg_size) {
     *out = NULL;
     service_params p = *params;
     cs_status st = check_params(m, &p, msg, msg_size);
@@ -129,7 +129,8 @@ cs_status service_new(const cs_model *m, const service_params *params, service *
     return CS_OK;
 
 fail_workers:
-    for (int i = 0; i < s->n_workers; i++) worker_stop(&s->workers[i]);
+    for (int i = 0; i < s->n_workers; i++)
+        worker_stop(&s->workers[i]);
     free(s->workers);
     close_loop(s, 7);
     inbox_deinit(&s->requests);
@@ -177,7 +178,8 @@ bool service_draining(const service *s) {
 
 void service_free(service *s) {
     if (!s) return;
-    for (int i = 0; i < s->n_workers; i++) worker_stop(&s->workers[i]);
+    for (int i = 0; i < s->n_workers; i++)
+        worker_stop(&s->workers[i]);
     free(s->workers);
     /* After a completed drain the handles are closed already; if the loop never ran they
      * close now, the inboxes first refusing pushes. */
@@ -193,7 +195,8 @@ void service_free(service *s) {
     inbox_deinit(&s->requests);
     inbox_deinit(&s->results);
     /* Every live record is in the map, from submission to eviction. */
-    for (size_t i = 0; i <= s->table.mask; i++) job_rec_free(s->table.slots[i]);
+    for (size_t i = 0; i <= s->table.mask; i++)
+        job_rec_free(s->table.slots[i]);
     job_table_deinit(&s->table);
     pthread_mutex_destroy(&s->listen_lock);
     pthread_mutex_destroy(&s->lock);
@@ -216,8 +219,8 @@ static uint64_t next_id(service *s) {
 }
 
 /* The engine's rules, then what this server's sessions hold. */
-static service_status validate(service *s, const cs_gen_params *p, const char **field,
-                               char *msg, size_t msg_size) {
+static service_status validate(service *s, const cs_gen_params *p, const char **field, char *msg,
+                               size_t msg_size) {
     const char *f = NULL;
     if (cs_params_validate(s->model, p, &f, msg, msg_size) != CS_OK) {
         if (field) *field = f;
@@ -276,7 +279,8 @@ service_status service_submit(service *s, const cs_gen_params *p, service_listen
         job_rec_free(r);
         return count_rejection(s, st);
     }
-    do r->id = next_id(s);
+    do
+        r->id = next_id(s);
     while (job_table_find(&s->table, r->id)); /* 53 bits can collide, very rarely */
     /* Cannot fail: the table holds every record the limits allow. */
     const bool inserted = job_table_insert(&s->table, r);
@@ -347,8 +351,7 @@ void service_unsubscribe(service *s, uint64_t job_id, void *user) {
     const bool on_loop = service_tls_loop == s && s->listen_held;
     if (!on_loop) pthread_mutex_lock(&s->listen_lock);
     const sub_key key = {job_id, user};
-    for (inbox_msg *m = inbox_remove_if(&s->requests, is_subscription, &key), *next; m;
-         m = next) {
+    for (inbox_msg *m = inbox_remove_if(&s->requests, is_subscription, &key), *next; m; m = next) {
         next = m->next;
         free(m);
     }

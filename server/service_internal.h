@@ -27,12 +27,12 @@
 #include "worker.h"
 
 /* Programmer errors only (the server cannot include the engine's CS_ASSERT). */
-#define SVC_ASSERT(cond)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);   \
-            abort();                                                                       \
-        }                                                                                  \
+#define SVC_ASSERT(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);           \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 enum service_msg_kind { MSG_SUBMIT, MSG_CANCEL, MSG_SUBSCRIBE, MSG_DRAIN };
@@ -49,41 +49,40 @@ typedef struct service_msg {
 struct service {
     const cs_model *model;
     service_params p;
-    int cap_images;        /* images started and not finished, at most: workers x batch */
+    int cap_images; /* images started and not finished, at most: workers x batch */
 
     /* The loop and its handles: set up by service_new, run by service_run's thread. */
     uv_loop_t loop;
-    inbox requests;        /* any thread -> loop: submit, cancel, subscribe, drain */
-    inbox results;         /* workers -> loop: a task is done */
+    inbox requests; /* any thread -> loop: submit, cancel, subscribe, drain */
+    inbox results;  /* workers -> loop: a task is done */
     uv_timer_t timeout_timer, ttl_timer;
     uv_signal_t sig_int, sig_term, sig_hup;
     int n_workers;
     worker *workers;
-    inbox_msg drain_msg;   /* pushed once, by whoever starts the drain */
+    inbox_msg drain_msg; /* pushed once, by whoever starts the drain */
 
     pthread_mutex_t listen_lock;
-    bool listen_held;      /* loop thread only: it holds listen_lock now */
+    bool listen_held; /* loop thread only: it holds listen_lock now */
 
-    pthread_mutex_t lock;  /* the service lock: every field down to `stats` */
+    pthread_mutex_t lock; /* the service lock: every field down to `draining` */
     job_table table;
-    int queued;            /* admitted, not started (including not yet seen by the loop) */
-    int running;           /* started, not finished */
-    int active;            /* queued + running: the drain waits for 0 */
+    int queued;  /* admitted, not started (including not yet seen by the loop) */
+    int running; /* started, not finished */
+    int active;  /* queued + running: the drain waits for 0 */
     uint64_t id_seq, id_key;
-    bool loop_closed;      /* the loop has closed its handles */
-    service_stats stats;   /* counters and histograms; queued/running filled on read */
-    atomic_bool draining;  /* written under lock; read lock-free by service_draining */
+    service_stats stats;  /* counters and histograms; queued/running filled on read */
+    atomic_bool draining; /* written under lock; read lock-free by service_draining */
 
     /* loop thread only */
-    dlink queue;           /* QUEUED records, oldest first */
-    dlink running_list;    /* RUNNING records, in start order */
-    dlink active_list;     /* queued + running, in admission order: timeout deadlines */
-    dlink finished_list;   /* retained finished records, oldest first: eviction order */
-    int queue_len;         /* records on `queue` */
-    int running_images;    /* images of the records on running_list */
-    int n_finished;        /* records on finished_list */
+    dlink queue;         /* QUEUED records, oldest first */
+    dlink running_list;  /* RUNNING records, in start order */
+    dlink active_list;   /* queued + running, in admission order: timeout deadlines */
+    dlink finished_list; /* retained finished records, oldest first: eviction order */
+    int queue_len;       /* records on `queue` */
+    int running_images;  /* images of the records on running_list */
+    int n_finished;      /* records on finished_list */
     uint64_t batch_seq;
-    bool closing;          /* the drain has completed and handles are closing */
+    bool closing; /* the drain has completed and handles are closing */
 };
 
 /* Every loop callback runs between these: the loop holds listen_lock throughout. */

@@ -31,14 +31,16 @@ static void run_creates(worker *w, worker_task *t) {
 }
 
 static void run_step(worker *w, worker_task *t) {
-    for (int i = 0; i < t->n_step; i++) t->scratch[i] = t->step[i]->job;
+    for (int i = 0; i < t->n_step; i++)
+        t->scratch[i] = t->step[i]->job;
     const double t0 = now_seconds();
     t->step_status = cs_step(w->session, t->scratch, t->n_step, t->step_msg, sizeof t->step_msg);
     t->step_seconds = now_seconds() - t0;
 }
 
 static void drop_pngs(job_work *jw) {
-    for (int i = 0; i < jw->n_png; i++) free(jw->png[i]);
+    for (int i = 0; i < jw->n_png; i++)
+        free(jw->png[i]);
     jw->n_png = 0;
 }
 
@@ -46,8 +48,7 @@ static void drop_pngs(job_work *jw) {
 static void encode_pngs(job_work *jw) {
     const int n = cs_job_num_images(jw->job);
     for (int i = 0; i < n; i++) {
-        jw->status = cs_job_png(jw->job, i, &jw->png[i], &jw->png_len[i], jw->msg,
-                                sizeof jw->msg);
+        jw->status = cs_job_png(jw->job, i, &jw->png[i], &jw->png_len[i], jw->msg, sizeof jw->msg);
         if (jw->status != CS_OK) {
             drop_pngs(jw);
             return;
@@ -102,7 +103,8 @@ static void *worker_main(void *arg) {
     pthread_setname_np(pthread_self(), name);
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        while (!w->pending && !w->quit) pthread_cond_wait(&w->cond, &w->lock);
+        while (!w->pending && !w->quit)
+            pthread_cond_wait(&w->cond, &w->lock);
         worker_task *t = w->pending;
         w->pending = NULL;
         pthread_mutex_unlock(&w->lock);

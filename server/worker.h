@@ -44,9 +44,9 @@ typedef struct worker_task {
     int n_create;
     job_work **decode; /* [max_jobs]: finished jobs, any sizes (grouped here) */
     int n_decode;
-    job_work **step;   /* [max_step]: one UNet batch, all of one image size */
+    job_work **step; /* [max_step]: one UNet batch, all of one image size */
     int n_step;
-    cs_job **scratch;  /* [max_jobs]: job pointers handed to cs_step / cs_decode */
+    cs_job **scratch; /* [max_jobs]: job pointers handed to cs_step / cs_decode */
     /* results of the step */
     cs_status step_status;
     char step_msg[256];
@@ -55,17 +55,17 @@ typedef struct worker_task {
 
 typedef struct worker {
     int index;
-    cs_session *session;    /* used by the worker thread only once started */
+    cs_session *session; /* used by the worker thread only once started */
     pthread_t thread;
-    pthread_mutex_t lock;   /* guards pending, quit */
+    pthread_mutex_t lock; /* guards pending, quit */
     pthread_cond_t cond;
-    worker_task *pending;   /* handed over, not yet taken */
+    worker_task *pending; /* handed over, not yet taken */
     bool quit;
-    worker_task task;       /* the loop fills it while !busy; the worker runs it while busy */
-    inbox_msg done;         /* posted to *results after each task */
+    worker_task task; /* the loop fills it while !busy; the worker runs it while busy */
+    inbox_msg done;   /* posted to *results after each task */
     inbox *results;
-    bool busy;              /* loop thread only: a task is handed and its done not handled */
-    bool started;           /* the thread exists */
+    bool busy;    /* loop thread only: a task is handed and its done not handled */
+    bool started; /* the thread exists */
 } worker;
 
 /* Plans the session (max_images images per batch up to max_width x max_height), sizes the

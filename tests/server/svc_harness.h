@@ -50,7 +50,8 @@ typedef struct pngs {
 } pngs;
 
 static void pngs_free(pngs *p) {
-    for (int i = 0; i < p->n; i++) free(p->png[i]);
+    for (int i = 0; i < p->n; i++)
+        free(p->png[i]);
     p->n = 0;
 }
 
@@ -65,7 +66,8 @@ static void reference_pngs(cs_session *s, const cs_model *m, const spec *sp, png
         check_failures++;
         return;
     }
-    while (!cs_job_done(j)) CHECK(cs_step(s, &j, 1, msg, sizeof msg) == CS_OK);
+    while (!cs_job_done(j))
+        CHECK(cs_step(s, &j, 1, msg, sizeof msg) == CS_OK);
     CHECK(cs_decode(s, &j, 1, msg, sizeof msg) == CS_OK);
     for (int i = 0; i < sp->images; i++) {
         CHECK(cs_job_png(j, i, &out->png[i], &out->len[i], msg, sizeof msg) == CS_OK);
@@ -81,18 +83,18 @@ typedef struct collector {
     pthread_cond_t cond;
     /* guarded by lock */
     int n_events, n_queued, n_started, n_progress;
-    int first_position;           /* of the first QUEUED event */
+    int first_position; /* of the first QUEUED event */
     service_event_type first_type;
     int last_step, steps;
-    bool steps_increase;          /* PROGRESS steps strictly increase */
-    bool after_final;             /* an event came after the final one: a bug */
+    bool steps_increase; /* PROGRESS steps strictly increase */
+    bool after_final;    /* an event came after the final one: a bug */
     bool final;
     service_event_type final_type;
     char code[64], message[256];
     pngs images;
     uint64_t seeds[CS_MAX_IMAGES_PER_JOB];
     /* set before use */
-    service *cancel_at_progress;  /* cancel the job from inside the listener at step 1 */
+    service *cancel_at_progress; /* cancel the job from inside the listener at step 1 */
 } collector;
 
 static void collector_init(collector *c) {
@@ -161,7 +163,8 @@ static bool collector_wait_final(collector *c) {
     const struct timespec until = deadline_after(WAIT_SECONDS);
     pthread_mutex_lock(&c->lock);
     int rc = 0;
-    while (!c->final && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&c->cond, &c->lock, &until);
+    while (!c->final && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&c->cond, &c->lock, &until);
     const bool ok = c->final;
     pthread_mutex_unlock(&c->lock);
     if (!ok) {
@@ -207,8 +210,8 @@ static void runner_stop(runner *r) {
 }
 
 static service_params test_params(void) {
-    return (service_params){.workers = 1, .max_batch_images = 4, .queue_size = 16,
-                            .max_finished = 64};
+    return (service_params){
+        .workers = 1, .max_batch_images = 4, .queue_size = 16, .max_finished = 64};
 }
 
 static bool same_pngs(const pngs *a, const pngs *b) {

@@ -49,7 +49,8 @@ static void check_done_job(collector *c, const spec *sp, const pngs *ref, int i)
     CHECK(c->steps_increase);
     CHECK(!c->after_final);
     CHECK_EQ_INT(c->images.n, sp->images);
-    for (int k = 0; k < c->images.n; k++) CHECK(c->seeds[k] == sp->seed + (uint64_t)k);
+    for (int k = 0; k < c->images.n; k++)
+        CHECK(c->seeds[k] == sp->seed + (uint64_t)k);
     const bool same = same_pngs(&c->images, ref);
     printf("  job %d (%s, s=%g, %d steps, %d image(s)): PNGs %s the job run alone\n", i,
            sp->sampler, sp->scale, sp->steps, sp->images, same ? "identical to" : "DIFFER from");
@@ -160,7 +161,8 @@ static void test_concurrent_jobs(const cs_model *m, const pngs *ref, int workers
     check_finished_queries(s, ids, ref);
     runner_stop(&run);
     service_free(s);
-    for (int i = 0; i < NSPEC; i++) collector_deinit(&c[i]);
+    for (int i = 0; i < NSPEC; i++)
+        collector_deinit(&c[i]);
 }
 
 /* SIGHUP's callback runs on the loop thread. */
@@ -214,7 +216,8 @@ static void test_drain(const cs_model *m, const pngs *ref) {
     pthread_kill(pthread_self(), SIGTERM);
     pthread_kill(pthread_self(), SIGHUP);
     pthread_mutex_lock(&hup.lock);
-    while (hup.calls == 0) pthread_cond_wait(&hup.cond, &hup.lock);
+    while (hup.calls == 0)
+        pthread_cond_wait(&hup.cond, &hup.lock);
     pthread_mutex_unlock(&hup.lock);
     CHECK(service_draining(s));
     const cs_gen_params p = params_of(m, &k_specs[0]);
@@ -236,7 +239,8 @@ static void test_drain(const cs_model *m, const pngs *ref) {
     CHECK_EQ_INT(info.state, SERVICE_JOB_DONE);
     CHECK(service_subscribe(s, ids[1], collector_listen, &c[1]) == SERVICE_DRAINING);
     service_free(s);
-    for (int i = 0; i < 2; i++) collector_deinit(&c[i]);
+    for (int i = 0; i < 2; i++)
+        collector_deinit(&c[i]);
     pthread_cond_destroy(&hup.cond);
     pthread_mutex_destroy(&hup.lock);
 }
@@ -256,14 +260,16 @@ int main(void) {
         return 1;
     }
     pngs ref[NSPEC];
-    for (int i = 0; i < NSPEC; i++) reference_pngs(ref_session, m, &k_specs[i], &ref[i]);
+    for (int i = 0; i < NSPEC; i++)
+        reference_pngs(ref_session, m, &k_specs[i], &ref[i]);
     cs_session_free(ref_session);
 
     test_concurrent_jobs(m, ref, 1);
     test_concurrent_jobs(m, ref, 2);
     test_drain(m, ref);
 
-    for (int i = 0; i < NSPEC; i++) pngs_free(&ref[i]);
+    for (int i = 0; i < NSPEC; i++)
+        pngs_free(&ref[i]);
     cs_model_free(m);
     CHECK_DONE();
 }

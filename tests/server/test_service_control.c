@@ -46,20 +46,35 @@ static void check_invalid(service *s, const cs_model *m) {
     static const struct {
         const char *field;
         int kind;
-    } k_cases[] = {{"prompt", 0},     {"steps", 1},          {"width", 2},   {"width", 3},
-                   {"num_images", 4}, {"sampler", 5},        {"guidance_scale", 6},
-                   {"height", 7}};
+    } k_cases[] = {{"prompt", 0},     {"steps", 1},   {"width", 2},          {"width", 3},
+                   {"num_images", 4}, {"sampler", 5}, {"guidance_scale", 6}, {"height", 7}};
     for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) {
         cs_gen_params p = params_of(m, &k_short);
         switch (k_cases[i].kind) {
-        case 0: p.prompt = NULL; break;
-        case 1: p.steps = 0; break;
-        case 2: p.width = 65; break;           /* not a multiple of the model's factor */
-        case 3: p.width = 128; break;          /* larger than the sessions hold (64) */
-        case 4: p.num_images = 5; break;       /* more than max_batch_images */
-        case 5: p.sampler = "bogus"; break;
-        case 6: p.guidance_scale = NAN; break;
-        case 7: p.height = 96; break;
+        case 0:
+            p.prompt = NULL;
+            break;
+        case 1:
+            p.steps = 0;
+            break;
+        case 2:
+            p.width = 65;
+            break; /* not a multiple of the model's factor */
+        case 3:
+            p.width = 128;
+            break; /* larger than the sessions hold (64) */
+        case 4:
+            p.num_images = 5;
+            break; /* more than max_batch_images */
+        case 5:
+            p.sampler = "bogus";
+            break;
+        case 6:
+            p.guidance_scale = NAN;
+            break;
+        case 7:
+            p.height = 96;
+            break;
         }
         const char *field = NULL;
         char msg[256] = "";
@@ -138,7 +153,8 @@ static void test_cancel_running(const cs_model *m, const pngs *ref_short) {
     if (!s) return;
     collector lc, sc, watch, gone, mc, detached;
     collector *all[] = {&lc, &sc, &watch, &gone, &mc, &detached};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) collector_init(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        collector_init(all[i]);
     lc.cancel_at_progress = s;
     uint64_t idl = 0, ids = 0, idm = 0;
     spec long2 = k_long;
@@ -197,7 +213,8 @@ static void test_cancel_running(const cs_model *m, const pngs *ref_short) {
     CHECK_EQ_INT(st.queued, 0);
     runner_stop(&run);
     service_free(s);
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) collector_deinit(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        collector_deinit(all[i]);
 }
 
 /* (5) A job longer than the time limit ends with ERROR "timeout" and is freed. */
@@ -251,7 +268,8 @@ static void test_retention(const cs_model *m) {
     }
     runner run;
     runner_start(&run, s);
-    for (int i = 0; i < 3; i++) collector_wait_final(&c[i]);
+    for (int i = 0; i < 3; i++)
+        collector_wait_final(&c[i]);
     int kept = 0;
     for (int i = 0; i < 3; i++) {
         service_job_info info;
@@ -275,7 +293,8 @@ static void test_retention(const cs_model *m) {
     CHECK_EQ_INT(kept, 0);
     runner_stop(&run);
     service_free(s);
-    for (int i = 0; i < 3; i++) collector_deinit(&c[i]);
+    for (int i = 0; i < 3; i++)
+        collector_deinit(&c[i]);
 }
 
 int main(void) {
