@@ -152,8 +152,8 @@ void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const f
         return;
     }
 
-    softmax_job sj = {.scores = scores, .lk = lk, .causal = s->causal,
-                      .row_fn = softmax_row_pick()};
+    softmax_job sj = {
+        .scores = scores, .lk = lk, .causal = s->causal, .row_fn = softmax_row_pick()};
     const int64_t grain = lk >= ATTN_SOFTMAX_GRAIN ? 1 : ATTN_SOFTMAX_GRAIN / lk;
     for (int64_t bi = 0; bi < s->batch; bi++) {
         for (int64_t h = 0; h < s->heads; h++) {

@@ -53,7 +53,10 @@ static void transpose_chunk(void *p, int64_t u0, int64_t u1) {
 static void transpose_batch(cs_ctx *c, float *y, const float *x, int64_t batch, int64_t rows,
                             int64_t cols) {
     if (rows == 0 || cols == 0) return;
-    transpose_job j = {.y = y, .x = x, .rows = rows, .cols = cols,
+    transpose_job j = {.y = y,
+                       .x = x,
+                       .rows = rows,
+                       .cols = cols,
                        .tiles = (rows + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE};
     const int64_t unit = TRANSPOSE_TILE * cols;
     threadpool_for(c->pool, batch * j.tiles, unit >= LAYOUT_GRAIN ? 1 : LAYOUT_GRAIN / unit,

@@ -106,8 +106,14 @@ void op_group_norm(cs_ctx *c, float *y, const float *x, const float *gamma, cons
     if (c->measuring) return;
     CS_ASSERT(batch >= 0 && channels > 0 && hw >= 0 && groups > 0 && channels % groups == 0);
     if (hw == 0) return;
-    norm_job j = {.y = y, .x = x, .gamma = gamma, .beta = beta, .channels = channels, .hw = hw,
-                  .groups = groups, .eps = eps};
+    norm_job j = {.y = y,
+                  .x = x,
+                  .gamma = gamma,
+                  .beta = beta,
+                  .channels = channels,
+                  .hw = hw,
+                  .groups = groups,
+                  .eps = eps};
     threadpool_for(c->pool, batch * groups, norm_grain(channels / groups * hw), group_norm_chunk,
                    &j);
 }

@@ -10,6 +10,10 @@
  * differ in the last bits. CFGSERVE_NO_AVX2=1 in the environment selects the SSE2 / libm
  * code on any CPU: the unit tests use it to check that code, and it reproduces another
  * machine's results. Set it before the process starts (or before any kernel runs).
+ *
+ * Inside OPS_TARGET_AVX2 functions GCC treats the intrinsics as plain vector arithmetic
+ * and may fuse a multiply feeding an add into an FMA (-ffp-contract=fast is its default),
+ * so code there writes every multiply-add whose rounding matters as an explicit FMA.
  */
 #ifndef CS_OPS_SIMD_H
 #define CS_OPS_SIMD_H
@@ -64,8 +68,7 @@ static inline __m128 ops_exp_nonpos4(__m128 x) {
     p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(OPS_EXP_P4));
     p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(OPS_EXP_P5));
     p = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(p, r), r), r), _mm_set1_ps(1.0f));
-    const __m128i bits =
-        _mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127)), 23);
+    const __m128i bits = _mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127)), 23);
     const __m128 y = _mm_mul_ps(p, _mm_castsi128_ps(bits));
     return _mm_andnot_ps(_mm_cmplt_ps(x, lo), y); // 0 where x < OPS_EXP_LO
 }

@@ -77,7 +77,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--shapes")) shapes_arg = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: %s [--unet DIR] [--repeat N] [--shapes HxWxB,...] [--threads T]\n",
+            fprintf(stderr,
+                    "usage: %s [--unet DIR] [--repeat N] [--shapes HxWxB,...] [--threads T]\n",
                     argv[0]);
             return 2;
         }
@@ -111,8 +112,8 @@ int main(int argc, char **argv) {
         float *x = cs_malloc((size_t)n_in * sizeof *x), *out = cs_malloc((size_t)n_in * sizeof *out);
         float *t = cs_malloc((size_t)sh.batch * sizeof *t);
         float *ctxt = cs_malloc((size_t)(sh.batch * L * cfg.cross_dim) * sizeof *ctxt);
-        if (ctx_init(&c, bytes) != CS_OK || ctx_start_pool(&c, threads, msg, sizeof msg) != CS_OK ||
-            !x || !out || !t || !ctxt) {
+        if (ctx_init(&c, bytes) != CS_OK ||
+            ctx_start_pool(&c, threads, msg, sizeof msg) != CS_OK || !x || !out || !t || !ctxt) {
             fprintf(stderr, "cfgserve-bench: out of memory for %lldx%lld batch %lld\n",
                     (long long)sh.h, (long long)sh.w, (long long)sh.batch);
             rc = 1;

@@ -535,8 +535,8 @@ static void test_geglu_sweep(void) {
     enum { M = 4003 };
     float *x = malloc(2 * M * sizeof(float)), *y = malloc(M * sizeof(float));
     for (int i = 0; i < M; i++) {
-        x[i] = 1.0f + 0.5f * (float)(i % 7);                 // value half
-        x[M + i] = -10.0f + 20.0f * (float)i / (M - 1);     // gate half
+        x[i] = 1.0f + 0.5f * (float)(i % 7);            // value half
+        x[M + i] = -10.0f + 20.0f * (float)i / (M - 1); // gate half
     }
     op_geglu(&c, y, x, 1, M);
     int bad = 0;

@@ -1,8 +1,9 @@
 /* The kernel thread pool: argument checks, every index of a loop visited exactly once in
  * chunks of at least `grain`, thousands of back-to-back loops (sleep/wake races), work
  * really shared with the workers, and the contract the kernels rely on: every pooled
- * kernel of ops.h on odd shapes, and a whole UNet forward (the golden pipeline's tiny architecture, random weights, batch 2, 32×32) gives
- * bit-identical results with no pool and with pools of 1, 2 and 3 threads. */
+ * kernel of ops.h on odd shapes, and a whole UNet forward (the golden pipeline's tiny architecture,
+ * random weights, batch 2, 32×32) gives bit-identical results with no pool and with pools of 1, 2
+ * and 3 threads. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +108,8 @@ static void who_chunk(void *arg, int64_t begin, int64_t end) {
     who *w = arg;
     const struct timespec ts = {0, 2000000}; // 2 ms: long enough for a worker to wake
     nanosleep(&ts, NULL);
-    if (!pthread_equal(pthread_self(), w->caller)) __atomic_fetch_add(&w->others, 1, __ATOMIC_RELAXED);
+    if (!pthread_equal(pthread_self(), w->caller))
+        __atomic_fetch_add(&w->others, 1, __ATOMIC_RELAXED);
     (void)begin, (void)end;
 }
 
@@ -144,12 +146,24 @@ typedef struct kin {
 /* Runs kernel `k` into y (KN floats, pre-filled with 7s) on context c. */
 static void run_kernel(int k, cs_ctx *c, const kin *in, float *y) {
     switch (k) {
-    case 0: op_silu(c, y, in->x, KN); break;
-    case 1: op_gelu(c, y, in->x, KN); break;
-    case 2: op_quick_gelu(c, y, in->x, KN); break;
-    case 3: op_scale(c, y, in->x, 0.3f, KN); break;
-    case 4: op_clamp(c, y, in->x, -0.5f, 0.7f, KN); break;
-    case 5: op_add(c, y, in->x, in->x2, KN); break;
+    case 0:
+        op_silu(c, y, in->x, KN);
+        break;
+    case 1:
+        op_gelu(c, y, in->x, KN);
+        break;
+    case 2:
+        op_quick_gelu(c, y, in->x, KN);
+        break;
+    case 3:
+        op_scale(c, y, in->x, 0.3f, KN);
+        break;
+    case 4:
+        op_clamp(c, y, in->x, -0.5f, 0.7f, KN);
+        break;
+    case 5:
+        op_add(c, y, in->x, in->x2, KN);
+        break;
     case 6: // in place, on a copy
         memcpy(y, in->x, 3 * 37 * 801 * sizeof(float));
         op_add_channel_bias(c, y, in->b, 3, 37, 801);
@@ -158,26 +172,48 @@ static void run_kernel(int k, cs_ctx *c, const kin *in, float *y) {
         memcpy(y, in->x, 3 * 37 * 801 * sizeof(float));
         op_scale_shift(c, y, in->b, 3, 37, 801);
         break;
-    case 8: op_geglu(c, y, in->x, 149, 333); break;
-    case 9: op_group_norm(c, y, in->x, in->w, in->b, 2, 64, 731, 16, 1e-5f); break;
-    case 10: op_layer_norm(c, y, in->x, in->w, in->b, 999, 77, 1e-5f); break;
-    case 11: op_nchw_to_nlc(c, y, in->x, 2, 333, 117); break;
-    case 12: op_nlc_to_nchw(c, y, in->x, 2, 333, 117); break;
-    case 13: op_upsample_nearest2x(c, y, in->x, 2, 37, 17, 19); break;
+    case 8:
+        op_geglu(c, y, in->x, 149, 333);
+        break;
+    case 9:
+        op_group_norm(c, y, in->x, in->w, in->b, 2, 64, 731, 16, 1e-5f);
+        break;
+    case 10:
+        op_layer_norm(c, y, in->x, in->w, in->b, 999, 77, 1e-5f);
+        break;
+    case 11:
+        op_nchw_to_nlc(c, y, in->x, 2, 333, 117);
+        break;
+    case 12:
+        op_nlc_to_nchw(c, y, in->x, 2, 333, 117);
+        break;
+    case 13:
+        op_upsample_nearest2x(c, y, in->x, 2, 37, 17, 19);
+        break;
     case 14: { // stride 2, asymmetric padding: im2col with padding; bias fill
         op_conv2d_shape s = {2, 37, 19, 23, 5, 3, 2, 1, 0, 1, 1};
         op_conv2d(c, y, in->x, in->w, in->b, &s);
         break;
     }
-    case 15: op_linear(c, y, in->x, in->w, in->b, 2, 700, 33, 65); break;
+    case 15:
+        op_linear(c, y, in->x, in->w, in->b, 2, 700, 33, 65);
+        break;
     case 16: { // causal self-attention, 2 heads of 8, rows chunked over the pool
-        op_attn_shape s = {.batch = 2, .heads = 2, .q_len = 300, .kv_len = 300, .head_dim = 8,
-                           .q_stride = 48, .kv_stride = 48, .out_stride = 16, .scale = 0.35f,
+        op_attn_shape s = {.batch = 2,
+                           .heads = 2,
+                           .q_len = 300,
+                           .kv_len = 300,
+                           .head_dim = 8,
+                           .q_stride = 48,
+                           .kv_stride = 48,
+                           .out_stride = 16,
+                           .scale = 0.35f,
                            .causal = true};
         op_attention(c, y, in->x, in->x + 16, in->x + 32, &s);
         break;
     }
-    default: CS_ASSERT(0);
+    default:
+        CS_ASSERT(0);
     }
 }
 enum { NKERNELS = 17 };
@@ -242,8 +278,13 @@ static void test_unet_invariance(void) {
     }
     for (int64_t i = 0; i < n_in; i++)
         sample[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
-    unet_input in = {.sample = sample, .batch = UB, .height = UH, .width = UW, .timesteps = t,
-                     .context = context, .context_len = UL};
+    unet_input in = {.sample = sample,
+                     .batch = UB,
+                     .height = UH,
+                     .width = UW,
+                     .timesteps = t,
+                     .context = context,
+                     .context_len = UL};
     unet_run(m, &in, 0, ref);
     for (int threads = 1; threads <= 3; threads++) {
         memset(out, 0, n * sizeof(float));
