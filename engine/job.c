@@ -25,7 +25,7 @@ cs_gen_params cs_gen_default_params(const cs_model *m) {
                            .num_images = 1};
 }
 
-static bool valid_utf8(const char *s, size_t n) {
+int cs_utf8_valid(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
         unsigned c = p[i];
@@ -52,7 +52,7 @@ static cs_status check_text(const char *what, const char *s, const char **field,
     if (len > MAX_PROMPT_BYTES)
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "%s is %zu bytes; the limit is %d", what, len,
                        MAX_PROMPT_BYTES);
-    if (!valid_utf8(s, len))
+    if (!cs_utf8_valid(s, len))
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "%s is not valid UTF-8", what);
     return CS_OK;
 }

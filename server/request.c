@@ -66,32 +66,13 @@ static cs_status err_set(request_error *e, const char *code, const char *field, 
     return CS_ERR_INVALID_ARG;
 }
 
-bool request_utf8_valid(const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n) return false;
-        uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 /* Offset of the first byte that is not part of valid UTF-8 (n when all are). */
 static size_t utf8_error_at(const char *s, size_t n) {
     size_t lo = 0;
     /* Valid UTF-8 is self-synchronizing: advance one character at a time. */
     while (lo < n) {
         size_t step = 1;
-        while (step <= 4 && lo + step <= n && !request_utf8_valid(s + lo, step))
+        while (step <= 4 && lo + step <= n && !cs_utf8_valid(s + lo, step))
             step++;
         if (step > 4 || lo + step > n) return lo;
         lo += step;

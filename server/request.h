@@ -44,9 +44,6 @@ void request_gen_deinit(request_gen *r);
 /* A random 64-bit seed from the kernel's generator. */
 uint64_t request_random_seed(void);
 
-/* True when s[0..n) is UTF-8 (no overlong forms, surrogates or values past U+10FFFF). */
-bool request_utf8_valid(const char *s, size_t n);
-
 /* The effective parameters as a compact JSON object ({"prompt":…,"seed":…}), malloc'd;
  * the seed is written exactly (all 64 bits), non-ASCII characters as \u escapes, so the
  * text can go in an HTTP header. */

@@ -75,6 +75,10 @@ CS_API cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_
 CS_API void cs_model_free(cs_model *m);
 
 
+/* Whether s[0, n) is valid UTF-8 (no overlong forms, surrogates or values past
+ * U+10FFFF): the rule every text the engine accepts is held to. */
+CS_API int cs_utf8_valid(const char *s, size_t n);
+
 /* ---- generation ---------------------------------------------------------------------
  *
  *     cs_session *s;   cs_session_new(m, NULL, &s, msg, n);        // one per worker thread
