@@ -15,7 +15,10 @@
  * Each fast kernel has a plain reference twin in ops_ref.c (op_<name>_ref) used by the
  * unit tests on odd shapes.
  *
- * Thread safety: kernels only touch the buffers they are given and the ctx.
+ * Thread safety: kernels only touch the buffers they are given and the ctx. Kernels may
+ * split their element-wise work over the ctx's thread pool (ctx_start_pool); every
+ * output element is computed by the same operations whatever the split, so results do
+ * not depend on the number of threads or on batch companions.
  */
 #ifndef CS_OPS_H
 #define CS_OPS_H
