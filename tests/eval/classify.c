@@ -18,11 +18,14 @@
  *     coverage's area and centroid, correcting for shapes cut by the image edge, and scored
  *     by soft IoU; the best wins. When no sharp template fits well (a blurry model image),
  *     blurred templates compete too. The fitted, unclipped area gives the size and the
- *     fitted centre the position, both scaled from the data set's 64x64 frame.
+ *     fitted centre the position, both scaled from the data set's 64x64 frame. The
+ *     templates and their fitting live in classify_shape.c.
  *  6. Background class: per-channel median of all pixels away from the shape -> nearest
  *     named background in RGB.
- * All state is per call (heap buffers freed before return); thread-safe. */
-#include "classify.h"
+ * This file owns steps 1-4 and 6, the vocabulary and ev_classify; classify_internal.h
+ * holds what both files share. All state is per call (heap buffers freed before return);
+ * thread-safe. */
+#include "classify_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -30,8 +33,7 @@
 
 /* ---- the data set's vocabulary (dataset.py, same order) ---- */
 
-enum { NSHAPE = 4, NCOLOUR = 8, NSIZE = 2, NPOSITION = 5, NBG = 6 };
-enum { SHAPE_CIRCLE, SHAPE_SQUARE, SHAPE_TRIANGLE, SHAPE_STAR };
+enum { NCOLOUR = 8, NSIZE = 2, NPOSITION = 5, NBG = 6 }; /* NSHAPE: classify_internal.h */
 enum { SIZE_SMALL, SIZE_LARGE };
 enum { POSITION_CENTER = 4 };
 
@@ -56,10 +58,6 @@ static const double position_xy[NPOSITION][2] = {{17, 32}, {47, 32}, {32, 17}, {
 
 /* The data set's frame: positions and radii are in pixels of a 64x64 image. */
 #define FRAME 64.0
-/* Shape area / r^2 for the nominal radius r of dataset.shape_polygon: pi; (2 * 0.88)^2;
- * equilateral triangle of circumradius 1.3 r; five-point star, outer 1.3 r, inner 0.45 of
- * that: 10 triangles of area R * ri * sin(36 deg) / 2. */
-static const double shape_area_k[NSHAPE] = {3.14159265358979, 3.0976, 2.19497, 2.23504};
 /* Radii are 6..8 (small) and 12.5..15 (large): areas 79..201 and 343..707 over all shapes.
  * The threshold is their geometric middle. */
 #define SIZE_AREA_SPLIT 262.0
@@ -69,6 +67,9 @@ static const double shape_area_k[NSHAPE] = {3.14159265358979, 3.0976, 2.19497, 2
 /* Border pixels farther than this from the border median are not background (a shape, or a
  * blob in a model image); the gradient texture moves a corner by <= 14 per channel. */
 #define BG_INLIER_DIST 48.0
+/* A sharp template fitting at least this well means the image is sharp: no blur search.
+ * The data set's own images score >= 0.93 with their true shape. */
+#define SHARP_FIT_IOU 0.9
 
 const char *ev_attr_name(int attr) {
     return attr >= 0 && attr < EV_NATTR ? attr_names[attr] : NULL;
@@ -91,10 +92,6 @@ int ev_value_index(int attr, const char *name) {
 }
 
 /* ---- small helpers ---- */
-
-static double clampd(double v, double lo, double hi) {
-    return v < lo ? lo : v > hi ? hi : v;
-}
 
 /* sRGB (0..255) -> CIELAB (D65), for naming shape colours. Shapes in model images come
  * out washed-out or blended into the background, and Lab keeps hue apart from lightness
@@ -167,22 +164,6 @@ static int median_rgb(const uint8_t *rgb, int w, int h, const uint8_t *sel, int 
             rgb_out[c] = hist_median(hist[c], n);
     return n;
 }
-
-/* ---- per-call state ---- */
-
-typedef struct work {
-    const uint8_t *rgb;
-    int w, h;
-    double bg0[3];              /* border median */
-    double bg[3], gx[3], gy[3]; /* background plane: bg + gx * (x - xc) + gy * (y - yc) */
-    double xc, yc;
-    float *d;      /* (H, W) distance of each pixel from the background plane */
-    float *m;      /* (H, W) shape coverage in [0, 1] */
-    int *label;    /* (H, W) component ids (0 unvisited, -1 background) */
-    int *queue;    /* (H * W) BFS queue */
-    uint8_t *mask; /* (H, W) the chosen component, then its dilation */
-    uint8_t *tmp;  /* (H, W) scratch: core pixels, dilation */
-} work;
 
 static void bg_at(const work *wk, int x, int y, double out[3]) {
     for (int c = 0; c < 3; c++)
@@ -366,180 +347,6 @@ static void coverage(work *wk, const double fg[3]) {
         }
 }
 
-/* ---- shape templates ---- */
-
-typedef struct tmpl {
-    int shape;
-    double cx, cy, r;
-    double px[10], py[10];               /* polygon vertices (not for the circle) */
-    double ex[10], ey[10], inv_len2[10]; /* edge k runs from vertex k-1 to vertex k */
-    int n;
-} tmpl;
-
-/* dataset.shape_polygon in pixel coordinates (y down). */
-static void tmpl_make(tmpl *t, int shape, double cx, double cy, double r) {
-    const double pi = 3.14159265358979;
-    t->shape = shape, t->cx = cx, t->cy = cy, t->r = r, t->n = 0;
-    if (shape == SHAPE_SQUARE) {
-        double hs = 0.88 * r;
-        const double sx[4] = {-1, 1, 1, -1}, sy[4] = {-1, -1, 1, 1};
-        for (int k = 0; k < 4; k++)
-            t->px[k] = cx + hs * sx[k], t->py[k] = cy + hs * sy[k];
-        t->n = 4;
-    } else if (shape == SHAPE_TRIANGLE) {
-        for (int k = 0; k < 3; k++) {
-            double a = pi / 2 + k * 2 * pi / 3;
-            t->px[k] = cx + 1.3 * r * cos(a), t->py[k] = cy - 1.3 * r * sin(a);
-        }
-        t->n = 3;
-    } else if (shape == SHAPE_STAR) {
-        for (int k = 0; k < 10; k++) {
-            double a = pi / 2 + k * pi / 5, rr = (k % 2 ? 0.45 : 1.0) * 1.3 * r;
-            t->px[k] = cx + rr * cos(a), t->py[k] = cy - rr * sin(a);
-        }
-        t->n = 10;
-    }
-    for (int k = 0, j = t->n - 1; k < t->n; j = k++) {
-        t->ex[k] = t->px[k] - t->px[j], t->ey[k] = t->py[k] - t->py[j];
-        double len2 = t->ex[k] * t->ex[k] + t->ey[k] * t->ey[k];
-        t->inv_len2[k] = len2 > 0 ? 1.0 / len2 : 0.0;
-    }
-}
-
-/* Anti-aliased coverage of the pixel centred at (x, y): 0.5 minus the signed distance to
- * the outline, clamped (exact for straight edges, close enough at corners). */
-static double tmpl_cov(const tmpl *t, double x, double y) {
-    double sd;
-    if (t->shape == SHAPE_CIRCLE) {
-        sd = sqrt((x - t->cx) * (x - t->cx) + (y - t->cy) * (y - t->cy)) - t->r;
-    } else {
-        double best = INFINITY; /* squared distance to the nearest edge */
-        int inside = 0;
-        for (int k = 0, j = t->n - 1; k < t->n; j = k++) {
-            double ax = t->px[j], ay = t->py[j], ex = t->ex[k], ey = t->ey[k];
-            if ((ay > y) != (t->py[k] > y) && x < ax + (y - ay) * ex / ey) inside = !inside;
-            double u = clampd(((x - ax) * ex + (y - ay) * ey) * t->inv_len2[k], 0, 1);
-            double qx = x - ax - u * ex, qy = y - ay - u * ey, d2 = qx * qx + qy * qy;
-            if (d2 < best) best = d2;
-        }
-        sd = inside ? -sqrt(best) : sqrt(best);
-    }
-    return clampd(0.5 - sd, 0.0, 1.0);
-}
-
-/* Area, centroid and overlap (sum of min with the coverage) of a template clipped to the
- * image. Only the template's bounding box is visited. */
-static void tmpl_stats(const tmpl *t, const work *wk, double *area, double *mx, double *my,
-                       double *overlap) {
-    double ext = 1.3 * t->r + 1.0;
-    int x0 = (int)floor(t->cx - ext), x1 = (int)ceil(t->cx + ext);
-    int y0 = (int)floor(t->cy - ext), y1 = (int)ceil(t->cy + ext);
-    if (x0 < 0) x0 = 0;
-    if (y0 < 0) y0 = 0;
-    if (x1 > wk->w - 1) x1 = wk->w - 1;
-    if (y1 > wk->h - 1) y1 = wk->h - 1;
-    double a = 0, sx = 0, sy = 0, ov = 0;
-    for (int y = y0; y <= y1; y++)
-        for (int x = x0; x <= x1; x++) {
-            double c = tmpl_cov(t, x + 0.5, y + 0.5);
-            if (c <= 0) continue;
-            double mv = wk->m[y * wk->w + x];
-            a += c, sx += c * (x + 0.5), sy += c * (y + 0.5), ov += c < mv ? c : mv;
-        }
-    *area = a, *overlap = ov;
-    *mx = a > 0 ? sx / a : t->cx;
-    *my = a > 0 ? sy / a : t->cy;
-}
-
-/* Edge softness tried besides the sharp template, as Gaussian sd in data-set pixels.
- * Decoded model images are softer than the data set, and a blurred small star is closer
- * to a sharp circle than to a sharp star; blurring the template as well keeps the
- * comparison like with like. Blur keeps area and centroid, so the fit itself is unchanged. */
-static const double blur_sd[] = {0.8, 1.6, 2.4};
-#define NBLUR ((int)(sizeof blur_sd / sizeof blur_sd[0]))
-/* A sharp template fitting at least this well means the image is sharp: no blur search.
- * The data set's own images score >= 0.93 with their true shape. */
-#define SHARP_FIT_IOU 0.9
-
-/* Best soft IoU of the template blurred by each blur_sd (scaled to the image) against the
- * coverage of total A. The template is rendered over its box padded by 3 sd, also past the
- * image edge, blurred separably, put through the coverage's 0.1..0.9 ramp and compared on
- * the image's pixels. Returns 0 when the scratch cannot be had. */
-static double blurred_iou(const work *wk, const tmpl *t, double A, double scale) {
-    double ext = 1.3 * t->r + 1.0;
-    int pad = (int)ceil(3.0 * blur_sd[NBLUR - 1] * scale) + 1;
-    int x0 = (int)floor(t->cx - ext) - pad, x1 = (int)ceil(t->cx + ext) + pad;
-    int y0 = (int)floor(t->cy - ext) - pad, y1 = (int)ceil(t->cy + ext) + pad;
-    int bw = x1 - x0 + 1, bh = y1 - y0 + 1;
-    if (bw <= 0 || bh <= 0 || (int64_t)bw * bh > (1 << 24)) return 0;
-    size_t nb = (size_t)bw * bh;
-    float *sharp = malloc(2 * nb * sizeof *sharp);
-    double *kern = malloc((size_t)(2 * pad + 1) * sizeof *kern);
-    double best = 0;
-    if (!sharp || !kern) goto done;
-    float *tmp = sharp + nb;
-    for (int y = 0; y < bh; y++)
-        for (int x = 0; x < bw; x++)
-            sharp[y * bw + x] = (float)tmpl_cov(t, x0 + x + 0.5, y0 + y + 0.5);
-    for (int k = 0; k < NBLUR; k++) {
-        double sd = blur_sd[k] * scale, sum = 0;
-        int R = (int)ceil(3.0 * sd);
-        for (int i = -R; i <= R; i++)
-            sum += kern[i + R] = exp(-0.5 * i * i / (sd * sd));
-        for (int i = 0; i <= 2 * R; i++)
-            kern[i] /= sum;
-        for (int y = 0; y < bh; y++) /* horizontal pass; the padding is zero coverage */
-            for (int x = 0; x < bw; x++) {
-                double v = 0;
-                for (int i = x - R < 0 ? -x : -R; i <= R && x + i < bw; i++)
-                    v += kern[i + R] * sharp[y * bw + x + i];
-                tmp[y * bw + x] = (float)v;
-            }
-        double st = 0, ov = 0;
-        for (int y = 0; y < bh; y++) {
-            int iy = y0 + y;
-            if (iy < 0 || iy >= wk->h) continue;
-            for (int x = 0; x < bw; x++) {
-                int ix = x0 + x;
-                if (ix < 0 || ix >= wk->w) continue;
-                double v = 0;
-                for (int i = y - R < 0 ? -y : -R; i <= R && y + i < bh; i++)
-                    v += kern[i + R] * tmp[(y + i) * bw + x];
-                double tv = clampd((v - 0.1) / 0.8, 0.0, 1.0), mv = wk->m[iy * wk->w + ix];
-                st += tv, ov += tv < mv ? tv : mv;
-            }
-        }
-        double uni = A + st - ov, iou = uni > 0 ? ov / uni : 0;
-        if (iou > best) best = iou;
-    }
-done:
-    free(sharp);
-    free(kern);
-    return best;
-}
-
-/* Fits the template of one shape to the observed coverage (area A, centroid mx, my) and
- * returns its soft IoU. A few fixed-point steps move the template until its clipped area
- * and centroid match the observation, which recovers the true centre and radius of a
- * shape cut by the image edge (large shapes at the sides reach past it). */
-static double fit_shape(const work *wk, int shape, double A, double mx, double my, tmpl *out) {
-    double r = sqrt(A / shape_area_k[shape]), cx = mx, cy = my;
-    double ta = 0, tx = 0, ty = 0, ov = 0;
-    for (int it = 0; it < 5; it++) {
-        tmpl_make(out, shape, cx, cy, r);
-        tmpl_stats(out, wk, &ta, &tx, &ty, &ov);
-        if (ta <= 0 || it == 4) break; /* the last pass only measures */
-        double ddx = mx - tx, ddy = my - ty, ratio = clampd(sqrt(A / ta), 0.8, 1.25);
-        /* Converged (within a fiftieth of a pixel): the measurement just made stands. */
-        if (fabs(ddx) < 0.02 && fabs(ddy) < 0.02 && fabs(ratio - 1.0) * r < 0.02) break;
-        cx = clampd(cx + ddx, -r, wk->w + r);
-        cy = clampd(cy + ddy, -r, wk->h + r);
-        r *= ratio;
-    }
-    double uni = A + ta - ov;
-    return uni > 0 ? ov / uni : 0;
-}
-
 /* ---- the classifier ---- */
 
 static void classify_empty(const work *wk, ev_labels *out) {
@@ -613,12 +420,12 @@ void ev_classify(const uint8_t *rgb, int width, int height, ev_labels *out) {
     tmpl fits[NSHAPE];
     double iou[NSHAPE], best_sharp = 0;
     for (int s = 0; s < NSHAPE; s++) {
-        iou[s] = fit_shape(&wk, s, A, mx, my, &fits[s]);
+        iou[s] = classify_fit_shape(&wk, s, A, mx, my, &fits[s]);
         if (iou[s] > best_sharp) best_sharp = iou[s];
     }
     if (best_sharp < SHARP_FIT_IOU)
         for (int s = 0; s < NSHAPE; s++) {
-            double soft = blurred_iou(&wk, &fits[s], A, scale);
+            double soft = classify_blurred_iou(&wk, &fits[s], A, scale);
             if (soft > iou[s]) iou[s] = soft;
         }
     int best = 0;
@@ -629,7 +436,7 @@ void ev_classify(const uint8_t *rgb, int width, int height, ev_labels *out) {
 
     /* Size from the fitted, unclipped area; position from the fitted centre. Both in the
      * data set's 64x64 frame. */
-    double area64 = shape_area_k[best] * best_t.r * best_t.r / (scale * scale);
+    double area64 = classify_shape_area_k[best] * best_t.r * best_t.r / (scale * scale);
     out->v[EV_SIZE] = area64 > SIZE_AREA_SPLIT ? SIZE_LARGE : SIZE_SMALL;
     double px = best_t.cx * FRAME / width, py = best_t.cy * FRAME / height, best_d = INFINITY;
     for (int p = 0; p < NPOSITION; p++) {
