@@ -1,7 +1,6 @@
 """Trains the default model: data set, then the autoencoder, then text encoder + UNet.
 
-    /usr/bin/python3 training/train.py --run training/runs/default \
-        --vae-minutes 12 --unet-minutes 65
+    /usr/bin/python3 training/train.py --run training/runs/default   # ~2 h on one core
 
 Stages (each resumes from its checkpoint in the run folder; a finished stage is skipped):
 1. data:    training/dataset.py images + attribute labels (deterministic from --seed).
@@ -11,9 +10,11 @@ Stages (each resumes from its checkpoint in the run folder; a finished stage is 
             inverse becomes the VAE's scaling_factor (as for SD).  -> latents.pt
 4. unet:    CLIPTextModel and UNet2DConditionModel trained together on noise-prediction MSE
             at a uniform random timestep of SD's scaled-linear schedule (min-SNR-5
-            weighting); each caption is drawn fresh from the image's attributes and replaced
-            by "" with probability p_uncond = 0.1 (classifier-free guidance training).
-            EMA weights are kept and exported.  -> unet.pt, loss_unet.csv
+            weighting, floored at high noise by --layout-weight, see loss_weights); each
+            caption is drawn fresh from the image's attributes (dataset.make_caption) and
+            replaced by "" with probability p_uncond = 0.1 (classifier-free guidance
+            training). Constant rate after warm-up, cosine-annealed over the last
+            --lr-decay-minutes. EMA weights are kept and exported.  -> unet.pt, loss_unet.csv
 
 Checkpoints are written atomically every --ckpt-minutes. Stage lengths are wall-clock
 budgets (the machine is shared), stored in the checkpoint so a resumed run continues the
@@ -281,18 +282,18 @@ def main():
     ap.add_argument("--count", type=int, default=20000, help="data set size")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-minutes", type=float, default=3.0)
-    ap.add_argument("--vae-minutes", type=float, default=12.0)
+    ap.add_argument("--vae-minutes", type=float, default=20.0)
     ap.add_argument("--vae-steps", type=int, default=100000)
     ap.add_argument("--vae-batch", type=int, default=32)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--kl-weight", type=float, default=1e-4)
-    ap.add_argument("--unet-minutes", type=float, default=65.0)
+    ap.add_argument("--unet-minutes", type=float, default=100.0)
     ap.add_argument("--unet-steps", type=int, default=1000000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--unet-lr", type=float, default=6e-4)
-    ap.add_argument("--layout-weight", type=float, default=0.0,
+    ap.add_argument("--layout-weight", type=float, default=0.2,
                     help="floor of the image-space loss weight at high noise (0 = min-SNR only)")
-    ap.add_argument("--lr-decay-minutes", type=float, default=0.0,
+    ap.add_argument("--lr-decay-minutes", type=float, default=25.0,
                     help="cosine-anneal the UNet rate over the last N minutes of its budget")
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--ema", type=float, default=0.998)
