@@ -30,6 +30,14 @@ void cs_runtime_init(int argc, char **argv) {
     cs_log(CS_LOG_WARN, "could not re-execute with OPENBLAS_CORETYPE=%s; sgemm may be slow", core);
 }
 
+void cs_set_threads(int n) {
+    if (n > 0) openblas_set_num_threads(n);
+}
+
+int cs_threads(void) {
+    return openblas_get_num_threads();
+}
+
 const char *cs_blas_kernel_name(void) {
     return openblas_get_corename();
 }

@@ -21,6 +21,7 @@ typedef struct cli {
     const char *model, *out;
     cs_gen_params p;
     int seed_given;
+    int threads;
 } cli;
 
 static void usage(FILE *f) {
@@ -39,6 +40,7 @@ static void usage(FILE *f) {
             "  --num-images N          images per prompt, 1..%d; image i uses seed+i\n"
             "  --guidance-rescale F    CFG rescale phi, 0..1 (default 0)\n"
             "  --clip-skip N           use the text encoder N layers before the last\n"
+            "  --threads N             compute threads (default: OPENBLAS_NUM_THREADS, else every core)\n"
             "  -o, --output OUT.png    output file; image i>0 goes to OUT_i.png\n",
             cs_max_steps(), CS_MAX_IMAGES_PER_JOB);
 }
@@ -74,7 +76,7 @@ static int parse_args(int argc, char **argv, cli *c) {
         static const char *const k_valued[] = {
             "--model", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
             "--guidance-scale", "--steps", "--seed", "--width", "--height", "--num-images",
-            "--guidance-rescale", "--clip-skip", NULL};
+            "--guidance-rescale", "--clip-skip", "--threads", NULL};
         int known = 0;
         for (int k = 0; k_valued[k]; k++) known |= !strcmp(a, k_valued[k]);
         if (!known) {
@@ -123,6 +125,9 @@ static int parse_args(int argc, char **argv, cli *c) {
         } else if (!strcmp(a, "--clip-skip")) {
             if (parse_num(a, val, 0, 64, 1, &v)) return -1;
             c->p.clip_skip = (int)v;
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_num(a, val, 1, 256, 1, &v)) return -1;
+            c->threads = (int)v;
         } else {
             fprintf(stderr, "cfgserve-generate: unknown argument \"%s\" (see --help)\n", a);
             return -1;
@@ -182,6 +187,7 @@ int main(int argc, char **argv) {
     c.p.steps = 0;
     c.p.num_images = 1;
     if (parse_args(argc, argv, &c)) return 2;
+    cs_set_threads(c.threads);
     char msg[2048];
     cs_model *m;
     if (cs_model_load(c.model, &m, msg, sizeof msg) != CS_OK) {

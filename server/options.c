@@ -55,6 +55,9 @@ static const opt_def OPTIONS[] = {
      "diffusers model folder (\"\": the bundled model in models/default)"},
     {"workers", OPT_INT, F(workers), "1", 1, 64, NULL, 0, "N",
      "worker threads, each with its own activation memory"},
+    {"threads", OPT_INT, F(threads), "0", 0, 256, NULL, 0, "N",
+     "compute threads of each batched step (OpenBLAS + kernels), shared by the workers; "
+     "0 = OPENBLAS_NUM_THREADS, else every core"},
     {"max_batch", OPT_INT, F(max_batch), "8", 1, 64, NULL, 0, "N",
      "images per UNet batch (CFG rows are up to twice this); 1 turns batching off"},
     {"queue_size", OPT_INT, F(queue_size), "64", 1, 100000, NULL, 0, "N",

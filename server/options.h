@@ -33,6 +33,7 @@ typedef struct server_options {
     int port;    /* 0 = ephemeral */
     char *model; /* "" = the bundled default model */
     int workers;
+    int threads;
     int max_batch; /* images per UNet batch */
     int queue_size;
     int job_timeout;           /* seconds, 0 = none */

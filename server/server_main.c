@@ -80,10 +80,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     cs_set_log(log_engine, NULL);
+    cs_set_threads(o.threads);
     char summary[4096];
     options_summary(&o, summary, sizeof summary);
-    log_msg(CS_LOG_INFO, "cfgserve starting (pid %d, BLAS kernels %s)", (int)getpid(),
-            cs_blas_kernel_name());
+    log_msg(CS_LOG_INFO, "cfgserve starting (pid %d, BLAS kernels %s, %d compute thread(s))",
+            (int)getpid(), cs_blas_kernel_name(), cs_threads());
     log_msg(CS_LOG_INFO, "settings: %s", summary);
 
     http_server *http = NULL;

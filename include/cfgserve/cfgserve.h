@@ -67,6 +67,13 @@ CS_API void cs_runtime_init(int argc, char **argv);
 /* The OpenBLAS kernel set in use ("Haswell", "SkylakeX", ...), for logs and reports. */
 CS_API const char *cs_blas_kernel_name(void);
 
+/* Compute threads of each batched call (OpenBLAS and the engine's kernel pool), for the
+ * whole process: workers stepping at the same time share them, so a server with W workers
+ * on C cores wants about C / W. n <= 0 keeps OpenBLAS's default (OPENBLAS_NUM_THREADS,
+ * else every core). Call before cs_session_new: a session sizes its pool when made. */
+CS_API void cs_set_threads(int n);
+CS_API int cs_threads(void);
+
 typedef struct cs_model cs_model; /* read-only after load; share across threads */
 
 /* Loads a diffusers-layout model folder (model_index.json, tokenizer/, text_encoder/,

@@ -34,7 +34,9 @@ cat >"$tmp/cfg.json" <<EOF
  "api_key": "from-file", "retry_after": 9}
 EOF
 # The file's key is overridden by the environment, the environment's queue size by a flag.
-CFGSERVE_API_KEY=s3cret CFGSERVE_QUEUE_SIZE=5 start_server cfg --config "$tmp/cfg.json" --queue-size 6
+CFGSERVE_API_KEY=s3cret CFGSERVE_QUEUE_SIZE=5 start_server cfg --config "$tmp/cfg.json" --queue-size 6 \
+  --threads 1
+check "--threads sets the compute threads" "grep -q '1 compute thread(s)' $SLOG"
 check "settings logged with sources" "grep -q 'queue_size=6 (flag)' $SLOG && grep -q 'retry_after=9 (file)' $SLOG && grep -q 'api_key=\"\\*\\*\\*\" (env)' $SLOG"
 check "the API key never reaches the log" "! grep -q s3cret $SLOG"
 

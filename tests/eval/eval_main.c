@@ -2,7 +2,7 @@
  * cfgserve-eval: measures classifier-free guidance on the default model.
  *
  *   cfgserve-eval [--model DIR] [--scales 0,1,2,3,5,7.5,10] [--seeds N] [--steps N]
- *                 [--sampler NAME] [--batch N] [--limit N] [--neg-seeds N]
+ *                 [--sampler NAME] [--batch N] [--threads N] [--limit N] [--neg-seeds N]
  *                 [--neg-scale S] [--grid OUT.png] [--grid-seed N]
  *
  * For every guidance scale it generates the fixed prompt set (eval_prompts.c) with N
@@ -27,7 +27,7 @@ typedef struct eval_opts {
     const char *model;
     double scales[MAX_SCALES];
     int nscales;
-    int seeds, limit, neg_seeds;
+    int seeds, limit, neg_seeds, threads;
     double neg_scale;
     const char *grid;
     uint64_t grid_seed;
@@ -43,6 +43,7 @@ static void usage(FILE *f) {
             "  --steps N         denoising steps (default 25)\n"
             "  --sampler NAME    sampler (default: the model's scheduler)\n"
             "  --batch N         images per batched UNet call (default 16)\n"
+            "  --threads N       compute threads (default: OPENBLAS_NUM_THREADS, else every core)\n"
             "  --limit N         use only every k-th prompt so that at most N remain (default: all)\n"
             "  --neg-seeds N     images per arm of the negative-prompt test (default 64; 0 = skip)\n"
             "  --neg-scale S     guidance scale of the negative-prompt test (default 7.5)\n"
@@ -115,6 +116,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         else if (!strcmp(a, "--steps")) bad = parse_int(a, v, 1, cs_max_steps(), &o->gen.steps);
         else if (!strcmp(a, "--sampler")) o->gen.sampler = v;
         else if (!strcmp(a, "--batch")) bad = parse_int(a, v, 1, 256, &o->gen.batch);
+        else if (!strcmp(a, "--threads")) bad = parse_int(a, v, 1, 256, &o->threads);
         else if (!strcmp(a, "--limit")) bad = parse_int(a, v, 1, 1 << 20, &o->limit);
         else if (!strcmp(a, "--neg-seeds")) bad = parse_int(a, v, 0, 4096, &o->neg_seeds);
         else if (!strcmp(a, "--neg-scale")) bad = parse_double(a, v, 0, 100, &o->neg_scale, NULL);
@@ -359,6 +361,7 @@ int main(int argc, char **argv) {
                    .grid_seed = 7,
                    .gen = {.steps = 25, .batch = 16}};
     if (parse_args(argc, argv, &o)) return 2;
+    cs_set_threads(o.threads);
 
     char msg[1024];
     cs_model *m = NULL;
@@ -384,9 +387,9 @@ int main(int argc, char **argv) {
     }
     nprompts = thin_prompts(set, nprompts, o.limit);
     printf("cfgserve-eval: model %s, %d prompts x %d seeds per scale, %d steps, sampler %s, "
-           "BLAS kernels %s\n",
+           "BLAS kernels %s, %d thread(s)\n",
            cs_model_name(m), nprompts, o.seeds, o.gen.steps,
-           o.gen.sampler ? o.gen.sampler : "(model's)", cs_blas_kernel_name());
+           o.gen.sampler ? o.gen.sampler : "(model's)", cs_blas_kernel_name(), cs_threads());
     printf("Accuracy over the prompts that name an attribute; H = entropy (bits) of the "
            "predicted attribute over the prompts that leave it out (of = its maximum); pixel "
            "diversity = mean |difference| between seeds of one prompt.\n");

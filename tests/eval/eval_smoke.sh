@@ -6,10 +6,11 @@ set -euo pipefail
 bin=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-OPENBLAS_NUM_THREADS=1 "$bin" --limit 12 --seeds 2 --scales 1,7.5 --steps 4 --batch 8 \
+"$bin" --threads 1 --limit 12 --seeds 2 --scales 1,7.5 --steps 4 --batch 8 \
     --neg-seeds 2 --grid "$work/grid.png" > "$work/out.txt"
 cat "$work/out.txt"
 fail() { echo "eval_smoke: $*" >&2; exit 1; }
+grep -q ', 1 thread(s)$' "$work/out.txt" || fail "--threads 1 not in effect"
 grep -q '^| 1 | [0-9.]* | ' "$work/out.txt" || fail "no table row for s = 1"
 grep -q '^| 7.5 | [0-9.]* | ' "$work/out.txt" || fail "no table row for s = 7.5"
 grep -q '^| all (mean) | ' "$work/out.txt" || fail "no negative-prompt summary"
