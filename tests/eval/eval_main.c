@@ -4,6 +4,7 @@
  *   cfgserve-eval [--model DIR] [--scales 0,1,2,3,5,7.5,10] [--seeds N] [--steps N]
  *                 [--sampler NAME] [--batch N] [--threads N] [--limit N] [--neg-seeds N]
  *                 [--neg-scale S] [--grid OUT.png] [--grid-seed N]
+ *                 [--require colour=95,shape=90,...]
  *
  * For every guidance scale it generates the fixed prompt set (eval_prompts.c) with N
  * seeds each (the same seeds at every scale), classifies each image (classify.c, proven
@@ -29,10 +30,18 @@ typedef struct eval_opts {
     int nscales;
     int seeds, limit, neg_seeds, threads;
     double neg_scale;
+    double require[EV_NATTR]; /* minimum accuracy (fraction) at every scale; < 0: none */
     const char *grid;
     uint64_t grid_seed;
     ev_gen_config gen;
 } eval_opts;
+
+typedef struct scale_row {
+    double scale;
+    double acc[EV_NATTR]; /* < 0: no prompt names the attribute */
+    double entropy[EV_NATTR];
+    double pixel_div;
+} scale_row;
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -48,7 +57,9 @@ static void usage(FILE *f) {
             "  --neg-seeds N     images per arm of the negative-prompt test (default 64; 0 = skip)\n"
             "  --neg-scale S     guidance scale of the negative-prompt test (default 7.5)\n"
             "  --grid OUT.png    also write a sample grid (prompts x scales)\n"
-            "  --grid-seed N     seed of the grid images (default 7)\n");
+            "  --grid-seed N     seed of the grid images (default 7)\n"
+            "  --require LIST    minimum accuracy in %% per attribute at every scale, e.g.\n"
+            "                    colour=95,shape=90; exit status 1 when one is missed\n");
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
@@ -97,6 +108,48 @@ static int parse_scales(const char *v, eval_opts *o) {
     return o->nscales ? 0 : -1;
 }
 
+/* "colour=95,shape=90" -> o->require (fractions). */
+static int parse_require(const char *v, eval_opts *o) {
+    const char *at = v;
+    while (*at) {
+        const char *eq = strchr(at, '=');
+        int attr = -1;
+        for (int a = 0; eq && a < EV_NATTR; a++)
+            if (strlen(ev_attr_name(a)) == (size_t)(eq - at) &&
+                !strncmp(at, ev_attr_name(a), (size_t)(eq - at)))
+                attr = a;
+        if (attr < 0) {
+            fprintf(stderr, "cfgserve-eval: --require: '%s' does not start with an attribute "
+                            "(shape, colour, size, position, background) and '='\n", at);
+            return -1;
+        }
+        char *end;
+        if (parse_double("--require", eq + 1, 0, 100, &o->require[attr], &end)) return -1;
+        o->require[attr] /= 100.0;
+        if (*end == ',') end++;
+        else if (*end) {
+            fprintf(stderr, "cfgserve-eval: --require: unexpected '%s'\n", end);
+            return -1;
+        }
+        at = end;
+    }
+    return 0;
+}
+
+/* Reports every (scale, attribute) below its --require minimum; returns how many. */
+static int missed_requirements(const eval_opts *o, const scale_row *rows) {
+    int missed = 0;
+    for (int i = 0; i < o->nscales; i++)
+        for (int a = 0; a < EV_NATTR; a++)
+            if (o->require[a] >= 0 && rows[i].acc[a] >= 0 && rows[i].acc[a] < o->require[a]) {
+                fprintf(stderr, "cfgserve-eval: s = %g: %s accuracy %.1f %% is below the "
+                                "required %.1f %%\n", rows[i].scale, ev_attr_name(a),
+                        100 * rows[i].acc[a], 100 * o->require[a]);
+                missed++;
+            }
+    return missed;
+}
+
 static int parse_args(int argc, char **argv, eval_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -121,6 +174,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         else if (!strcmp(a, "--neg-seeds")) bad = parse_int(a, v, 0, 4096, &o->neg_seeds);
         else if (!strcmp(a, "--neg-scale")) bad = parse_double(a, v, 0, 100, &o->neg_scale, NULL);
         else if (!strcmp(a, "--grid")) o->grid = v;
+        else if (!strcmp(a, "--require")) bad = parse_require(v, o);
         else if (!strcmp(a, "--grid-seed")) {
             bad = parse_int(a, v, 0, 1 << 30, &seed);
             o->grid_seed = (uint64_t)seed;
@@ -141,13 +195,6 @@ static int thin_prompts(ev_prompt *set, int n, int limit) {
     for (int i = 0; i < n; i += k) set[kept++] = set[i];
     return kept;
 }
-
-typedef struct scale_row {
-    double scale;
-    double acc[EV_NATTR]; /* < 0: no prompt names the attribute */
-    double entropy[EV_NATTR];
-    double pixel_div;
-} scale_row;
 
 static void score(const ev_prompt *set, int nprompts, int seeds, const ev_item *items,
                   size_t image_bytes, scale_row *r) {
@@ -359,6 +406,7 @@ int main(int argc, char **argv) {
                    .neg_seeds = 64,
                    .neg_scale = 7.5,
                    .grid_seed = 7,
+                   .require = {-1, -1, -1, -1, -1},
                    .gen = {.steps = 25, .batch = 16}};
     if (parse_args(argc, argv, &o)) return 2;
     cs_set_threads(o.threads);
@@ -407,7 +455,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cfgserve-eval: %s\n", msg);
         goto out;
     }
-    rc = 0;
+    rc = missed_requirements(&o, rows) ? 1 : 0;
 out:
     free(rows);
     free(set);
