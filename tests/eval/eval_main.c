@@ -48,7 +48,7 @@ static void usage(FILE *f) {
             "usage: cfgserve-eval [options]\n"
             "  --model DIR       model folder (default: the bundled model)\n"
             "  --scales LIST     guidance scales (default 0,1,2,3,5,7.5,10)\n"
-            "  --seeds N         seeds per prompt and scale (default 2)\n"
+            "  --seeds N         seeds per prompt and scale (default 4)\n"
             "  --steps N         denoising steps (default 25)\n"
             "  --sampler NAME    sampler (default: the model's scheduler)\n"
             "  --batch N         images per batched UNet call (default 16)\n"
@@ -402,7 +402,7 @@ int main(int argc, char **argv) {
     eval_opts o = {.model = CS_DEFAULT_MODEL_DIR,
                    .scales = {0, 1, 2, 3, 5, 7.5, 10},
                    .nscales = 7,
-                   .seeds = 2,
+                   .seeds = 4,
                    .neg_seeds = 64,
                    .neg_scale = 7.5,
                    .grid_seed = 7,
