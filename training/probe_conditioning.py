@@ -17,8 +17,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import config  # noqa: E402
 import dataset  # noqa: E402
-import models  # noqa: E402
-import tokenizer_build  # noqa: E402
+import export  # noqa: E402
 
 ATTRS = {"colour": dataset.COLOUR_NAMES, "shape": dataset.SHAPE_NAMES,
          "size": dataset.SIZE_NAMES, "position": dataset.POSITION_NAMES}
@@ -35,22 +34,14 @@ def main():
     ap.add_argument("--no-ema", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    ck = torch.load(os.path.join(args.run, "unet.pt"))
-    tok = tokenizer_build.Tokenizer(os.path.join(args.run, "tokenizer"))
-    unet = models.UNet2DConditionModel(config.UNET)
-    text = models.CLIPTextModel(config.text_encoder_config(tok))
-    pre = "" if args.no_ema else "ema_"
-    unet.load_state_dict(ck[pre + "unet"])
-    text.load_state_dict(ck[pre + "text_encoder"])
-    unet.eval()
-    text.eval()
+    tok, text, unet, _, _, step = export.load_run(args.run, ema=not args.no_ema)
     lat = torch.load(os.path.join(args.run, "latents.pt"))
     labels = np.load(os.path.join(args.run, "data.npz"))["labels"]
     idx = torch.arange(args.count)
     x0 = lat["mean"][idx].float() * lat["scaling_factor"]
     ac = config.alphas_cumprod()
     gen = torch.Generator().manual_seed(0)
-    print("step %d: mean noise MSE with the right caption vs one attribute wrong" % ck["state"]["step"])
+    print("step %d: mean noise MSE with the right caption vs one attribute wrong" % step)
     print("%-9s %9s" % ("t", "right") + "".join("%16s" % ("wrong " + a) for a in ATTRS))
     with torch.no_grad():
         for lo, hi in ((800, 1000), (600, 800), (400, 600), (200, 400)):
