@@ -8,6 +8,7 @@
  * poll: no handler blocks, waiting requests are suspended); http_start/attach/stop on
  * main's thread.
  */
+#define _GNU_SOURCE /* strcasestr, pipe2 */
 #include "http_internal.h"
 
 #include <arpa/inet.h>
@@ -21,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_drain.h"
 #include "log.h"
 
 const char *const http_route_names[ROUTE_COUNT] = {
@@ -39,8 +41,10 @@ const char *const http_route_allow[ROUTE_COUNT] = {"POST, OPTIONS",
                                                    "GET, HEAD, OPTIONS",
                                                    ""};
 
-/* A client that keeps sending after its body was refused is cut off past this. */
-enum { MAX_DISCARD = 64 << 20 };
+/* A refused upload is read and dropped (so the client can read the answer) up to this
+ * many bytes and seconds per connection, for at most this many connections at once. */
+static const http_drain_limits k_drain_limits = {
+    .max_bytes = (uint64_t)2 << 30, .max_seconds = 30.0, .max_sockets = 64};
 
 double http_now(void) {
     struct timespec ts;
@@ -158,13 +162,43 @@ static enum MHD_Result on_first_call(http_req *r) {
     return MHD_YES;
 }
 
-/* Appends a piece of the body, up to max_body; the rest is counted and dropped. */
+/* Whether the client announced a body (a length or chunked transfer). */
+static bool body_announced(http_req *r) {
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    return (cl && strtoull(cl, NULL, 10) > 0) || (te && strcasestr(te, "chunked"));
+}
+
+/* Answers 413 in the middle of a body. libmicrohttpd (0.9.75) cannot queue a response
+ * once the upload has started, so the answer is written on the socket directly — nothing
+ * else has been sent on it — and the drainer keeps reading what the client still sends
+ * until it has read the answer; the caller then lets MHD drop the connection. */
+static void refuse_upload_now(http_req *r) {
+    char json[160], head[512];
+    int jl = snprintf(json, sizeof json,
+                      "{\"error\":{\"code\":\"payload_too_large\",\"message\":\"the body "
+                      "exceeds the limit of %d bytes\"}}\n",
+                      r->srv->cfg.max_body);
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\nCache-Control: no-store\r\n"
+                      "X-Request-Id: %llu\r\n\r\n%s",
+                      jl, (unsigned long long)r->id, json);
+    r->status = 413;
+    metrics_count(r->srv->metrics, (int)r->route, 413);
+    int fd = r->fd >= 0 ? dup(r->fd) : -1;
+    if (fd < 0) return;
+    ssize_t k = send(fd, head, (size_t)hl, MSG_DONTWAIT | MSG_NOSIGNAL);
+    size_t sent = k > 0 ? (size_t)k : 0;
+    http_drain_add(r->srv->drain, fd, head + sent, (size_t)hl - sent);
+}
+
+/* Appends a piece of the body, up to max_body. */
 static bool read_body(http_req *r, const char *data, size_t n) {
     size_t cap = (size_t)r->srv->cfg.max_body;
-    if (r->too_large || n > cap - r->body_len) {
+    if (n > cap - r->body_len) {
         r->too_large = true;
-        r->body_discarded += n;
-        return r->body_discarded <= MAX_DISCARD;
+        return true;
     }
     if (r->body_len + n + 1 > r->body_cap) {
         size_t want = r->body_cap ? r->body_cap * 2 : 4096;
@@ -197,6 +231,7 @@ static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = ci ? ci->connect_fd : -1;
+    r->linger_fd = -1;
     pthread_mutex_init(&r->mu, NULL);
     return r;
 }
@@ -220,21 +255,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!r) {
         if (!(r = req_new(cls, conn, url, method))) return MHD_NO;
         *con_cls = r;
-        return on_first_call(r);
+        enum MHD_Result ret = on_first_call(r);
+        /* Answered before the body: MHD reads no more of it, so the socket goes to the
+         * drainer when MHD is done with it, lest closing it reset the connection. */
+        if (r->status && r->fd >= 0 && body_announced(r)) r->linger_fd = dup(r->fd);
+        return ret;
     }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->status) { /* answered early (413, 415...): drop the rest of the body */
-            r->body_discarded += n;
-            return r->body_discarded <= MAX_DISCARD ? MHD_YES : MHD_NO;
+        if (!read_body(r, upload, n)) return MHD_NO;
+        if (r->too_large) { /* a chunked body (a declared length was checked up front) */
+            refuse_upload_now(r);
+            return MHD_NO;
         }
-        return read_body(r, upload, n) ? MHD_YES : MHD_NO;
+        return MHD_YES;
     }
     if (r->status) return MHD_YES;
-    if (r->too_large)
-        return http_respond_error(r, 413, "payload_too_large", NULL,
-                                  "the body exceeds the limit of %d bytes", r->srv->cfg.max_body);
     if (r->route == ROUTE_GENERATE || r->route == ROUTE_JOBS) return http_generate(r);
     return http_route_simple(r);
 }
@@ -247,6 +284,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     *con_cls = NULL;
     if (r->registered) registry_remove(r);
+    if (r->linger_fd >= 0) {
+        http_drain_add(s->drain, r->linger_fd, NULL, 0);
+        r->linger_fd = -1;
+    }
     pthread_mutex_lock(&r->mu);
     bool final = r->final;
     pthread_mutex_unlock(&r->mu);
@@ -319,6 +360,7 @@ void http_stop(http_server *h, int grace_ms) {
     } else {
         http_watcher_stop(h);
     }
+    http_drain_stop(h->drain);
     metrics_free(h->metrics);
     pthread_mutex_destroy(&h->watch_mu);
     pthread_cond_destroy(&h->watch_cond);
@@ -351,6 +393,7 @@ cs_status http_start(const http_config *cfg, http_server **out, char *msg, size_
         return CS_ERR_NOMEM;
     }
     cs_status st = resolve(s, msg, n);
+    if (st == CS_OK) st = http_drain_start(&k_drain_limits, &s->drain, msg, n);
     if (st != CS_OK) {
         http_stop(s, 0);
         return st;

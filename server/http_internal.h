@@ -64,6 +64,7 @@ struct http_server {
     _Atomic(const cs_model *) model; /* NULL until http_attach */
     _Atomic(service *) svc;
     metrics *metrics;
+    struct http_drain *drain; /* lingering close of refused uploads */
     atomic_ullong next_id; /* request ids (log lines, registry tokens) */
 
     pthread_t watcher;
@@ -84,10 +85,11 @@ typedef struct http_req {
     double t_start;
     int status; /* the status sent (0: none yet) */
     int fd;     /* the client socket, for the watcher's disconnect probe */
+    int linger_fd; /* a dup of fd for the drainer (answered before the body), or -1 */
 
     /* Body (MHD thread only). */
     char *body;
-    size_t body_len, body_cap, body_discarded;
+    size_t body_len, body_cap;
     bool too_large;
 
     /* Set by the MHD thread before the request is registered, then read-only. */
