@@ -71,15 +71,27 @@ int main(int argc, char **argv) {
     const char *dir = CS_SOURCE_DIR "/../shared/configs/sd15/unet";
     const char *shapes_arg = "64x64x2,32x32x2";
     int repeat = 1, threads = 0;
+    static const char usage[] =
+        "usage: %s [--unet DIR] [--repeat N] [--shapes HxWxB,...] [--threads T]\n"
+        "Times one CFG UNet step of a random-weight UNet (default: SD 1.5's config) at each\n"
+        "latent shape HxW with batch B, and reports its FLOP rate as a fraction of sgemm's,\n"
+        "measured in the same run.\n";
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf(usage, argv[0]);
+            return 0;
+        }
+    if (argc % 2 == 0) {
+        fprintf(stderr, usage, argv[0]);
+        return 2;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--unet")) dir = argv[i + 1];
         else if (!strcmp(argv[i], "--repeat")) repeat = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--shapes")) shapes_arg = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else {
-            fprintf(stderr,
-                    "usage: %s [--unet DIR] [--repeat N] [--shapes HxWxB,...] [--threads T]\n",
-                    argv[0]);
+            fprintf(stderr, usage, argv[0]);
             return 2;
         }
     }

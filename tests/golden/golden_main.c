@@ -170,10 +170,15 @@ static bool run_case(const char *dir) {
 
 int main(int argc, char **argv) {
     cs_runtime_init(argc, argv);
+    static const char usage[] = "usage: %s CASE_DIR [CASE_DIR...]\n"
+                                "Replays reference cases (case.json + safetensors) and prints the "
+                                "error\nof every output against its tolerance.\n";
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf(usage, argv[0]);
+        return 0;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CASE_DIR [CASE_DIR...]\n"
-                        "Replays reference cases (case.json + safetensors) and prints the error\n"
-                        "of every output against its tolerance.\n", argv[0]);
+        fprintf(stderr, usage, argv[0]);
         return 2;
     }
     int failed = 0;
