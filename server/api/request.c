@@ -1,12 +1,6 @@
 /*
- * Request bodies → cs_gen_params (see request.h).
- *
- * cJSON does the parsing, but it is lenient where a server must not be: it copies invalid
- * UTF-8, truncates a string at an escaped NUL (\u0000), accepts raw control characters in
- * strings, and keeps numbers only as doubles (a 64-bit seed above 2^53 would be rounded).
- * So a small scanner also walks the raw body: it finds the raw text of every top-level
- * member (the i-th member is cJSON's i-th child: both keep document order), which gives
- * the exact seed digits and lets an encoding error name the field it occurs in.
+ * The native dialect's request bodies → cs_gen_params (see request.h); the strict JSON
+ * layer is json_body.c.
  *
  * Threads: any.
  */
@@ -22,8 +16,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-
-enum { MAX_MEMBERS = 32 };
 
 static const char *const FIELDS[] = {"prompt",
                                      "negative_prompt",
@@ -42,167 +34,6 @@ static const char *const FIELDS[] = {"prompt",
                                      "stream",
                                      NULL};
 
-typedef struct member_span {
-    size_t key_start, value_start, value_end;
-} member_span;
-
-/* What the raw-body scan found. */
-typedef struct scan {
-    member_span m[MAX_MEMBERS];
-    int n;
-    size_t nul_escape_at, ctrl_at; /* first \u0000 / raw control character, or SIZE_MAX */
-} scan;
-
-static cs_status err_set(request_error *e, const char *code, const char *field, const char *fmt,
-                         ...) __attribute__((format(printf, 4, 5)));
-static cs_status err_set(request_error *e, const char *code, const char *field, const char *fmt,
-                         ...) {
-    e->code = code;
-    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return CS_ERR_INVALID_ARG;
-}
-
-/* Offset of the first byte that is not part of valid UTF-8 (n when all are). */
-static size_t utf8_error_at(const char *s, size_t n) {
-    size_t lo = 0;
-    /* Valid UTF-8 is self-synchronizing: advance one character at a time. */
-    while (lo < n) {
-        size_t step = 1;
-        while (step <= 4 && lo + step <= n && !cs_utf8_valid(s + lo, step))
-            step++;
-        if (step > 4 || lo + step > n) return lo;
-        lo += step;
-    }
-    return n;
-}
-
-static size_t skip_ws(const char *s, size_t n, size_t i) {
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-        i++;
-    return i;
-}
-
-/* s[i] is the opening quote; returns the index after the closing one. */
-static size_t skip_string(const char *s, size_t n, size_t i, scan *sc) {
-    for (i++; i < n && s[i] != '"'; i++) {
-        if ((unsigned char)s[i] < 0x20 && sc->ctrl_at == SIZE_MAX) sc->ctrl_at = i;
-        if (s[i] == '\\') {
-            if (i + 5 < n && !strncmp(s + i + 1, "u0000", 5) && sc->nul_escape_at == SIZE_MAX)
-                sc->nul_escape_at = i;
-            i++;
-        }
-    }
-    return i + 1;
-}
-
-/* Skips one JSON value (already known to be well-formed) starting at s[i]. */
-static size_t skip_value(const char *s, size_t n, size_t i, scan *sc) {
-    int depth = 0;
-    while (i < n) {
-        char c = s[i];
-        if (c == '"') {
-            i = skip_string(s, n, i, sc);
-        } else if (c == '{' || c == '[') {
-            depth++;
-            i++;
-        } else if (c == '}' || c == ']') {
-            depth--;
-            i++;
-        } else if (c == ',' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            i++;
-            continue;
-        } else {
-            while (i < n && !strchr(",:}] \t\r\n", s[i]))
-                i++;
-        }
-        if (depth <= 0) break;
-    }
-    return i;
-}
-
-/* Records the raw spans of the top-level members of a well-formed JSON object. */
-static bool scan_body(const char *s, size_t n, scan *sc) {
-    sc->n = 0;
-    sc->nul_escape_at = sc->ctrl_at = SIZE_MAX;
-    size_t i = skip_ws(s, n, 0);
-    if (i >= n || s[i] != '{') return false;
-    for (i = skip_ws(s, n, i + 1); i < n && s[i] != '}';) {
-        if (s[i] != '"' || sc->n >= MAX_MEMBERS) return false;
-        member_span *m = &sc->m[sc->n++];
-        m->key_start = i;
-        i = skip_ws(s, n, skip_string(s, n, i, sc));
-        if (i >= n || s[i] != ':') return false;
-        m->value_start = i = skip_ws(s, n, i + 1);
-        m->value_end = i = skip_value(s, n, i, sc);
-        i = skip_ws(s, n, i);
-        if (i < n && s[i] == ',') i = skip_ws(s, n, i + 1);
-    }
-    return i < n;
-}
-
-/* The member whose key or value holds byte offset at (-1: none). */
-static int member_at(const scan *sc, size_t at) {
-    for (int k = 0; k < sc->n; k++)
-        if (at >= sc->m[k].key_start && at < sc->m[k].value_end) return k;
-    return -1;
-}
-
-/* A short rendering of a value for messages. */
-static void value_text(const cJSON *v, char *buf, size_t n) {
-    char *t = cJSON_PrintUnformatted(v);
-    snprintf(buf, n, "%.40s%s", t ? t : "?", t && strlen(t) > 40 ? "..." : "");
-    free(t);
-}
-
-static cs_status get_number(const cJSON *v, const char *f, double *out, request_error *e) {
-    char got[64];
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-        value_text(v, got, sizeof got);
-        return err_set(e, "invalid_parameter", f, "%s must be a finite number (got %s)", f, got);
-    }
-    *out = v->valuedouble;
-    return CS_OK;
-}
-
-static cs_status get_int(const cJSON *v, const char *f, int *out, request_error *e) {
-    char got[64];
-    double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    if (!isfinite(x) || x != floor(x) || x < INT_MIN || x > INT_MAX) {
-        value_text(v, got, sizeof got);
-        return err_set(e, "invalid_parameter", f, "%s must be an integer (got %s)", f, got);
-    }
-    *out = (int)x;
-    return CS_OK;
-}
-
-static cs_status get_bool(const cJSON *v, const char *f, bool *out, request_error *e) {
-    char got[64];
-    if (!cJSON_IsBool(v)) {
-        value_text(v, got, sizeof got);
-        return err_set(e, "invalid_parameter", f, "%s must be true or false (got %s)", f, got);
-    }
-    *out = cJSON_IsTrue(v);
-    return CS_OK;
-}
-
-/* A string field; null means "not given" (*out stays NULL) when nullable. */
-static cs_status get_string(const cJSON *v, const char *f, bool nullable, char **out,
-                            request_error *e) {
-    char got[64];
-    if (nullable && cJSON_IsNull(v)) return CS_OK;
-    if (!cJSON_IsString(v)) {
-        value_text(v, got, sizeof got);
-        return err_set(e, "invalid_parameter", f, "%s must be a string%s (got %s)", f,
-                       nullable ? " or null" : "", got);
-    }
-    if (!(*out = strdup(v->valuestring))) return err_set(e, "internal", NULL, "out of memory");
-    return CS_OK;
-}
-
 /* The seed from its raw text: every uint64 exactly, or -1 / null for a random one. */
 static cs_status get_seed(const cJSON *v, const char *raw, size_t len, request_gen *r,
                           request_error *e) {
@@ -213,11 +44,11 @@ static cs_status get_seed(const cJSON *v, const char *raw, size_t len, request_g
         return CS_OK;
     }
     if (!cJSON_IsNumber(v) || len == 0 || len > 20)
-        return err_set(e, "invalid_parameter", "seed", why);
+        return request_fail(e, "invalid_parameter", "seed", why);
     uint64_t s = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned d = (unsigned)(raw[i] - '0');
-        if (d > 9 || s > (UINT64_MAX - d) / 10) return err_set(e, "invalid_parameter", "seed", why);
+        if (d > 9 || s > (UINT64_MAX - d) / 10) return request_fail(e, "invalid_parameter", "seed", why);
         s = s * 10 + d;
     }
     r->p.seed = s;
@@ -235,8 +66,8 @@ static cs_status get_interval(const cJSON *v, request_gen *r, request_error *e) 
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2 || !cJSON_IsNumber(v->child) ||
         !cJSON_IsNumber(v->child->next) || !isfinite(v->child->valuedouble) ||
         !isfinite(v->child->next->valuedouble)) {
-        value_text(v, got, sizeof got);
-        return err_set(e, "invalid_parameter", "guidance_interval",
+        json_value_text(v, got, sizeof got);
+        return request_fail(e, "invalid_parameter", "guidance_interval",
                        "guidance_interval must be [lo, hi] (two numbers, noise levels sigma) "
                        "or null (got %s)",
                        got);
@@ -252,36 +83,36 @@ static cs_status apply_field(const char *f, const cJSON *v, const char *raw, siz
     cs_gen_params *p = &r->p;
     cs_status st = CS_OK;
     if (!strcmp(f, "prompt"))
-        st = get_string(v, f, false, &r->prompt, e);
+        st = json_get_string(v, f, false, &r->prompt, e);
     else if (!strcmp(f, "negative_prompt"))
-        st = get_string(v, f, true, &r->negative_prompt, e);
+        st = json_get_string(v, f, true, &r->negative_prompt, e);
     else if (!strcmp(f, "sampler"))
-        st = get_string(v, f, true, &r->sampler, e);
+        st = json_get_string(v, f, true, &r->sampler, e);
     else if (!strcmp(f, "guidance_scale"))
-        st = get_number(v, f, &p->guidance_scale, e);
+        st = json_get_number(v, f, &p->guidance_scale, e);
     else if (!strcmp(f, "guidance_rescale"))
-        st = get_number(v, f, &p->guidance_rescale, e);
+        st = json_get_number(v, f, &p->guidance_rescale, e);
     else if (!strcmp(f, "eta"))
-        st = get_number(v, f, &p->eta, e);
+        st = json_get_number(v, f, &p->eta, e);
     else if (!strcmp(f, "steps"))
-        st = get_int(v, f, &p->steps, e);
+        st = json_get_int(v, f, &p->steps, e);
     else if (!strcmp(f, "num_images"))
-        st = get_int(v, f, &p->num_images, e);
+        st = json_get_int(v, f, &p->num_images, e);
     else if (!strcmp(f, "clip_skip"))
-        st = get_int(v, f, &p->clip_skip, e);
+        st = json_get_int(v, f, &p->clip_skip, e);
     else if (!strcmp(f, "width") || !strcmp(f, "height")) {
         int *dim = f[0] == 'w' ? &p->width : &p->height;
         int most = f[0] == 'w' ? lim->max_width : lim->max_height;
-        st = get_int(v, f, dim, e);
+        st = json_get_int(v, f, dim, e);
         if (st == CS_OK && most > 0 && *dim > most)
-            st = err_set(e, "invalid_parameter", f, "%s must be at most %d on this server (got %d)",
+            st = request_fail(e, "invalid_parameter", f, "%s must be at most %d on this server (got %d)",
                          f, most, *dim);
     } else if (!strcmp(f, "karras")) {
         bool b = false;
-        st = get_bool(v, f, &b, e);
+        st = json_get_bool(v, f, &b, e);
         p->karras = b;
     } else if (!strcmp(f, "stream"))
-        st = get_bool(v, f, &r->stream, e);
+        st = json_get_bool(v, f, &r->stream, e);
     else if (!strcmp(f, "seed"))
         st = get_seed(v, raw, raw_len, r, e);
     else if (!strcmp(f, "guidance_interval"))
@@ -313,46 +144,6 @@ uint64_t request_random_seed(void) {
     return s * 0x9e3779b97f4a7c15ull;
 }
 
-/* Everything about the body as a whole: encoding, syntax, shape. */
-static cs_status check_body(const char *body, size_t len, cJSON **root, scan *sc,
-                            request_error *e) {
-    if (len == 0) return err_set(e, "invalid_json", NULL, "the request body is empty");
-    if (memchr(body, '\0', len))
-        return err_set(e, "invalid_json", NULL, "the request body contains a NUL byte");
-    const char *end = NULL;
-    *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!*root) {
-        size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        return err_set(e, "invalid_json", NULL, "malformed JSON near byte %zu", at);
-    }
-    if (skip_ws(body, len, (size_t)(end - body)) != len)
-        return err_set(e, "invalid_json", NULL, "unexpected text after the JSON value (byte %zu)",
-                       (size_t)(end - body));
-    if (!cJSON_IsObject(*root))
-        return err_set(e, "invalid_json", NULL,
-                       "the request body must be a JSON object like {\"prompt\": \"...\"}");
-    if (!scan_body(body, len, sc) || sc->n != cJSON_GetArraySize(*root))
-        return err_set(e, "invalid_json", NULL, "the request object has too many members");
-    size_t bad = utf8_error_at(body, len);
-    if (bad < len) {
-        int k = member_at(sc, bad);
-        const cJSON *c = k >= 0 ? cJSON_GetArrayItem(*root, k) : NULL;
-        return err_set(e, c ? "invalid_parameter" : "invalid_json", c ? c->string : NULL,
-                       "%s is not valid UTF-8 (byte %zu)", c ? c->string : "the request body", bad);
-    }
-    size_t ctrl = sc->ctrl_at < sc->nul_escape_at ? sc->ctrl_at : sc->nul_escape_at;
-    if (ctrl != SIZE_MAX) {
-        int k = member_at(sc, ctrl);
-        const cJSON *c = k >= 0 ? cJSON_GetArrayItem(*root, k) : NULL;
-        return err_set(e, "invalid_parameter", c ? c->string : NULL, "%s contains %s (byte %zu)",
-                       c ? c->string : "a string",
-                       ctrl == sc->ctrl_at ? "an unescaped control character"
-                                           : "a NUL character (\\u0000)",
-                       ctrl);
-    }
-    return CS_OK;
-}
-
 cs_status request_parse(const char *body, size_t len, const cs_model *m,
                         const cs_gen_params *defaults, const request_limits *lim, request_gen *out,
                         request_error *e) {
@@ -360,32 +151,29 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
     memset(e, 0, sizeof *e);
     out->p = *defaults;
     out->seed_random = true;
-    cJSON *root = NULL;
-    scan *sc = malloc(sizeof *sc);
-    cs_status st =
-        sc ? check_body(body, len, &root, sc, e) : err_set(e, "internal", NULL, "out of memory");
+    json_body *jb = malloc(sizeof *jb);
+    cs_status st = jb ? json_body_parse(body, len, jb, e)
+                      : request_fail(e, "internal", NULL, "out of memory");
     int k = 0;
-    for (const cJSON *c = root ? root->child : NULL; st == CS_OK && c; c = c->next, k++) {
+    for (const cJSON *c = st == CS_OK ? jb->root->child : NULL; st == CS_OK && c;
+         c = c->next, k++) {
         if (!known_field(c->string)) {
-            st = err_set(e, "invalid_parameter", c->string,
-                         "unknown field \"%.48s\" (fields: prompt, negative_prompt, "
-                         "guidance_scale, steps, seed, width, height, sampler, karras, "
-                         "num_images, guidance_rescale, guidance_interval, clip_skip, eta, "
-                         "stream)",
-                         c->string);
+            st = request_fail(e, "invalid_parameter", c->string,
+                              "unknown field \"%.48s\" (fields: prompt, negative_prompt, "
+                              "guidance_scale, steps, seed, width, height, sampler, karras, "
+                              "num_images, guidance_rescale, guidance_interval, clip_skip, eta, "
+                              "stream)",
+                              c->string);
             break;
         }
-        for (const cJSON *d = root->child; d != c; d = d->next)
-            if (!strcmp(d->string, c->string))
-                st = err_set(e, "invalid_parameter", c->string, "%s is given twice", c->string);
-        if (st == CS_OK)
-            st = apply_field(c->string, c, body + sc->m[k].value_start,
-                             sc->m[k].value_end - sc->m[k].value_start, lim, out, e);
+        size_t raw_len;
+        const char *raw = json_body_raw(jb, k, &raw_len);
+        st = apply_field(c->string, c, raw, raw_len, lim, out, e);
     }
-    cJSON_Delete(root);
-    free(sc);
+    if (jb && st == CS_OK) json_body_free(jb);
+    free(jb);
     if (st == CS_OK && !out->prompt)
-        st = err_set(e, "invalid_parameter", "prompt", "prompt is required (a string)");
+        st = request_fail(e, "invalid_parameter", "prompt", "prompt is required (a string)");
     if (st == CS_OK) {
         out->p.prompt = out->prompt;
         out->p.negative_prompt = out->negative_prompt ? out->negative_prompt : "";
@@ -394,7 +182,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
         const char *field = NULL;
         char msg[256];
         if (m && cs_params_validate(m, &out->p, &field, msg, sizeof msg) != CS_OK)
-            st = err_set(e, "invalid_parameter", field, "%s", msg);
+            st = request_fail(e, "invalid_parameter", field, "%s", msg);
     }
     if (st != CS_OK) request_gen_deinit(out);
     return st;

@@ -12,6 +12,8 @@
 
 #include <cfgserve/cfgserve.h>
 
+#include "json_body.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -26,12 +28,6 @@ typedef struct request_gen {
     bool stream;                              /* "stream": true */
     bool seed_random;                         /* the seed was drawn here (absent or -1) */
 } request_gen;
-
-typedef struct request_error {
-    const char *code; /* "invalid_json" or "invalid_parameter" */
-    char field[64];   /* "" when the error is not about one field */
-    char message[320];
-} request_error;
 
 /* Parses and checks body[0..len) against defaults (cs_gen_default_params of the model)
  * and lim. m may be NULL (tests of the syntax alone): then cs_params_validate is skipped.

@@ -124,8 +124,8 @@ static void test_syntax_errors(void) {
     EXPECT_ERROR("{\"prompt\": \"x\", \"sampler\": \"\xf4\x90\x80\x80\"}", "invalid_parameter",
                  "sampler", "UTF-8"); /* > U+10FFFF */
     /* Too many members (a flood of duplicates) is refused before anything else. */
-    char big[4096] = "{";
-    for (int i = 0; i < 40; i++)
+    char big[8192] = "{";
+    for (int i = 0; i < JSON_BODY_MAX_MEMBERS + 8; i++)
         strcat(big, "\"prompt\":\"x\",");
     strcat(big, "\"steps\":4}");
     EXPECT_ERROR(big, "invalid_json", "", "too many members");
