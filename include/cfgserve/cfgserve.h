@@ -121,8 +121,10 @@ typedef struct cs_gen_params {
     const char *sampler;         /* NULL or "": the model's scheduler; else a cs_sampler_names() entry */
     int karras;                  /* 1: Karras sigmas (samplers with sigmas) */
     int num_images;              /* 1 .. CS_MAX_IMAGES_PER_JOB */
-    double guidance_rescale;     /* phi in [0, 1]; 0 = off */
-    double guidance_lo, guidance_hi; /* guidance only while sigma in [lo, hi]; hi <= 0 = always */
+    double guidance_rescale;     /* phi in [0, 1]; 0 = off (must be 0 for a guidance-distilled
+                                    model) */
+    double guidance_lo, guidance_hi; /* guidance only while sigma in [lo, hi]; hi <= 0 = always
+                                        (no interval for a guidance-distilled model) */
     int clip_skip;               /* 0 = last text-encoder layer; k = k layers before it
                                     (final_layer_norm(hidden_states[-(k+1)]), diffusers'
                                     clip_skip = k; A1111's "Clip skip" k + 1). As in diffusers
