@@ -32,6 +32,20 @@ static double std_unbiased(const float *x, int64_t n) {
     return n > 1 ? sqrt(ss / (double)(n - 1)) : 0.0;
 }
 
+void guidance_scale_embedding(double guidance_scale, int64_t dim, float *out) {
+    const int64_t half = dim / 2;
+    CS_ASSERT(half >= 2);
+    /* torch.tensor(guidance_scale - 1) is float32, then * 1000.0 in float32. */
+    const float w = (float)(guidance_scale - 1.0) * 1000.0f;
+    const float step = logf(10000.0f) / (float)(half - 1);
+    for (int64_t k = 0; k < half; k++) {
+        const float arg = w * expf((float)k * -step);
+        out[k] = sinf(arg);
+        out[half + k] = cosf(arg);
+    }
+    if (dim % 2) out[dim - 1] = 0.0f;
+}
+
 void guidance_rescale(float *eps, const float *eps_c, float phi, int64_t n) {
     if (phi <= 0.0f) return;
     double sd_c = std_unbiased(eps_c, n), sd = std_unbiased(eps, n);

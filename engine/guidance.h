@@ -26,4 +26,12 @@ void guidance_combine(float *eps, const float *eps_c, const float *eps_u, float 
  * eps = phi·eps·std(eps_c)/std(eps) + (1 - phi)·eps, std unbiased (torch's default). */
 void guidance_rescale(float *eps, const float *eps_c, float phi, int64_t n);
 
+/* Guidance-distilled UNets (time_cond_proj_dim > 0) take the scale as an input instead
+ * of running an unconditional pass: diffusers 0.27.2 StableDiffusionPipeline's
+ * get_guidance_scale_embedding(guidance_scale - 1, dim), float32 in its order:
+ * w' = (s - 1)·1000, half = dim/2, f_k = exp(k · -(log 10000 / (half - 1))),
+ * out = [sin(w'·f_0..), cos(w'·f_0..)], a trailing 0 when dim is odd. dim >= 4 (half - 1
+ * must not be 0). */
+void guidance_scale_embedding(double guidance_scale, int64_t dim, float *out);
+
 #endif

@@ -71,6 +71,28 @@ static void sampler_list(char *buf, size_t n) {
         at += (size_t)snprintf(buf + at, n - at, "%s%s", at ? ", " : "", *s);
 }
 
+/* A guidance-distilled model (guidance_embed_dim > 0) has no unconditional rows, so the
+ * settings that act on them would be silently ignored: refused instead. */
+static cs_status check_guidance_embedded(const cs_gen_params *p, const char **field, char *msg,
+                                         size_t n) {
+    *field = "negative_prompt";
+    if (p->negative_prompt && p->negative_prompt[0])
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                       "this model is guidance-distilled: it runs no unconditional pass, so a "
+                       "negative prompt has no effect");
+    *field = "guidance_rescale";
+    if (p->guidance_rescale > 0)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                       "this model is guidance-distilled: guidance_rescale needs the "
+                       "unconditional pass it does not run");
+    *field = "guidance_interval";
+    if (p->guidance_hi > 0)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                       "this model is guidance-distilled: the guidance scale is an input of "
+                       "every step, so a guidance interval cannot switch it off");
+    return CS_OK;
+}
+
 cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p, const char **field,
                              char *msg, size_t n) {
     const char *dummy;
@@ -125,6 +147,8 @@ cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p, const ch
     *field = "eta";
     if (!isfinite(p->eta) || p->eta < 0 || p->eta > 1)
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "eta must be within [0, 1]");
+    if (m->guidance_embed_dim > 0 && (st = check_guidance_embedded(p, field, msg, n)) != CS_OK)
+        return st;
     *field = NULL;
     return CS_OK;
 }
@@ -147,6 +171,7 @@ void cs_job_free(cs_job *j) {
     free(j->noise);
     free(j->image);
     free(j->rgb);
+    free(j->w_embed);
     free(j);
 }
 
@@ -196,10 +221,17 @@ cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *
         for (int64_t k = 0; k < j->image_numel; k++) x[k] *= sigma0;
     }
 
-    /* The unconditional embedding is needed unless guidance never uses it (s = 1). */
+    if (m->guidance_embed_dim > 0) {
+        if (!(j->w_embed = cs_malloc((size_t)m->guidance_embed_dim * sizeof(float))))
+            goto fail_nomem;
+        guidance_scale_embedding(p->guidance_scale, m->guidance_embed_dim, j->w_embed);
+    }
+    /* The unconditional embedding is needed unless guidance never uses it (s = 1, or a
+     * guidance-distilled model). As in diffusers 0.27.2, clip skip applies to the prompt
+     * only: the negative prompt is always the last layer's output (last_hidden_state). */
     st = session_encode_prompt(s, j->prompt, p->clip_skip, &j->cond, msg, n);
-    if (st == CS_OK && p->guidance_scale != 1.0)
-        st = session_encode_prompt(s, j->negative_prompt, p->clip_skip, &j->uncond, msg, n);
+    if (st == CS_OK && p->guidance_scale != 1.0 && m->guidance_embed_dim == 0)
+        st = session_encode_prompt(s, j->negative_prompt, 0, &j->uncond, msg, n);
     if (st != CS_OK) goto fail;
     *out = j;
     return CS_OK;
@@ -217,6 +249,7 @@ void job_set_initial_latents(cs_job *j, const float *latents) {
 
 guidance_rows job_rows(const cs_job *j) {
     if (j->step >= j->steps) return (guidance_rows){0};
+    if (j->w_embed) return (guidance_rows){.cond = true}; /* guidance-distilled */
     return guidance_rows_for(j->params.guidance_scale, sched_sigma(j->sched, j->step),
                              j->params.guidance_lo, j->params.guidance_hi);
 }

@@ -31,6 +31,8 @@ struct cs_job {
     float *noise;                  /* (n, C, h, w) noise for stochastic steps */
     float *image;                  /* (n, H, W, 3) in [0, 1] after cs_decode, else NULL */
     uint8_t *rgb;                  /* (n, H, W, 3) after cs_decode, else NULL */
+    float *w_embed;                /* (model->guidance_embed_dim) timestep_cond of every row
+                                      of a guidance-distilled model, else NULL */
 };
 
 /* Replaces the job's initial noise by given latents (n, C, h, w), scaled by the

@@ -81,11 +81,17 @@ static cs_status check_consistency(cs_model *m, char *msg, size_t n) {
                        "channels",
                        m->dir, (long long)u->in_channels, (long long)u->out_channels,
                        (long long)vae_latent_channels(m->vae));
-    if (u->time_cond_dim > 0 || u->class_embed != UNET_CLASS_NONE)
+    if (u->class_embed != UNET_CLASS_NONE)
         return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
-                       "%s: this unet needs class labels or a timestep condition, which text-to-"
-                       "image generation does not provide",
+                       "%s: this unet needs class labels, which text-to-image generation does "
+                       "not provide",
                        m->dir);
+    /* time_cond_proj_dim: a guidance-embedded UNet; the embedding divides by dim/2 - 1. */
+    if (u->time_cond_dim > 0 && u->time_cond_dim < 4)
+        return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
+                       "%s: unet time_cond_proj_dim %lld is too small for the guidance-scale "
+                       "embedding (at least 4; diffusers divides by dim/2 - 1)",
+                       m->dir, (long long)u->time_cond_dim);
     if (tokenizer_max_length(m->tokenizer) > text_encoder_max_length(m->text_encoder))
         return cs_errf(CS_ERR_FORMAT, msg, n,
                        "%s: tokenizer model_max_length %d exceeds the text encoder's %lld "
@@ -138,6 +144,7 @@ cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t n) {
     m->native_width = (u->sample_size[1] > 0 ? u->sample_size[1] : 64) * m->vae_factor;
     m->context_len = tokenizer_max_length(m->tokenizer);
     m->context_dim = text_encoder_hidden_size(m->text_encoder);
+    m->guidance_embed_dim = u->time_cond_dim;
     *out = m;
     return CS_OK;
 fail:

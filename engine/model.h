@@ -27,6 +27,11 @@ struct cs_model {
     int64_t native_width, native_height;
     int64_t context_len, context_dim; /* text encoder sequence (B, L, D) */
     prompt_cache *cache;     /* (text, clip_skip) -> (L, D) embedding */
+    /* The UNet's time_cond_proj_dim: > 0 for a guidance-distilled ("guidance-embedded")
+     * model, which runs one conditional row per image and takes the scale as
+     * timestep_cond (guidance_scale_embedding) instead of an unconditional pass; 0 for
+     * plain classifier-free guidance. */
+    int64_t guidance_embed_dim;
 };
 
 /* The embedding (L, D) of `text` at clip_skip, from the cache or computed in c (whose

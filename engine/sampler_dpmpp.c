@@ -5,9 +5,10 @@
  * euler_at_final, final_sigmas_type, lambda_min_clipped, Karras sigmas.
  *
  * The model output is converted to x_0 (data prediction) and kept as history; each step
- * uses the log-SNR gaps h = λ_t - λ_s of the float32 sigma table. As in 0.27.2, Karras
- * sigmas end at sigma_min (the last sigma repeated) rather than 0, whatever
- * final_sigmas_type says.
+ * uses the log-SNR gaps h = λ_t - λ_s of the float32 sigma table. Karras sigmas are the
+ * rho = 7 values themselves (not re-read from the rounded timesteps); like the
+ * interpolated ones they end with the final_sigmas_type level (0, or sigma_min = σ(t=0)),
+ * as the 0.27.2 reference data shows.
  *
  * Buffers 0..order-1: x_0 history, oldest first. count: lower_order_nums.
  */
@@ -74,12 +75,11 @@ static cs_status dpm_setup(sched_state *s, char *msg, size_t n) {
         schedule_karras(table[0], table[T - 1], N, sig);
         for (int i = 0; i < N; i++)
             s->timesteps[i] = np_round(schedule_sigma_to_t(sig[i], log_sigmas, T));
-        sig[N] = sig[N - 1];
     } else {
         for (int i = 0; i < s->n; i++)
             sig[i] = np_interp_index(s->timesteps[i], table, T);
-        sig[s->n] = s->p.final_sigmas_type == FINAL_SIGMA_ZERO ? 0.0 : (double)table[0];
     }
+    sig[s->n] = s->p.final_sigmas_type == FINAL_SIGMA_ZERO ? 0.0 : (double)table[0];
     for (int i = 0; i <= s->n; i++)
         s->sigmas[i] = (float)sig[i];
     free(table);

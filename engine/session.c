@@ -17,6 +17,7 @@ struct cs_session {
     float *out;             /* (rows, C, h, w) UNet output */
     float *t;               /* (rows) timesteps */
     float *context;         /* (rows, L, D) text conditioning */
+    float *tcond;           /* (rows, guidance_embed_dim) timestep_cond, or NULL */
     float *decoded;         /* (max_images, 3, H, W) VAE output */
     float *latent_in;       /* (max_images, C, h, w) VAE input */
 };
@@ -47,6 +48,7 @@ void cs_session_free(cs_session *s) {
     free(s->out);
     free(s->t);
     free(s->context);
+    free(s->tcond);
     free(s->decoded);
     free(s->latent_in);
     free(s);
@@ -92,7 +94,9 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     s->decoded = cs_malloc((size_t)p.max_images * 3 * (size_t)(p.max_width * p.max_height) *
                            sizeof(float));
     s->latent_in = cs_malloc((size_t)p.max_images * lat * sizeof(float));
-    if (st != CS_OK || !s->x || !s->out || !s->t || !s->context || !s->decoded || !s->latent_in) {
+    if (m->guidance_embed_dim > 0)
+        s->tcond = cs_malloc(rows * (size_t)m->guidance_embed_dim * sizeof(float));
+    if (st != CS_OK || (m->guidance_embed_dim > 0 && !s->tcond) || !s->x || !s->out || !s->t || !s->context || !s->decoded || !s->latent_in) {
         cs_session_free(s);
         return cs_errf(CS_ERR_NOMEM, msg, n, "session: cannot allocate %zu bytes of activations",
                        bytes);
@@ -123,6 +127,9 @@ static int64_t pack_job(cs_session *s, cs_job *j, int64_t row) {
             sched_scale_model_input(j->sched, j->step, s->x + row * img, img);
             memcpy(s->context + row * ctx_numel, embs[half]->data,
                    (size_t)ctx_numel * sizeof(float));
+            if (j->w_embed) /* each job its own scale, even inside one batch */
+                memcpy(s->tcond + row * m->guidance_embed_dim, j->w_embed,
+                       (size_t)m->guidance_embed_dim * sizeof(float));
             s->t[row] = t;
         }
     }
@@ -181,7 +188,7 @@ cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t m
     const cs_model *m = s->model;
     unet_input in = {.sample = s->x, .batch = rows, .height = jobs[0]->lat_h,
                      .width = jobs[0]->lat_w, .timesteps = s->t, .context = s->context,
-                     .context_len = m->context_len};
+                     .context_len = m->context_len, .timestep_cond = s->tcond};
     ctx_release(&s->ctx, 0);
     unet_forward(&s->ctx, m->unet, &in, s->out); // (rows, C, h, w)
     row = 0;

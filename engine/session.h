@@ -4,7 +4,9 @@
  *
  * DESIGN. cs_step packs the rows every job needs into one UNet batch —
  *     [ job0 cond rows | job0 uncond rows | job1 cond rows | ... ]
- * each row with its own timestep and text context — runs one forward pass, then hands
+ * each row with its own timestep and text context (and, for a guidance-distilled model,
+ * its job's guidance-scale embedding as timestep_cond; such jobs have cond rows only) —
+ * runs one forward pass, then hands
  * each job its rows to combine with its own guidance scale and advance its own
  * scheduler. Rows never interact inside the UNet (every kernel works per row or per
  * image), and each job's noise comes from its own seeded stream, so a job's result does

@@ -111,7 +111,9 @@ enum { CS_MAX_IMAGES_PER_JOB = 16 };
 
 typedef struct cs_gen_params {
     const char *prompt;          /* required (may be "") */
-    const char *negative_prompt; /* "" or NULL: the empty prompt */
+    const char *negative_prompt; /* "" or NULL: the empty prompt. Must be empty for a
+                                    guidance-distilled model (UNet time_cond_proj_dim): it
+                                    runs no unconditional pass */
     double guidance_scale;       /* s: 1 = conditional only, 0 = unconditional only */
     int steps;                   /* 1 .. cs_max_steps */
     uint64_t seed;               /* image i uses seed + i */
@@ -119,9 +121,15 @@ typedef struct cs_gen_params {
     const char *sampler;         /* NULL or "": the model's scheduler; else a cs_sampler_names() entry */
     int karras;                  /* 1: Karras sigmas (samplers with sigmas) */
     int num_images;              /* 1 .. CS_MAX_IMAGES_PER_JOB */
-    double guidance_rescale;     /* phi in [0, 1]; 0 = off */
-    double guidance_lo, guidance_hi; /* guidance only while sigma in [lo, hi]; hi <= 0 = always */
-    int clip_skip;               /* 0 = last text-encoder layer; k = k layers before it */
+    double guidance_rescale;     /* phi in [0, 1]; 0 = off (must be 0 for a guidance-distilled
+                                    model) */
+    double guidance_lo, guidance_hi; /* guidance only while sigma in [lo, hi]; hi <= 0 = always
+                                        (no interval for a guidance-distilled model) */
+    int clip_skip;               /* 0 = last text-encoder layer; k = k layers before it
+                                    (final_layer_norm(hidden_states[-(k+1)]), diffusers'
+                                    clip_skip = k; A1111's "Clip skip" k + 1). As in diffusers
+                                    0.27.2 it applies to the prompt only: the negative prompt
+                                    always uses the last layer */
     double eta;                  /* DDIM eta (0 = deterministic) */
 } cs_gen_params;
 

@@ -98,8 +98,15 @@ static cs_status apply_field(const char *f, const cJSON *v, const char *raw, siz
         st = json_get_int(v, f, &p->steps, e);
     else if (!strcmp(f, "num_images"))
         st = json_get_int(v, f, &p->num_images, e);
-    else if (!strcmp(f, "clip_skip"))
+    else if (!strcmp(f, "clip_skip")) {
+        /* A1111's meaning (its "Clip skip" setting): 1 = the last layer = the engine's 0,
+         * k = k - 1 layers before it; 0 is taken as 1. */
         st = json_get_int(v, f, &p->clip_skip, e);
+        if (st == CS_OK && p->clip_skip < 0)
+            st = request_fail(e, "invalid_parameter", f, "clip_skip must be >= 1 (1 = last layer)");
+        else if (st == CS_OK && p->clip_skip > 0)
+            p->clip_skip -= 1;
+    }
     else if (!strcmp(f, "width") || !strcmp(f, "height")) {
         int *dim = f[0] == 'w' ? &p->width : &p->height;
         int most = f[0] == 'w' ? lim->max_width : lim->max_height;
@@ -242,7 +249,7 @@ char *request_params_json(const cs_gen_params *p) {
     } else if (ok) {
         ok = cJSON_AddNullToObject(o, "guidance_interval") != NULL;
     }
-    ok = ok && cJSON_AddNumberToObject(o, "clip_skip", p->clip_skip) &&
+    ok = ok && cJSON_AddNumberToObject(o, "clip_skip", p->clip_skip + 1) && /* A1111 count */
          cJSON_AddNumberToObject(o, "eta", p->eta);
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);

@@ -55,6 +55,13 @@ cs_status golden_load_i64(const st_file *f, const char *name, int64_t **out, int
 bool golden_compare(golden_case *gc, const char *name, const float *got, int64_t numel,
                     const float *want, double abs_tol);
 
+/* Per-element relative limit: passes when every |got[i] - want[i]| <= tol * max(1, |want[i]|)
+ * (golden/README's rule for scheduler tensors: an absolute limit for values below 1, a
+ * relative one above, so a float32 rounding of a timestep near 900 is not an error).
+ * Prints max_abs, and max_scaled = max |got - want| / max(1, |want|) against tol. */
+bool golden_compare_rel(golden_case *gc, const char *name, const float *got, int64_t numel,
+                        const float *want, double tol);
+
 /* Prints a PASS/FAIL line for an exact comparison (token ids and the like). */
 bool golden_report_exact(golden_case *gc, const char *name, int64_t mismatches, int64_t total,
                          const char *detail);

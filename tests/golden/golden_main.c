@@ -100,6 +100,25 @@ bool golden_compare(golden_case *gc, const char *name, const float *got, int64_t
     return ok;
 }
 
+bool golden_compare_rel(golden_case *gc, const char *name, const float *got, int64_t numel,
+                        const float *want, double tol) {
+    double max_abs = 0, max_scaled = 0;
+    bool finite = true;
+    for (int64_t i = 0; i < numel; i++) {
+        if (!isfinite(got[i])) finite = false;
+        const double d = fabs((double)got[i] - (double)want[i]);
+        max_abs = fmax(max_abs, d);
+        max_scaled = fmax(max_scaled, d / fmax(1.0, fabs((double)want[i])));
+    }
+    const bool ok = finite && max_scaled <= tol;
+    gc->compared++;
+    if (!ok) gc->failures++;
+    printf("%-44s %-26s max_abs=%.3e max_scaled=%.3e tol=%.1e*max(1,|ref|)  %s%s\n", gc->label,
+           name, max_abs, max_scaled, tol, ok ? "PASS" : "FAIL",
+           finite ? "" : " (non-finite values)");
+    return ok;
+}
+
 bool golden_report_exact(golden_case *gc, const char *name, int64_t mismatches, int64_t total,
                          const char *detail) {
     bool ok = mismatches == 0 && total > 0;

@@ -68,7 +68,7 @@ static void test_valid(void) {
                       "\"steps\":4,\"seed\":18446744073709551615,\"width\":64,\"height\":128,"
                       "\"sampler\":\"euler\",\"karras\":true,\"num_images\":2,"
                       "\"guidance_rescale\":0.7,\"guidance_interval\":[0.5, 10],"
-                      "\"clip_skip\":1,\"eta\":0.5,\"stream\":true}";
+                      "\"clip_skip\":2,\"eta\":0.5,\"stream\":true}";
     CHECK_EQ_INT(parse(all, &r, &e), CS_OK);
     CHECK(!strcmp(r.p.negative_prompt, "blurry") && !strcmp(r.p.sampler, "euler"));
     CHECK(r.p.seed == UINT64_MAX && !r.seed_random);
@@ -77,7 +77,7 @@ static void test_valid(void) {
     CHECK_EQ_INT(r.p.height, 128);
     CHECK_EQ_INT(r.p.karras, 1);
     CHECK_EQ_INT(r.p.num_images, 2);
-    CHECK_EQ_INT(r.p.clip_skip, 1);
+    CHECK_EQ_INT(r.p.clip_skip, 1); /* A1111's clip skip 2 = one layer before the last */
     CHECK_NEAR(r.p.guidance_rescale, 0.7, 0);
     CHECK_NEAR(r.p.guidance_lo, 0.5, 0);
     CHECK_NEAR(r.p.guidance_hi, 10, 0);

@@ -51,5 +51,24 @@ int main(void) {
     float same[4] = {2, -2, 4, 0};
     guidance_rescale(same, gc, 0.0f, 4);
     for (int i = 0; i < 4; i++) CHECK_NEAR(same[i], orig[i], 0);
+
+    /* Guidance-scale embedding, by hand: s = 3 → w = 2000; dim 8 → half 4, frequencies
+     * 10000^(-k/3) = 1, 0.0464159, 0.00215443, 0.0001; [sin | cos]. The float32 argument
+     * (2000·f rounded) bounds the agreement with exact math near 1e-4. */
+    float emb[9];
+    guidance_scale_embedding(3.0, 8, emb);
+    const double f[4] = {1.0, 0.046415888336127795, 0.0021544346900318843, 1e-4};
+    for (int k = 0; k < 4; k++) {
+        CHECK_NEAR(emb[k], sin(2000.0 * f[k]), 2e-4);
+        CHECK_NEAR(emb[4 + k], cos(2000.0 * f[k]), 2e-4);
+    }
+    /* s = 1 (w = 0): sin 0 = 0, cos 0 = 1; an odd dim gets a zero last column. */
+    for (int k = 0; k < 9; k++) emb[k] = 7.0f;
+    guidance_scale_embedding(1.0, 9, emb);
+    for (int k = 0; k < 4; k++) {
+        CHECK_NEAR(emb[k], 0.0, 0);
+        CHECK_NEAR(emb[4 + k], 1.0, 0);
+    }
+    CHECK_NEAR(emb[8], 0.0, 0);
     CHECK_DONE();
 }

@@ -9,6 +9,7 @@
 #include "session.h"
 
 #define MODEL_DIR CS_GOLDEN_DIR "/pipeline_tiny/model"
+#define WEMBED_DIR CS_GOLDEN_DIR "/pipeline_tiny_wembed/model"
 
 static void expect_field(const cs_model *m, cs_gen_params p, const char *field) {
     char msg[512];
@@ -19,6 +20,62 @@ static void expect_field(const cs_model *m, cs_gen_params p, const char *field) 
         fprintf(stderr, "expected field %s, got %s (%s)\n", field, got ? got : "(none)", msg);
         check_failures++;
     }
+}
+
+/* A guidance-distilled model (UNet time_cond_proj_dim): no unconditional rows whatever
+ * the scale, each job's own embedding, and the settings that need an unconditional pass
+ * refused by name. */
+static void test_guidance_embedded(void) {
+    char msg[1024];
+    cs_model *m = NULL;
+    if (cs_model_load(WEMBED_DIR, &m, msg, sizeof msg) != CS_OK) {
+        fprintf(stderr, "%s\n", msg);
+        CHECK(!"guidance-embedded model loads");
+        return;
+    }
+    cs_gen_params ok = cs_gen_default_params(m);
+    ok.prompt = "a red cube";
+    ok.steps = 2;
+    ok.width = ok.height = 32;
+    ok.num_images = 2;
+    CHECK(cs_params_validate(m, &ok, NULL, msg, sizeof msg) == CS_OK);
+    cs_gen_params p = ok;
+    p.negative_prompt = "blurry";
+    expect_field(m, p, "negative_prompt");
+    cs_params_validate(m, &p, NULL, msg, sizeof msg);
+    CHECK_STR_CONTAINS(msg, "guidance-distilled");
+    p = ok;
+    p.guidance_rescale = 0.5;
+    expect_field(m, p, "guidance_rescale");
+    p = ok;
+    p.guidance_lo = 0.5;
+    p.guidance_hi = 5;
+    expect_field(m, p, "guidance_interval");
+
+    cs_session_params sp = {.max_images = 3, .max_width = 32, .max_height = 32};
+    cs_session *s = NULL;
+    cs_job *a = NULL, *b = NULL;
+    CHECK(cs_session_new(m, &sp, &s, msg, sizeof msg) == CS_OK);
+    p = ok;
+    p.guidance_scale = 6.0;
+    CHECK(s && cs_job_new(s, &p, &a, msg, sizeof msg) == CS_OK);
+    p.num_images = 1;
+    p.guidance_scale = 2.0;
+    CHECK(s && cs_job_new(s, &p, &b, msg, sizeof msg) == CS_OK);
+    if (a && b) {
+        CHECK_EQ_INT(cs_job_rows_next_step(a), 2); /* one row per image, no uncond */
+        CHECK_EQ_INT(cs_job_rows_next_step(b), 1);
+        CHECK(a->uncond == NULL && a->w_embed && b->w_embed);
+        CHECK(a->w_embed[0] != b->w_embed[0]); /* each job embeds its own scale */
+        /* Both in one batch of 3 rows: fits a session planned for 3 images. */
+        cs_job *both[2] = {a, b};
+        CHECK(cs_step(s, both, 2, msg, sizeof msg) == CS_OK);
+        CHECK_EQ_INT(cs_job_step(a), 1);
+    }
+    cs_job_free(a);
+    cs_job_free(b);
+    cs_session_free(s);
+    cs_model_free(m);
 }
 
 typedef struct mem_reader {
@@ -79,6 +136,7 @@ int main(void) {
     }
     char msg[1024];
     cs_model *m;
+    test_guidance_embedded();
     CHECK(cs_model_load(MODEL_DIR, &m, msg, sizeof msg) == CS_OK);
     int w, h;
     cs_model_native_size(m, &w, &h);
@@ -165,6 +223,23 @@ int main(void) {
     CHECK(cs_job_png(j, 0, &(uint8_t *){NULL}, &(size_t){0}, msg, sizeof msg) ==
           CS_ERR_INVALID_ARG); /* not decoded yet */
     cs_job_free(j);
+
+    /* clip_skip changes the prompt's embedding only: diffusers 0.27.2 encodes the
+     * negative prompt with the last layer whatever clip_skip is. */
+    cs_job *skip = NULL, *noskip = NULL;
+    p = ok;
+    p.negative_prompt = "blurry";
+    p.clip_skip = 1;
+    CHECK(cs_job_new(s, &p, &skip, msg, sizeof msg) == CS_OK);
+    p.clip_skip = 0;
+    CHECK(cs_job_new(s, &p, &noskip, msg, sizeof msg) == CS_OK);
+    if (skip && noskip) {
+        const size_t bytes = (size_t)(m->context_len * m->context_dim) * sizeof(float);
+        CHECK(memcmp(skip->uncond->data, noskip->uncond->data, bytes) == 0);
+        CHECK(memcmp(skip->cond->data, noskip->cond->data, bytes) != 0);
+    }
+    cs_job_free(skip);
+    cs_job_free(noskip);
 
     /* Same seed, same bytes; the parameters chunk round-trips. */
     p = ok;

@@ -172,7 +172,8 @@ static void test_karras(void) {
             const bool dpm = k >= 2;
             CHECK_NEAR(sched_sigma(s, 0), dpm ? 14.614642 : 11.028335, 1e-4);
             CHECK_NEAR(sched_sigma(s, n - 1), dpm ? 0.0291675 : 0.0413145, 1e-5);
-            CHECK_NEAR(sched_sigma(s, n), dpm ? sched_sigma(s, n - 1) : 0, 0);
+            /* final_sigmas_type "zero" (DPM's default) and Euler/LMS both end at 0. */
+            CHECK_NEAR(sched_sigma(s, n), 0, 0);
             for (int i = 0; i + 1 < n; i++) {
                 CHECK(sched_sigma(s, i + 1) < sched_sigma(s, i));
                 CHECK(sched_timestep(s, i + 1) <= sched_timestep(s, i));
@@ -413,7 +414,113 @@ static void test_pipeline_fixups(void) {
     sched_config_free(c);
 }
 
+#define DDIM_TRAILING                                                                              \
+    "{\"_class_name\": \"DDIMScheduler\", " SD15_FIELDS ", \"timestep_spacing\": \"trailing\"}"
+
+/* DDIM "trailing": timesteps round(arange(T, 0, -T/N)) - 1 without steps_offset, and
+ * step() still goes to t - T // N (not to the next timestep): for N = 7, 999 → 857. */
+static void test_ddim_trailing(void) {
+    sched_config *c = load_json(DDIM_TRAILING);
+    sched_state *s = NULL;
+    if (!c || sched_state_new(c, 7, 1, &s, g_msg, sizeof g_msg) != CS_OK) {
+        CHECK(!"ddim trailing state");
+        sched_config_free(c);
+        return;
+    }
+    const int want[7] = {999, 856, 713, 570, 428, 285, 142};
+    CHECK_EQ_INT(sched_num_steps(s), 7);
+    for (int i = 0; i < 7; i++) CHECK_NEAR(sched_timestep(s, i), want[i], 0);
+    /* eps = 0 (epsilon prediction): x_prev = sqrt(ᾱ_prev / ᾱ_t) · x. */
+    float ac[1000];
+    CHECK(schedule_alphas_cumprod(sched_config_params(c), ac, g_msg, sizeof g_msg) == CS_OK);
+    float x = 1.0f;
+    const float zero = 0.0f;
+    sched_step(s, 0, &zero, &x, NULL, NULL);
+    CHECK_NEAR(x, sqrt(ac[857]) / sqrt(ac[999]), 1e-6);
+    CHECK(fabs(sqrt(ac[856]) / sqrt(ac[999]) - x) > 1e-5); /* the rule is visible */
+    /* The last step (142 → 0) lands on ᾱ_0, not final_alpha_cumprod. */
+    for (int i = 1; i < 6; i++) sched_step(s, i, &zero, &x, NULL, NULL);
+    const float before = x;
+    sched_step(s, 6, &zero, &x, NULL, NULL);
+    CHECK_NEAR(x, before * (sqrtf(ac[0]) / sqrtf(ac[142])), 1e-6);
+    sched_state_free(s);
+    sched_config_free(c);
+}
+
+#define DPM_KARRAS(final)                                                                          \
+    "{\"_class_name\": \"DPMSolverMultistepScheduler\", " SD15_FIELDS                             \
+    ", \"use_karras_sigmas\": true, \"final_sigmas_type\": \"" final "\"}"
+
+/* Karras sigmas: (σmax^(1/7) + r·(σmin^(1/7) - σmax^(1/7)))^7 over r = linspace(0, 1, N),
+ * σmin/σmax the training table's ends; timesteps = round(σ → t); DPM's list then ends with
+ * the final_sigmas_type level. */
+static void test_karras_construction(void) {
+    double k[5];
+    schedule_karras(0.03, 14.6, 5, k);
+    for (int i = 0; i < 5; i++) {
+        const double r = i / 4.0, a = pow(14.6, 1 / 7.0), b = pow(0.03, 1 / 7.0);
+        CHECK_NEAR(k[i], pow(a + r * (b - a), 7), 1e-12);
+    }
+    const char *finals[2] = {"zero", "sigma_min"};
+    for (int f = 0; f < 2; f++) {
+        char json[1024];
+        snprintf(json, sizeof json, DPM_KARRAS("%s"), finals[f]);
+        sched_config *c = load_json(json);
+        sched_state *s = NULL;
+        if (!c || sched_state_new(c, 10, 1, &s, g_msg, sizeof g_msg) != CS_OK) {
+            CHECK(!"dpm karras state");
+            sched_config_free(c);
+            continue;
+        }
+        float ac[1000], table[1000], logs[1000];
+        CHECK(schedule_alphas_cumprod(sched_config_params(c), ac, g_msg, sizeof g_msg) == CS_OK);
+        schedule_sigma_table(ac, 1000, table);
+        for (int t = 0; t < 1000; t++) logs[t] = logf(table[t]);
+        double want[10];
+        schedule_karras(table[0], table[999], 10, want);
+        for (int i = 0; i < 10; i++) {
+            CHECK_NEAR(sched_sigma(s, i), (float)want[i], 0); /* not re-read from t */
+            CHECK_NEAR(sched_timestep(s, i), np_round(schedule_sigma_to_t(want[i], logs, 1000)), 0);
+        }
+        CHECK_NEAR(sched_timestep(s, 0), 999, 0);
+        CHECK_NEAR(sched_timestep(s, 9), 0, 0);
+        CHECK_NEAR(sched_sigma(s, 10), f == 0 ? 0.0f : table[0], 0);
+        sched_state_free(s);
+        sched_config_free(c);
+    }
+}
+
+/* rescale_betas_zero_snr: ᾱ_T = 0 for the alpha-space classes; Euler (and the other
+ * sigma-space classes) clamp it to 2^-24 so σ stays finite (4096). */
+static void test_zero_snr(void) {
+    const char *classes[2] = {"DDIMScheduler", "EulerDiscreteScheduler"};
+    for (int k = 0; k < 2; k++) {
+        char json[1024];
+        snprintf(json, sizeof json,
+                 "{\"_class_name\": \"%s\", " SD15_FIELDS
+                 ", \"rescale_betas_zero_snr\": true, \"timestep_spacing\": \"trailing\"}",
+                 classes[k]);
+        sched_config *c = load_json(json);
+        float ac[1000];
+        if (!c || schedule_alphas_cumprod(sched_config_params(c), ac, g_msg, sizeof g_msg) != CS_OK) {
+            CHECK(!"zero snr config");
+            sched_config_free(c);
+            continue;
+        }
+        CHECK_NEAR(ac[999], k == 0 ? 0.0f : 0x1p-24f, 0);
+        CHECK(ac[998] > ac[999] && ac[0] < 1.0f);
+        sched_state *s = NULL;
+        CHECK(sched_state_new(c, 10, 1, &s, g_msg, sizeof g_msg) == CS_OK);
+        if (s && k == 1) CHECK_NEAR(sched_sigma(s, 0), sqrtf((1.0f - 0x1p-24f) / 0x1p-24f), 1e-3);
+        sched_state_free(s);
+        sched_config_free(c);
+    }
+}
+
 int main(void) {
+    test_ddim_trailing();
+    test_karras_construction();
+    test_zero_snr();
     test_config_errors();
     test_by_name();
     test_karras();
