@@ -12,6 +12,7 @@
 
 #include "guidance.h"
 #include "model.h"
+#include "model_lora.h"
 
 struct cs_job {
     const cs_model *model;
@@ -31,6 +32,7 @@ struct cs_job {
     float *noise;                  /* (n, C, h, w) noise for stochastic steps */
     float *image;                  /* (n, H, W, 3) in [0, 1] after cs_decode, else NULL */
     uint8_t *rgb;                  /* (n, H, W, 3) after cs_decode, else NULL */
+    job_loras loras;               /* references; params.loras points at loras.specs */
 };
 
 /* Replaces the job's initial noise by given latents (n, C, h, w), scaled by the

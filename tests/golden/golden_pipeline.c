@@ -47,7 +47,8 @@ static cs_status swap_scheduler(golden_case *gc, cs_model *m, char *msg, size_t 
     return CS_OK;
 }
 
-static cs_status run(golden_case *gc, char *msg, size_t n) {
+cs_status golden_pipeline_run_model(golden_case *gc, cs_model *m, const cs_lora_spec *loras,
+                                    int nloras, char *msg, size_t n) {
     const cJSON *call = cJSON_GetObjectItemCaseSensitive(gc->json, "call");
     const cJSON *mdir = cJSON_GetObjectItemCaseSensitive(gc->json, "model_dir");
     if (!cJSON_IsObject(call) || !cJSON_IsString(mdir))
@@ -63,15 +64,11 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
         !cJSON_IsNumber(hh) || !cJSON_IsNumber(ww))
         return cs_errf(CS_ERR_UNSUPPORTED, msg, n, "%s: call has arguments this replay does not handle",
                        gc->dir);
-    char path[4096];
-    golden_path(path, sizeof path, gc->dir, mdir->valuestring);
-    cs_model *m = NULL;
     cs_session *s = NULL;
     cs_job *jobs[MAX_PROMPTS] = {0};
     float *latents = NULL, *step_latents = NULL, *embeds = NULL, *image = NULL;
     int64_t ld[8], sd[8], ed[8], idim[8];
-    cs_status st = cs_model_load(path, &m, msg, n);
-    if (st == CS_OK) st = swap_scheduler(gc, m, msg, n);
+    cs_status st = swap_scheduler(gc, m, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->inputs, "latents", &latents, ld, NULL, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->outputs, "step_latents", &step_latents, sd, NULL, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->outputs, "prompt_embeds", &embeds, ed, NULL, msg, n);
@@ -88,6 +85,8 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
         p.steps = steps->valueint;
         p.width = ww->valueint;
         p.height = hh->valueint;
+        p.loras = loras;
+        p.num_loras = nloras;
         /* diffusers skips CFG for guidance <= 1; the engine's rule agrees at exactly 1. */
         if ((st = cs_job_new(s, &p, &jobs[i], msg, n)) != CS_OK) goto done;
         job_set_initial_latents(jobs[i], latents + i * img);
@@ -127,11 +126,23 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
 done:
     for (int i = 0; i < np; i++) cs_job_free(jobs[i]);
     cs_session_free(s);
-    cs_model_free(m);
     free(latents);
     free(step_latents);
     free(embeds);
     free(image);
+    return st;
+}
+
+static cs_status run(golden_case *gc, char *msg, size_t n) {
+    const cJSON *mdir = cJSON_GetObjectItemCaseSensitive(gc->json, "model_dir");
+    if (!cJSON_IsString(mdir))
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: case.json lacks model_dir", gc->dir);
+    char path[4096];
+    golden_path(path, sizeof path, gc->dir, mdir->valuestring);
+    cs_model *m = NULL;
+    cs_status st = cs_model_load(path, &m, msg, n);
+    if (st == CS_OK) st = golden_pipeline_run_model(gc, m, NULL, 0, msg, n);
+    cs_model_free(m);
     return st;
 }
 
