@@ -105,3 +105,26 @@ void model_loras_release(job_loras *jl) {
     free(jl->te_key);
     memset(jl, 0, sizeof *jl);
 }
+
+cs_status cs_lora_spec_parse(const char *text, char *name, size_t name_size, double *weight,
+                             char *msg, size_t n) {
+    const char *colon = strrchr(text, ':');
+    size_t len = strlen(text);
+    *weight = 1.0;
+    if (colon && colon[1]) {
+        char *end;
+        const double w = strtod(colon + 1, &end);
+        if (*end == '\0') {
+            *weight = w;
+            len = (size_t)(colon - text);
+        }
+    }
+    if (len == 0 || len >= name_size)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "LoRA \"%.60s\": expected NAME or NAME:WEIGHT", text);
+    memcpy(name, text, len);
+    name[len] = '\0';
+    if (!isfinite(*weight) || fabs(*weight) > LORA_MAX_WEIGHT)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "LoRA \"%.60s\": weight must be within [-%d, %d]",
+                       text, LORA_MAX_WEIGHT, LORA_MAX_WEIGHT);
+    return lora_name_check(name, msg, n);
+}

@@ -173,6 +173,10 @@ CS_API void cs_lora_list_free(char **names);
  * before the model is shared and before any prompt is encoded. */
 CS_API cs_status cs_model_fuse_lora(cs_model *m, const char *name, double weight, char *msg,
                                     size_t msg_size);
+/* Parses "NAME:WEIGHT" (command lines): the text after the last ':' is the weight when it
+ * is a number, else the whole text is the name and the weight 1. name receives a copy. */
+CS_API cs_status cs_lora_spec_parse(const char *text, char *name, size_t name_size,
+                                    double *weight, char *msg, size_t msg_size);
 
 typedef struct cs_session_params {
     int max_images;           /* images per UNet batch (CFG rows are twice this); default 4 */
