@@ -34,6 +34,9 @@ typedef struct cs_ctx {
     void *tap_user;
     double flops;    /* multiply-adds x 2 of matrix kernels run through this ctx */
     struct threadpool *pool; /* owned; NULL: kernels run serially in the caller */
+    /* Per batch item, the LoRAs its layers add (lora.h); NULL: none. Set by the caller of
+     * a forward pass; a measuring pass reserves the side path's scratch regardless. */
+    const struct lora_rowset *lora;
 } cs_ctx;
 
 /* A context in measuring mode (no memory). */

@@ -22,7 +22,7 @@ cs_gen_params cs_gen_default_params(const cs_model *m) {
     return (cs_gen_params){.prompt = "", .negative_prompt = "", .guidance_scale = 7.5,
                            .steps = 50, .seed = 0, .width = (int)m->native_width,
                            .height = (int)m->native_height, .sampler = NULL, .karras = 0,
-                           .num_images = 1};
+                           .num_images = 1, .strength = 0.8};
 }
 
 int cs_utf8_valid(const char *s, size_t n) {
@@ -149,6 +149,8 @@ cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p, const ch
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "eta must be within [0, 1]");
     if (m->guidance_embed_dim > 0 && (st = check_guidance_embedded(p, field, msg, n)) != CS_OK)
         return st;
+    *field = "loras";
+    if ((st = model_loras_check(m, p->loras, p->num_loras, msg, n)) != CS_OK) return st;
     *field = NULL;
     return CS_OK;
 }
@@ -161,6 +163,7 @@ void cs_job_free(cs_job *j) {
     if (!j) return;
     prompt_cache_release(j->model->cache, j->cond);
     prompt_cache_release(j->model->cache, j->uncond);
+    model_loras_release(&j->loras);
     sched_state_free(j->sched);
     sched_config_free(j->sched_cfg);
     free(j->prompt);
@@ -195,6 +198,9 @@ cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *
     j->params.prompt = j->prompt;
     j->params.negative_prompt = j->negative_prompt;
     j->params.sampler = j->sampler;
+    st = model_loras_acquire(m, p->loras, p->num_loras, &j->loras, msg, n);
+    if (st != CS_OK) goto fail;
+    j->params.loras = j->loras.n ? j->loras.specs : NULL;
     j->n_images = p->num_images;
     j->width = p->width;
     j->height = p->height;
@@ -229,9 +235,9 @@ cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *
     /* The unconditional embedding is needed unless guidance never uses it (s = 1, or a
      * guidance-distilled model). As in diffusers 0.27.2, clip skip applies to the prompt
      * only: the negative prompt is always the last layer's output (last_hidden_state). */
-    st = session_encode_prompt(s, j->prompt, p->clip_skip, &j->cond, msg, n);
+    st = session_encode_prompt(s, j->prompt, p->clip_skip, &j->loras, &j->cond, msg, n);
     if (st == CS_OK && p->guidance_scale != 1.0 && m->guidance_embed_dim == 0)
-        st = session_encode_prompt(s, j->negative_prompt, 0, &j->uncond, msg, n);
+        st = session_encode_prompt(s, j->negative_prompt, 0, &j->loras, &j->uncond, msg, n);
     if (st != CS_OK) goto fail;
     *out = j;
     return CS_OK;
@@ -302,10 +308,22 @@ static int format_parameters(char *buf, size_t size, const cs_job *j, int image,
                     (long long)j->width, (long long)j->height, j->model->name, extra);
 }
 
+/* ", Lora: name:weight" (A1111-style; several are quoted, comma-separated). */
+static size_t lora_parameters(char *buf, size_t size, const cs_job *j) {
+    const job_loras *l = &j->loras;
+    size_t at = 0;
+    for (int i = 0; i < l->n && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s:%g", i ? ", " : l->n > 1 ? ", Lora: \""
+                                                                              : ", Lora: ",
+                               l->files[i]->name, l->weights[i]);
+    if (l->n > 1 && at < size) at += (size_t)snprintf(buf + at, size - at, "\"");
+    return at;
+}
+
 char *cs_job_parameters_text(const cs_job *j, int image) {
     const cs_gen_params *p = &j->params;
-    char extra[256] = "";
-    size_t at = 0;
+    char extra[256 + CS_MAX_LORAS_PER_JOB * 300] = "";
+    size_t at = lora_parameters(extra, sizeof extra, j);
     if (p->clip_skip > 0) /* A1111 counts clip skip from 1 (= the last layer) */
         at += (size_t)snprintf(extra + at, sizeof extra - at, ", Clip skip: %d", p->clip_skip + 1);
     if (p->guidance_rescale > 0)

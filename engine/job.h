@@ -12,6 +12,7 @@
 
 #include "guidance.h"
 #include "model.h"
+#include "model_lora.h"
 
 struct cs_job {
     const cs_model *model;
@@ -33,6 +34,7 @@ struct cs_job {
     uint8_t *rgb;                  /* (n, H, W, 3) after cs_decode, else NULL */
     float *w_embed;                /* (model->guidance_embed_dim) timestep_cond of every row
                                       of a guidance-distilled model, else NULL */
+    job_loras loras;               /* references; params.loras points at loras.specs */
 };
 
 /* Replaces the job's initial noise by given latents (n, C, h, w), scaled by the

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "lora.h"
+
 void linear_bind(linear_layer *l, weight_binder *wb, int64_t in, int64_t out, bool bias,
                  const char *prefix) {
     memset(l, 0, sizeof *l);
@@ -10,6 +12,7 @@ void linear_bind(linear_layer *l, weight_binder *wb, int64_t in, int64_t out, bo
     l->out = out;
     wb_add2(wb, &l->w, out, in, "%s.weight", prefix);
     if (bias) wb_add1(wb, &l->b, out, "%s.bias", prefix);
+    l->lora_slot = lora_module_add(wb->modules, prefix, false, in, out, 1, &l->w);
 }
 
 void conv_bind_padded(conv_layer *l, weight_binder *wb, int64_t in_ch, int64_t out_ch,
@@ -21,6 +24,7 @@ void conv_bind_padded(conv_layer *l, weight_binder *wb, int64_t in_ch, int64_t o
                       .pad_right = pad_right};
     wb_add4(wb, &l->w, out_ch, in_ch, kernel, kernel, "%s.weight", prefix);
     wb_add1(wb, &l->b, out_ch, "%s.bias", prefix);
+    l->lora_slot = lora_module_add(wb->modules, prefix, true, in_ch, out_ch, kernel, &l->w);
 }
 
 void conv_bind(conv_layer *l, weight_binder *wb, int64_t in_ch, int64_t out_ch, int64_t kernel,
@@ -40,9 +44,33 @@ void layer_norm_bind(norm_layer *l, weight_binder *wb, int64_t dim, float eps,
     group_norm_bind(l, wb, dim, 0, eps, prefix);
 }
 
+/* The LoRA entry of `slot` in use k of batch item i, or NULL. */
+static const lora_delta *lora_at(const cs_ctx *c, int64_t i, int k, int32_t slot) {
+    return c->lora->row[i].use[k].deltas[slot - 1];
+}
+
+/* The scale of use k of item i on entry d: weight · alpha / r, in double like the rule. */
+static float lora_scale(const cs_ctx *c, int64_t i, int k, const lora_delta *d) {
+    return (float)(c->lora->row[i].use[k].weight * d->alpha_over_r);
+}
+
 void linear_forward(cs_ctx *c, const linear_layer *l, float *y, const float *x, int64_t batch,
                     int64_t rows) {
     op_linear(c, y, x, l->w, l->b, batch, rows, l->in, l->out);
+    if (!l->lora_slot) return;
+    if (c->measuring) { /* plan for the largest rank any LoRA may have */
+        op_linear_lowrank(c, y, x, NULL, NULL, 0, rows, l->in, LORA_MAX_RANK, l->out);
+        return;
+    }
+    if (!c->lora) return;
+    CS_ASSERT(c->lora->rows == batch);
+    for (int64_t i = 0; i < batch; i++)
+        for (int k = 0; k < c->lora->row[i].n; k++) {
+            const lora_delta *d = lora_at(c, i, k, l->lora_slot);
+            if (d)
+                op_linear_lowrank(c, y + i * rows * l->out, x + i * rows * l->in, d->down, d->up,
+                                  lora_scale(c, i, k, d), rows, l->in, d->rank, l->out);
+        }
 }
 
 static op_conv2d_shape conv_shape(const conv_layer *l, int64_t batch, int64_t h, int64_t w) {
@@ -64,6 +92,22 @@ void conv_forward(cs_ctx *c, const conv_layer *l, float *y, const float *x, int6
     op_conv2d(c, y, x, l->w, l->b, &s);
     if (ho) *ho = op_conv2d_out_h(&s);
     if (wo) *wo = op_conv2d_out_w(&s);
+    if (!l->lora_slot || (!c->measuring && !c->lora)) return;
+    const op_conv2d_shape one = conv_shape(l, 1, h, w);
+    const int64_t in_numel = l->in_ch * h * w;
+    const int64_t out_numel = l->out_ch * op_conv2d_out_h(&s) * op_conv2d_out_w(&s);
+    if (c->measuring) {
+        op_conv2d_lowrank(c, y, x, NULL, NULL, 0, &one, LORA_MAX_RANK);
+        return;
+    }
+    CS_ASSERT(c->lora->rows == batch);
+    for (int64_t i = 0; i < batch; i++)
+        for (int k = 0; k < c->lora->row[i].n; k++) {
+            const lora_delta *d = lora_at(c, i, k, l->lora_slot);
+            if (d)
+                op_conv2d_lowrank(c, y + i * out_numel, x + i * in_numel, d->down, d->up,
+                                  lora_scale(c, i, k, d), &one, d->rank);
+        }
 }
 
 void group_norm_forward(cs_ctx *c, const norm_layer *l, float *y, const float *x, int64_t batch,

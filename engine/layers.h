@@ -16,6 +16,7 @@ typedef struct linear_layer {
     int64_t in, out;
     float *w; /* (out, in) */
     float *b; /* (out) or NULL */
+    int32_t lora_slot; /* 1 + index in the component's LoRA module table; 0: never patched */
 } linear_layer;
 
 typedef struct conv_layer {
@@ -23,6 +24,7 @@ typedef struct conv_layer {
     int64_t pad_top, pad_left, pad_bottom, pad_right;
     float *w; /* (out_ch, in_ch, k, k) */
     float *b; /* (out_ch) */
+    int32_t lora_slot; /* as linear_layer's */
 } conv_layer;
 
 typedef struct norm_layer {
@@ -31,7 +33,8 @@ typedef struct norm_layer {
     float *w, *b; /* (channels) */
 } norm_layer;
 
-/* `prefix` is the module's checkpoint name, e.g. "down_blocks.0.resnets.1.conv1". */
+/* `prefix` is the module's checkpoint name, e.g. "down_blocks.0.resnets.1.conv1". When the
+ * binder carries a LoRA module table, linear and conv layers register there under it. */
 void linear_bind(linear_layer *l, weight_binder *wb, int64_t in, int64_t out, bool bias,
                  const char *prefix);
 /* Symmetric padding `pad`; use conv_bind_padded for asymmetric padding. */
@@ -45,10 +48,12 @@ void group_norm_bind(norm_layer *l, weight_binder *wb, int64_t channels, int64_t
 void layer_norm_bind(norm_layer *l, weight_binder *wb, int64_t dim, float eps,
                      const char *prefix);
 
-/* y(B, rows, out) = x(B, rows, in) W^T + b, one sgemm per item (see op_linear). */
+/* y(B, rows, out) = x(B, rows, in) W^T + b, one sgemm per item (see op_linear), plus the
+ * LoRA side path of the items c->lora gives LoRAs for this layer. */
 void linear_forward(cs_ctx *c, const linear_layer *l, float *y, const float *x, int64_t batch,
                     int64_t rows);
-/* y(B, out, Ho, Wo) = conv(x(B, in, H, W)); *ho / *wo receive the output size if non-NULL. */
+/* y(B, out, Ho, Wo) = conv(x(B, in, H, W)) [+ LoRA side path, as linear_forward];
+ * *ho / *wo receive the output size if non-NULL. */
 void conv_forward(cs_ctx *c, const conv_layer *l, float *y, const float *x, int64_t batch,
                   int64_t h, int64_t w, int64_t *ho, int64_t *wo);
 /* Output spatial size of l on an h × w input. */

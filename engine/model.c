@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "lora_registry.h"
+#include "model_lora.h"
 
 enum { PROMPT_CACHE_ENTRIES = 256 };
 
@@ -56,6 +58,7 @@ static cs_status read_model_index(const char *dir, char *msg, size_t n) {
 void cs_model_free(cs_model *m) {
     if (!m) return;
     prompt_cache_free(m->cache);
+    lora_registry_free(m->loras);
     tokenizer_free(m->tokenizer);
     text_encoder_free(m->text_encoder);
     unet_free(m->unet);
@@ -120,7 +123,8 @@ cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t n) {
     m->name = strndup(base && *base == '/' ? base + 1 : dir, 200);
     if (m->name) m->name[strcspn(m->name, "/")] = '\0';
     m->cache = prompt_cache_new(PROMPT_CACHE_ENTRIES);
-    if (!m->dir || !m->name || !m->cache) {
+    m->loras = lora_registry_new();
+    if (!m->dir || !m->name || !m->cache || !m->loras) {
         st = cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
         goto fail;
     }
@@ -166,8 +170,10 @@ const char *cs_model_name(const cs_model *m) {
 }
 
 cs_status model_encode_prompt(const cs_model *m, cs_ctx *c, const char *text, int clip_skip,
-                              const prompt_embedding **out, char *msg, size_t n) {
-    *out = prompt_cache_get(m->cache, text, clip_skip);
+                              const job_loras *loras, const prompt_embedding **out, char *msg,
+                              size_t n) {
+    const char *key = loras ? loras->te_key : NULL;
+    *out = prompt_cache_get(m->cache, text, clip_skip, key);
     if (*out) return CS_OK;
     const int64_t len = m->context_len, dim = m->context_dim;
     int64_t ids[1024];
@@ -180,8 +186,11 @@ cs_status model_encode_prompt(const cs_model *m, cs_ctx *c, const char *text, in
     if ((st = text_encoder_check_clip_skip(m->text_encoder, clip_skip, msg, n)) != CS_OK) return st;
     ctx_release(c, 0);
     float *emb = ctx_alloc(c, len * dim); // (1, L, D)
+    const lora_rowset rows = {.rows = 1, .row = loras ? &loras->te : NULL};
+    c->lora = loras && loras->te.n > 0 ? &rows : NULL;
     text_encoder_forward(c, m->text_encoder, ids, 1, len, clip_skip, emb, NULL);
-    *out = prompt_cache_put(m->cache, text, clip_skip, emb, len, dim);
+    c->lora = NULL;
+    *out = prompt_cache_put(m->cache, text, clip_skip, key, emb, len, dim);
     ctx_release(c, 0);
     if (!*out) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory caching a prompt embedding");
     return CS_OK;

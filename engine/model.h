@@ -26,7 +26,8 @@ struct cs_model {
     int64_t size_multiple;   /* width/height must be multiples of this */
     int64_t native_width, native_height;
     int64_t context_len, context_dim; /* text encoder sequence (B, L, D) */
-    prompt_cache *cache;     /* (text, clip_skip) -> (L, D) embedding */
+    prompt_cache *cache;     /* (text, clip_skip, LoRA key) -> (L, D) embedding */
+    struct lora_registry *loras; /* LoRA folder and cache (mutable, own lock) */
     /* The UNet's time_cond_proj_dim: > 0 for a guidance-distilled ("guidance-embedded")
      * model, which runs one conditional row per image and takes the scale as
      * timestep_cond (guidance_scale_embedding) instead of an unconditional pass; 0 for
@@ -34,10 +35,14 @@ struct cs_model {
     int64_t guidance_embed_dim;
 };
 
-/* The embedding (L, D) of `text` at clip_skip, from the cache or computed in c (whose
- * arena must hold a text-encoder pass of batch 1). *out is a new reference the caller
- * releases with prompt_cache_release. */
+struct job_loras;
+
+/* The embedding (L, D) of `text` at clip_skip with the text-encoder LoRAs of `loras`
+ * (NULL: none), from the cache or computed in c (whose arena must hold a text-encoder
+ * pass of batch 1). *out is a new reference the caller releases with
+ * prompt_cache_release. */
 cs_status model_encode_prompt(const cs_model *m, cs_ctx *c, const char *text, int clip_skip,
-                              const prompt_embedding **out, char *msg, size_t msg_size);
+                              const struct job_loras *loras, const prompt_embedding **out,
+                              char *msg, size_t msg_size);
 
 #endif

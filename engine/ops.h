@@ -34,6 +34,12 @@
 void op_linear(cs_ctx *c, float *y, const float *x, const float *w, const float *b,
                int64_t batch, int64_t rows, int64_t in, int64_t out);
 
+/* LoRA side path of one item: y(rows, out) += scale · (x(rows, in) · down(r, in)ᵀ) ·
+ * up(out, r)ᵀ, with two sgemms through an (rows, r) arena scratch, so the result of a
+ * row depends only on that item. While measuring only the scratch is reserved. */
+void op_linear_lowrank(cs_ctx *c, float *y, const float *x, const float *down, const float *up,
+                       float scale, int64_t rows, int64_t in, int64_t rank, int64_t out);
+
 typedef struct op_conv2d_shape {
     int64_t batch, in_ch, height, width; /* input (B, Cin, H, W) */
     int64_t out_ch, kernel;              /* square kernel kh = kw = kernel */
@@ -49,6 +55,12 @@ int64_t op_conv2d_out_w(const op_conv2d_shape *s);
  * im2col + sgemm; 1×1 stride-1 unpadded convs go straight to sgemm. */
 void op_conv2d(cs_ctx *c, float *y, const float *x, const float *w, const float *b,
                const op_conv2d_shape *s);
+
+/* LoCon side path of one image (s->batch must be 1; s->out_ch is the layer's output):
+ * y(out, Ho, Wo) += scale · up(out, r) · conv(x, down(r, in, k, k)) with the layer's
+ * stride and padding (s). Scratch (r, Ho·Wo) plus the conv's im2col come from the arena. */
+void op_conv2d_lowrank(cs_ctx *c, float *y, const float *x, const float *down, const float *up,
+                       float scale, const op_conv2d_shape *s, int64_t rank);
 
 /* Multi-head scaled dot-product attention on (B, L, heads*head_dim) rows addressed with
  * strides, so fused or split q/k/v projections need no permute:

@@ -216,3 +216,43 @@ void op_conv2d(cs_ctx *c, float *y, const float *x, const float *w, const float 
     ctx_release(c, mark);
     c->flops += 2.0 * (double)s->batch * (double)s->out_ch * (double)hw_out * (double)kdim;
 }
+
+/* ---- LoRA side paths (low-rank updates of one item) ---- */
+
+void op_linear_lowrank(cs_ctx *c, float *y, const float *x, const float *down, const float *up,
+                       float scale, int64_t rows, int64_t in, int64_t rank, int64_t out) {
+    size_t mark = ctx_mark(c);
+    float *t = ctx_alloc(c, rows * rank); // (rows, r)
+    if (c->measuring || rows == 0 || in == 0) {
+        ctx_release(c, mark);
+        return;
+    }
+    CS_ASSERT(rows > 0 && rank > 0 && out > 0);
+    // t(rows, r) = x(rows, in) · down(r, in)ᵀ;  y(rows, out) += scale · t · up(out, r)ᵀ
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_dim(rows), blas_dim(rank),
+                blas_dim(in), 1.0f, x, blas_dim(in), down, blas_dim(in), 0.0f, t, blas_dim(rank));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_dim(rows), blas_dim(out),
+                blas_dim(rank), scale, t, blas_dim(rank), up, blas_dim(rank), 1.0f, y,
+                blas_dim(out));
+    ctx_release(c, mark);
+    c->flops += 2.0 * (double)rows * (double)rank * (double)(in + out);
+}
+
+void op_conv2d_lowrank(cs_ctx *c, float *y, const float *x, const float *down, const float *up,
+                       float scale, const op_conv2d_shape *s, int64_t rank) {
+    CS_ASSERT(s->batch == 1 && rank > 0);
+    const int64_t hw = op_conv2d_out_h(s) * op_conv2d_out_w(s);
+    size_t mark = ctx_mark(c);
+    float *t = ctx_alloc(c, rank * hw); // (r, Ho·Wo)
+    op_conv2d_shape ds = *s;
+    ds.out_ch = rank;
+    op_conv2d(c, t, x, down, NULL, &ds); /* while measuring: reserves its im2col scratch */
+    if (!c->measuring) {
+        // y(out, HWo) += scale · up(out, r) · t(r, HWo)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_dim(s->out_ch), blas_dim(hw),
+                    blas_dim(rank), scale, up, blas_dim(rank), t, blas_dim(hw), 1.0f, y,
+                    blas_dim(hw));
+        c->flops += 2.0 * (double)s->out_ch * (double)hw * (double)rank;
+    }
+    ctx_release(c, mark);
+}

@@ -8,6 +8,7 @@
 typedef struct entry {
     prompt_embedding emb; /* first member: a prompt_embedding * is an entry * */
     char *text;
+    char *lora_key; /* "" when no LoRA touches the text encoder */
     int clip_skip;
     int refs;             /* holders, plus 1 while in the table */
     uint64_t last_used;
@@ -38,6 +39,7 @@ static void entry_unref(entry *e) {
     if (--e->refs > 0) return;
     free(e->emb.data);
     free(e->text);
+    free(e->lora_key);
     free(e);
 }
 
@@ -49,17 +51,20 @@ void prompt_cache_free(prompt_cache *pc) {
     free(pc);
 }
 
-static entry *find(prompt_cache *pc, const char *text, int clip_skip) {
+static entry *find(prompt_cache *pc, const char *text, int clip_skip, const char *lora_key) {
     for (int i = 0; i < pc->count; i++) {
         entry *e = pc->slots[i];
-        if (e->clip_skip == clip_skip && strcmp(e->text, text) == 0) return e;
+        if (e->clip_skip == clip_skip && strcmp(e->text, text) == 0 &&
+            strcmp(e->lora_key, lora_key ? lora_key : "") == 0)
+            return e;
     }
     return NULL;
 }
 
-const prompt_embedding *prompt_cache_get(prompt_cache *pc, const char *text, int clip_skip) {
+const prompt_embedding *prompt_cache_get(prompt_cache *pc, const char *text, int clip_skip,
+                                         const char *lora_key) {
     pthread_mutex_lock(&pc->lock);
-    entry *e = find(pc, text, clip_skip);
+    entry *e = find(pc, text, clip_skip, lora_key);
     if (e) {
         e->refs++;
         e->last_used = ++pc->clock;
@@ -72,7 +77,8 @@ const prompt_embedding *prompt_cache_get(prompt_cache *pc, const char *text, int
 }
 
 const prompt_embedding *prompt_cache_put(prompt_cache *pc, const char *text, int clip_skip,
-                                         const float *data, int64_t len, int64_t dim) {
+                                         const char *lora_key, const float *data, int64_t len,
+                                         int64_t dim) {
     entry *n = cs_calloc(1, sizeof *n);
     size_t bytes;
     if (!n || !cs_mul_size((size_t)(len * dim), sizeof(float), &bytes)) {
@@ -81,9 +87,11 @@ const prompt_embedding *prompt_cache_put(prompt_cache *pc, const char *text, int
     }
     n->emb.data = cs_malloc(bytes);
     n->text = strdup(text);
-    if (!n->emb.data || !n->text) {
+    n->lora_key = strdup(lora_key ? lora_key : "");
+    if (!n->emb.data || !n->text || !n->lora_key) {
         free(n->emb.data);
         free(n->text);
+        free(n->lora_key);
         free(n);
         return NULL;
     }
@@ -93,7 +101,7 @@ const prompt_embedding *prompt_cache_put(prompt_cache *pc, const char *text, int
     n->clip_skip = clip_skip;
 
     pthread_mutex_lock(&pc->lock);
-    entry *e = find(pc, text, clip_skip);
+    entry *e = find(pc, text, clip_skip, lora_key);
     if (e) { /* another worker encoded it meanwhile: keep theirs */
         e->refs++;
         e->last_used = ++pc->clock;

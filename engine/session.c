@@ -20,6 +20,7 @@ struct cs_session {
     float *tcond;           /* (rows, guidance_embed_dim) timestep_cond, or NULL */
     float *decoded;         /* (max_images, 3, H, W) VAE output */
     float *latent_in;       /* (max_images, C, h, w) VAE input */
+    lora_row *lora_rows;    /* (rows) the LoRAs of each UNet row */
 };
 
 const cs_model *session_model(const cs_session *s) {
@@ -51,6 +52,7 @@ void cs_session_free(cs_session *s) {
     free(s->tcond);
     free(s->decoded);
     free(s->latent_in);
+    free(s->lora_rows);
     free(s);
 }
 
@@ -96,7 +98,9 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     s->latent_in = cs_malloc((size_t)p.max_images * lat * sizeof(float));
     if (m->guidance_embed_dim > 0)
         s->tcond = cs_malloc(rows * (size_t)m->guidance_embed_dim * sizeof(float));
-    if (st != CS_OK || (m->guidance_embed_dim > 0 && !s->tcond) || !s->x || !s->out || !s->t || !s->context || !s->decoded || !s->latent_in) {
+    s->lora_rows = cs_calloc(rows, sizeof *s->lora_rows);
+    if (st != CS_OK || (m->guidance_embed_dim > 0 && !s->tcond) || !s->x || !s->out || !s->t ||
+        !s->context || !s->decoded || !s->latent_in || !s->lora_rows) {
         cs_session_free(s);
         return cs_errf(CS_ERR_NOMEM, msg, n, "session: cannot allocate %zu bytes of activations",
                        bytes);
@@ -108,8 +112,9 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
 }
 
 cs_status session_encode_prompt(cs_session *s, const char *text, int clip_skip,
-                                const prompt_embedding **out, char *msg, size_t n) {
-    return model_encode_prompt(s->model, &s->ctx, text, clip_skip, out, msg, n);
+                                const job_loras *loras, const prompt_embedding **out,
+                                char *msg, size_t n) {
+    return model_encode_prompt(s->model, &s->ctx, text, clip_skip, loras, out, msg, n);
 }
 
 /* Copies one job's rows into the batch at `row`; returns the rows used. */
@@ -131,6 +136,7 @@ static int64_t pack_job(cs_session *s, cs_job *j, int64_t row) {
                 memcpy(s->tcond + row * m->guidance_embed_dim, j->w_embed,
                        (size_t)m->guidance_embed_dim * sizeof(float));
             s->t[row] = t;
+            s->lora_rows[row] = j->loras.unet; /* cond and uncond rows alike */
         }
     }
     return row - start;
@@ -189,8 +195,13 @@ cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t m
     unet_input in = {.sample = s->x, .batch = rows, .height = jobs[0]->lat_h,
                      .width = jobs[0]->lat_w, .timesteps = s->t, .context = s->context,
                      .context_len = m->context_len, .timestep_cond = s->tcond};
+    bool any_lora = false;
+    for (int64_t r = 0; r < rows; r++) any_lora |= s->lora_rows[r].n > 0;
+    const lora_rowset lora = {.rows = rows, .row = s->lora_rows};
+    s->ctx.lora = any_lora ? &lora : NULL;
     ctx_release(&s->ctx, 0);
     unet_forward(&s->ctx, m->unet, &in, s->out); // (rows, C, h, w)
+    s->ctx.lora = NULL;
     row = 0;
     for (int i = 0; i < n; i++) {
         const int64_t used = cs_job_rows_next_step(jobs[i]);

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "layers.h"
+#include "lora_modules.h"
 
 typedef struct te_layer {
     norm_layer layer_norm1, layer_norm2;           /* (D) */
@@ -28,6 +29,7 @@ struct text_encoder {
     te_layer *layers;          /* num_layers */
     norm_layer final_layer_norm;
     weight_block weights; /* owns every tensor above */
+    lora_module_table lora_modules; /* every Linear, for LoRA */
 };
 
 /* ---- config ---- */
@@ -135,7 +137,13 @@ cs_status text_encoder_load(const char *dir, text_encoder **out, char *msg, size
         goto fail;
     }
 
+    m->lora_modules.prefix = "lora_te_";
+    wb.modules = &m->lora_modules;
     bind_model(m, &wb);
+    if (m->lora_modules.overflow) {
+        st = cs_errf(CS_ERR_NOMEM, msg, n, "%s: LoRA module table: out of memory", dir);
+        goto fail;
+    }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st = st_open(path, &f, msg, n);
     if (st != CS_OK) goto fail;
@@ -155,8 +163,13 @@ fail:
 void text_encoder_free(text_encoder *m) {
     if (!m) return;
     weight_block_free(&m->weights);
+    lora_module_table_free(&m->lora_modules);
     free(m->layers);
     free(m);
+}
+
+const lora_module_table *text_encoder_lora_modules(const text_encoder *m) {
+    return &m->lora_modules;
 }
 
 const te_config *text_encoder_config(const text_encoder *m) {

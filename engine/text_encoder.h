@@ -44,6 +44,8 @@ const te_config *text_encoder_config(const text_encoder *m);
 int64_t text_encoder_hidden_size(const text_encoder *m);
 int64_t text_encoder_max_length(const text_encoder *m); /* max_position_embeddings */
 int64_t text_encoder_num_layers(const text_encoder *m);
+/* The layers a LoRA may patch ("lora_te_" names; lora_modules.h). */
+const struct lora_module_table *text_encoder_lora_modules(const text_encoder *m);
 
 /* Validates untrusted input before a forward pass: batch >= 1, 1 <= len <=
  * max_position_embeddings, every id in [0, vocab_size). ids is (batch, len). */

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "lora_modules.h"
 #include "unet_blocks.h"
 
 enum { UNET_MAX_SKIPS = 1 + UNET_MAX_BLOCKS * (UNET_MAX_LAYERS + 1) };
@@ -30,6 +31,7 @@ struct unet_model {
     conv_layer conv_out;
     int64_t nparams;
     weight_block weights; /* owned; empty for unet_new_unweighted */
+    lora_module_table lora_modules; /* every Linear / Conv2d, for LoRA */
 };
 
 /* Registers every parameter of the architecture (the component's one weight table). */
@@ -110,7 +112,11 @@ static cs_status create(const unet_config *cfg, weight_binder *wb, unet_model **
     unet_model *m = cs_calloc(1, sizeof *m);
     if (!m) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
     m->cfg = *cfg;
+    m->lora_modules.prefix = "lora_unet_";
+    wb->modules = &m->lora_modules;
     cs_status st = build(m, wb, msg, n);
+    if (st == CS_OK && m->lora_modules.overflow)
+        st = cs_errf(CS_ERR_NOMEM, msg, n, "UNet LoRA module table: out of memory or a name too long");
     if (st == CS_OK && wb->overflow)
         st = cs_errf(CS_ERR_NOMEM, msg, n, "UNet weight table: out of memory or a name too long");
     if (st != CS_OK) {
@@ -220,7 +226,12 @@ void unet_free(unet_model *m) {
     }
     unet_mid_free(&m->mid);
     weight_block_free(&m->weights);
+    lora_module_table_free(&m->lora_modules);
     free(m);
+}
+
+const lora_module_table *unet_lora_modules(const unet_model *m) {
+    return &m->lora_modules;
 }
 
 const unet_config *unet_get_config(const unet_model *m) {

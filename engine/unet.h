@@ -41,6 +41,9 @@ void unet_free(unet_model *m);
 
 const unet_config *unet_get_config(const unet_model *m);
 
+/* The layers a LoRA may patch ("lora_unet_" names; lora_modules.h). */
+const struct lora_module_table *unet_lora_modules(const unet_model *m);
+
 /* Number of parameters (floats) of the architecture. */
 int64_t unet_param_count(const unet_model *m);
 

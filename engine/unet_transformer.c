@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "lora_modules.h"
+
 static void tblock_bind(unet_tblock *b, weight_binder *wb, int64_t dim, int64_t heads,
                         int64_t head_dim, int64_t context_dim, const char *prefix) {
     memset(b, 0, sizeof *b);
@@ -35,6 +37,9 @@ static void proj_bind(linear_layer *l, weight_binder *wb, int64_t in, int64_t ou
     l->out = out;
     wb_add4(wb, &l->w, out, in, 1, 1, "%s.%s.weight", prefix, what);
     wb_add1(wb, &l->b, out, "%s.%s.bias", prefix, what);
+    char name[WB_MAX_NAME + 16];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    l->lora_slot = lora_module_add(wb->modules, name, false, in, out, 1, &l->w);
 }
 
 cs_status unet_transformer_bind(unet_transformer *t, weight_binder *wb, int64_t channels,

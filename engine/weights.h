@@ -25,6 +25,7 @@ typedef struct weight_binder {
     wb_entry *entries;
     int64_t count, cap;
     bool overflow; /* a name did not fit or an allocation failed: wb_bind fails */
+    struct lora_module_table *modules; /* NULL, or where linear/conv binds register (lora_modules.h) */
 } weight_binder;
 
 /* The fp32 weights of one component: one allocation, owned by the component. */

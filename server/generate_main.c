@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 typedef struct cli {
-    const char *model, *out;
+    const char *model, *out, *lora_dir;
     cs_gen_params p;
+    cs_lora_spec loras[CS_MAX_LORAS_PER_JOB];
+    char lora_names[CS_MAX_LORAS_PER_JOB][256];
     int seed_given;
     int threads;
 } cli;
@@ -40,6 +42,8 @@ static void usage(FILE *f) {
             "  --num-images N          images per prompt, 1..%d; image i uses seed+i\n"
             "  --guidance-rescale F    CFG rescale phi, 0..1 (default 0)\n"
             "  --clip-skip N           use the text encoder N layers before the last\n"
+            "  --lora-dir DIR          folder of LoRA .safetensors files\n"
+            "  --lora NAME[:WEIGHT]    apply LoRA NAME from --lora-dir (repeatable; weight 1)\n"
             "  --threads N             compute threads (default: OPENBLAS_NUM_THREADS, else every core)\n"
             "  -o, --output OUT.png    output file; image i>0 goes to OUT_i.png\n",
             cs_max_steps(), CS_MAX_IMAGES_PER_JOB);
@@ -76,7 +80,7 @@ static int parse_args(int argc, char **argv, cli *c) {
         static const char *const k_valued[] = {
             "--model", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
             "--guidance-scale", "--steps", "--seed", "--width", "--height", "--num-images",
-            "--guidance-rescale", "--clip-skip", "--threads", NULL};
+            "--guidance-rescale", "--clip-skip", "--threads", "--lora-dir", "--lora", NULL};
         int known = 0;
         for (int k = 0; k_valued[k]; k++) known |= !strcmp(a, k_valued[k]);
         if (!known) {
@@ -89,6 +93,21 @@ static int parse_args(int argc, char **argv, cli *c) {
         }
         const char *val = argv[++i];
         if (!strcmp(a, "--model")) c->model = val;
+        else if (!strcmp(a, "--lora-dir")) c->lora_dir = val;
+        else if (!strcmp(a, "--lora")) {
+            char why[256];
+            const int k = c->p.num_loras;
+            if (k == CS_MAX_LORAS_PER_JOB ||
+                cs_lora_spec_parse(val, c->lora_names[k], sizeof c->lora_names[k],
+                                   &c->loras[k].weight, why, sizeof why) != CS_OK) {
+                fprintf(stderr, "cfgserve-generate: --lora: %s\n",
+                        k == CS_MAX_LORAS_PER_JOB ? "too many LoRAs" : why);
+                return -1;
+            }
+            c->loras[k].name = c->lora_names[k];
+            c->p.loras = c->loras;
+            c->p.num_loras = k + 1;
+        }
         else if (!strcmp(a, "--prompt")) c->p.prompt = val;
         else if (!strcmp(a, "--negative-prompt")) c->p.negative_prompt = val;
         else if (!strcmp(a, "--sampler")) c->p.sampler = val;
@@ -193,6 +212,11 @@ int main(int argc, char **argv) {
     if (cs_model_load(c.model, &m, msg, sizeof msg) != CS_OK) {
         fprintf(stderr, "cfgserve-generate: cannot load model: %s\n", msg);
         return 1;
+    }
+    if (c.lora_dir && cs_model_set_lora_dir(m, c.lora_dir, msg, sizeof msg) != CS_OK) {
+        fprintf(stderr, "cfgserve-generate: %s\n", msg);
+        cs_model_free(m);
+        return 2;
     }
     cs_gen_params d = cs_gen_default_params(m);
     if (isnan(c.p.guidance_scale)) c.p.guidance_scale = d.guidance_scale;

@@ -32,6 +32,8 @@ typedef struct server_options {
     char *host;
     int port;    /* 0 = ephemeral */
     char *model; /* "" = the bundled default model */
+    char *lora_dir;  /* "" = no LoRAs */
+    char *fuse_lora; /* "" or NAME[:WEIGHT]: patched into the weights at load */
     int workers;
     int threads;
     int max_batch; /* images per UNet batch */

@@ -35,6 +35,21 @@ static void reopen_logs(void *user) {
     log_reopen();
 }
 
+/* --lora-dir and --fuse-lora, before the model is shared with the workers. */
+static cs_status setup_loras(const server_options *o, cs_model *m, char *msg, size_t n) {
+    if (o->lora_dir[0]) {
+        cs_status st = cs_model_set_lora_dir(m, o->lora_dir, msg, n);
+        if (st != CS_OK) return st;
+    }
+    if (!o->fuse_lora[0]) return CS_OK;
+    char name[256];
+    double weight;
+    cs_status st = cs_lora_spec_parse(o->fuse_lora, name, sizeof name, &weight, msg, n);
+    if (st == CS_OK) st = cs_model_fuse_lora(m, name, weight, msg, n);
+    if (st == CS_OK) log_msg(CS_LOG_INFO, "LoRA %s fused at weight %g", name, weight);
+    return st;
+}
+
 /* The model folder, with a helpful message when the bundled default is missing. */
 static int model_dir(const server_options *o, const char **dir) {
     *dir = o->model[0] ? o->model : CS_DEFAULT_MODEL_DIR;
@@ -110,6 +125,10 @@ int main(int argc, char **argv) {
     if (model_dir(&o, &dir) != 0) goto done;
     if (cs_model_load(dir, &model, msg, sizeof msg) != CS_OK) {
         log_msg(CS_LOG_ERROR, "cannot load the model: %s", msg);
+        goto done;
+    }
+    if (setup_loras(&o, model, msg, sizeof msg) != CS_OK) {
+        log_msg(CS_LOG_ERROR, "LoRA: %s", msg);
         goto done;
     }
     const service_params sp = {.workers = o.workers,

@@ -109,6 +109,9 @@ typedef struct cs_job cs_job;         /* one request's sampling state; used by o
 
 enum { CS_MAX_IMAGES_PER_JOB = 16 };
 
+typedef struct cs_lora_spec { const char *name; double weight; } cs_lora_spec;
+enum { CS_MAX_LORAS_PER_JOB = 8 };
+
 typedef struct cs_gen_params {
     const char *prompt;          /* required (may be "") */
     const char *negative_prompt; /* "" or NULL: the empty prompt. Must be empty for a
@@ -131,6 +134,13 @@ typedef struct cs_gen_params {
                                     0.27.2 it applies to the prompt only: the negative prompt
                                     always uses the last layer */
     double eta;                  /* DDIM eta (0 = deterministic) */
+    /* img2img / inpainting: NULL init_image = text-to-image */
+    const uint8_t *init_image;   /* RGB8, `height` rows of width*3 bytes (the request's size) */
+    double strength;             /* (0, 1]: share of the schedule run from the init image */
+    const uint8_t *mask;         /* NULL, or 8-bit, height rows of width bytes; >= 128 = repaint */
+    /* LoRA: names of files in the model's LoRA folder, each with its weight */
+    const struct cs_lora_spec *loras;
+    int num_loras;
 } cs_gen_params;
 
 /* Model defaults: guidance 7.5, 50 steps (or the model's), native size, seed 0. */
@@ -148,6 +158,33 @@ CS_API int cs_max_steps(void);
 CS_API int cs_model_size_multiple(const cs_model *m);
 CS_API void cs_model_native_size(const cs_model *m, int *width, int *height);
 CS_API const char *cs_model_name(const cs_model *m);
+
+/* ---- LoRA (kohya / A1111 .safetensors) -----------------------------------------------
+ *
+ * A LoRA adds scale·(alpha/r)·up·down to the weights of UNet and text-encoder layers. Per
+ * request (cs_gen_params.loras) it runs as a side path of the layers it touches, only for
+ * the batch rows of the jobs that asked for it, so jobs with different LoRAs share one
+ * batched step and a job's image never depends on its companions. A LoRA name is a file
+ * name in the model's LoRA folder ("name" or "name.safetensors"); files load lazily on
+ * first use and stay cached in the model (thread-safe).
+ */
+
+/* Sets the folder LoRA names resolve in (must be a readable directory). Call before the
+ * model is shared by threads. */
+CS_API cs_status cs_model_set_lora_dir(cs_model *m, const char *dir, char *msg, size_t msg_size);
+/* The LoRA names available (file names without ".safetensors"), sorted, in a malloc'd
+ * NULL-terminated array; free it with cs_lora_list_free. An empty list without a folder. */
+CS_API char **cs_lora_list(const cs_model *m, int *count);
+CS_API void cs_lora_list_free(char **names);
+/* Patches the model's weights once with LoRA `name` at `weight` (W += weight·(alpha/r)·
+ * up·down, in double, stored as float): for a server that always applies one LoRA. Call
+ * before the model is shared and before any prompt is encoded. */
+CS_API cs_status cs_model_fuse_lora(cs_model *m, const char *name, double weight, char *msg,
+                                    size_t msg_size);
+/* Parses "NAME:WEIGHT" (command lines): the text after the last ':' is the weight when it
+ * is a number, else the whole text is the name and the weight 1. name receives a copy. */
+CS_API cs_status cs_lora_spec_parse(const char *text, char *name, size_t name_size,
+                                    double *weight, char *msg, size_t msg_size);
 
 typedef struct cs_session_params {
     int max_images;           /* images per UNet batch (CFG rows are twice this); default 4 */

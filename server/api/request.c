@@ -31,6 +31,7 @@ static const char *const FIELDS[] = {"prompt",
                                      "guidance_interval",
                                      "clip_skip",
                                      "eta",
+                                     "loras",
                                      "stream",
                                      NULL};
 
@@ -74,6 +75,45 @@ static cs_status get_interval(const cJSON *v, request_gen *r, request_error *e) 
     }
     r->p.guidance_lo = v->child->valuedouble;
     r->p.guidance_hi = v->child->next->valuedouble;
+    return CS_OK;
+}
+
+static void free_loras(request_gen *r) {
+    for (int i = 0; r->loras && i < r->p.num_loras; i++)
+        free((char *)r->loras[i].name);
+    free(r->loras);
+    r->loras = NULL;
+    r->p.loras = NULL;
+    r->p.num_loras = 0;
+}
+
+/* "loras": [{"name": "file", "weight": 0.8}, ...] or null; weight defaults to 1. The
+ * name and weight rules are the engine's (cs_params_validate, field "loras"). */
+static cs_status get_loras(const cJSON *v, request_gen *r, request_error *e) {
+    static const char shape[] = "loras must be a list of up to %d objects {\"name\": string, "
+                                "\"weight\": number} or null";
+    free_loras(r);
+    if (cJSON_IsNull(v)) return CS_OK;
+    const int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (n < 0 || n > CS_MAX_LORAS_PER_JOB)
+        return request_fail(e, "invalid_parameter", "loras", shape, CS_MAX_LORAS_PER_JOB);
+    if (n == 0) return CS_OK;
+    if (!(r->loras = calloc((size_t)n, sizeof *r->loras)))
+        return request_fail(e, "internal", NULL, "out of memory");
+    r->p.loras = r->loras;
+    int i = 0;
+    for (const cJSON *o = v->child; o; o = o->next, i++) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "weight");
+        int members = cJSON_IsObject(o) ? cJSON_GetArraySize(o) : -1;
+        if (!cJSON_IsString(name) || (w && !cJSON_IsNumber(w)) || members != 1 + (w != NULL))
+            return request_fail(e, "invalid_parameter", "loras",
+                           "loras[%d] must be {\"name\": string, \"weight\": number} (no other keys)", i);
+        if (!(r->loras[i].name = strdup(name->valuestring)))
+            return request_fail(e, "internal", NULL, "out of memory");
+        r->loras[i].weight = w ? w->valuedouble : 1.0;
+        r->p.num_loras = i + 1;
+    }
     return CS_OK;
 }
 
@@ -124,6 +164,8 @@ static cs_status apply_field(const char *f, const cJSON *v, const char *raw, siz
         st = get_seed(v, raw, raw_len, r, e);
     else if (!strcmp(f, "guidance_interval"))
         st = get_interval(v, r, e);
+    else if (!strcmp(f, "loras"))
+        st = get_loras(v, r, e);
     return st;
 }
 
@@ -139,6 +181,7 @@ void request_gen_deinit(request_gen *r) {
     free(r->negative_prompt);
     free(r->sampler);
     r->prompt = r->negative_prompt = r->sampler = NULL;
+    free_loras(r);
 }
 
 uint64_t request_random_seed(void) {
@@ -169,7 +212,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
                               "unknown field \"%.48s\" (fields: prompt, negative_prompt, "
                               "guidance_scale, steps, seed, width, height, sampler, karras, "
                               "num_images, guidance_rescale, guidance_interval, clip_skip, eta, "
-                              "stream)",
+                              "loras, stream)",
                               c->string);
             break;
         }
@@ -251,6 +294,13 @@ char *request_params_json(const cs_gen_params *p) {
     }
     ok = ok && cJSON_AddNumberToObject(o, "clip_skip", p->clip_skip + 1) && /* A1111 count */
          cJSON_AddNumberToObject(o, "eta", p->eta);
+    cJSON *loras = ok && p->num_loras > 0 ? cJSON_AddArrayToObject(o, "loras") : NULL;
+    for (int i = 0; loras && i < p->num_loras; i++) {
+        cJSON *l = ok ? cJSON_CreateObject() : NULL;
+        ok = ok && l && cJSON_AddItemToArray(loras, l) &&
+             cJSON_AddStringToObject(l, "name", p->loras[i].name) &&
+             cJSON_AddNumberToObject(l, "weight", p->loras[i].weight);
+    }
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     char *ascii = text ? json_ascii(text) : NULL;

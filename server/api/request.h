@@ -25,6 +25,7 @@ typedef struct request_limits {
 typedef struct request_gen {
     cs_gen_params p;
     char *prompt, *negative_prompt, *sampler; /* owned; sampler NULL = the model's */
+    cs_lora_spec *loras;                      /* owned (names too); p.loras points here */
     bool stream;                              /* "stream": true */
     bool seed_random;                         /* the seed was drawn here (absent or -1) */
 } request_gen;

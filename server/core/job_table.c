@@ -24,6 +24,11 @@ job_rec *job_rec_new(uint64_t id, const cs_gen_params *p, service_listener fn, v
     r->params.prompt = r->prompt;
     r->params.negative_prompt = r->negative_prompt;
     r->params.sampler = r->sampler;
+    r->params.loras = p->num_loras > 0 ? r->loras : NULL;
+    for (int i = 0; i < p->num_loras && i < CS_MAX_LORAS_PER_JOB; i++) {
+        r->loras[i] = (cs_lora_spec){.name = strdup(p->loras[i].name), .weight = p->loras[i].weight};
+        if (!r->loras[i].name) goto fail;
+    }
     for (int i = 0; i < p->num_images && i < CS_MAX_IMAGES_PER_JOB; i++)
         r->seeds[i] = p->seed + (uint64_t)i; /* the engine's rule: image i uses seed + i */
     r->state = SERVICE_JOB_QUEUED;
@@ -44,6 +49,8 @@ void job_rec_free(job_rec *r) {
     free(r->prompt);
     free(r->negative_prompt);
     free(r->sampler);
+    for (int i = 0; i < CS_MAX_LORAS_PER_JOB; i++)
+        free((char *)r->loras[i].name);
     for (int i = 0; i < r->n_png; i++)
         free(r->png[i]);
     for (int i = 0; i < r->work.n_png; i++)

@@ -59,6 +59,7 @@ typedef struct job_rec {
     uint64_t id;
     /* immutable after job_rec_new */
     cs_gen_params params; /* string fields point at the copies below */
+    cs_lora_spec loras[CS_MAX_LORAS_PER_JOB]; /* params.loras; names owned */
     char *prompt, *negative_prompt, *sampler;
     uint64_t seeds[CS_MAX_IMAGES_PER_JOB];
 

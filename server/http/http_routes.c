@@ -58,6 +58,10 @@ static enum MHD_Result route_models(http_req *r, const cs_model *m) {
     cJSON_AddNumberToObject(model, "max_images", CS_MAX_IMAGES_PER_JOB);
     for (const char *const *s = cs_sampler_names(); *s; s++)
         cJSON_AddItemToArray(samplers, cJSON_CreateString(*s));
+    cJSON *loras = cJSON_AddArrayToObject(model, "loras"); /* names for "loras" */
+    char **names = cs_lora_list(m, NULL);
+    for (char **p = names; loras && p && *p; p++) cJSON_AddItemToArray(loras, cJSON_CreateString(*p));
+    cs_lora_list_free(names);
     cJSON_AddItemToArray(data, model);
     return http_respond_json(r, 200, root);
 }

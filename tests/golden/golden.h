@@ -73,5 +73,12 @@ extern const golden_handler golden_unet_handler;
 extern const golden_handler golden_vae_handler;
 extern const golden_handler golden_pipeline_handler;
 extern const golden_handler golden_scheduler_handler;
+extern const golden_handler golden_lora_handler;
+
+typedef struct cs_model cs_model;
+struct cs_lora_spec;
+/* The "pipeline" replay on a loaded model (the caller owns it), each job using loras. */
+cs_status golden_pipeline_run_model(golden_case *gc, cs_model *m, const struct cs_lora_spec *loras,
+                                    int nloras, char *msg, size_t msg_size);
 
 #endif

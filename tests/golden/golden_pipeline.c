@@ -229,7 +229,8 @@ static cs_status compare_timesteps(golden_case *gc, const cs_job *j, char *msg, 
     return CS_OK;
 }
 
-static cs_status run(golden_case *gc, char *msg, size_t n) {
+cs_status golden_pipeline_run_model(golden_case *gc, cs_model *m, const cs_lora_spec *loras,
+                                    int nloras, char *msg, size_t n) {
     const cJSON *call = cJSON_GetObjectItemCaseSensitive(gc->json, "call");
     const cJSON *mdir = cJSON_GetObjectItemCaseSensitive(gc->json, "model_dir");
     if (!cJSON_IsObject(call) || !cJSON_IsString(mdir))
@@ -238,15 +239,11 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
     cs_status st = parse_call(gc, call, &a, msg, n);
     if (st != CS_OK) return st;
     const int np = a.np, per = a.per_prompt;
-    char path[4096];
-    golden_path(path, sizeof path, gc->dir, mdir->valuestring);
-    cs_model *m = NULL;
     cs_session *s = NULL;
     cs_job *jobs[MAX_PROMPTS] = {0};
     float *latents = NULL, *step_latents = NULL, *embeds = NULL, *image = NULL, *got = NULL;
     int64_t ld[8], sd[8], ed[8], idim[8];
-    if ((st = cs_model_load(path, &m, msg, n)) != CS_OK) return st;
-    if (st == CS_OK) st = swap_scheduler(gc, m, msg, n);
+    st = swap_scheduler(gc, m, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->inputs, "latents", &latents, ld, NULL, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->outputs, "step_latents", &step_latents, sd, NULL, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->outputs, "prompt_embeds", &embeds, ed, NULL, msg, n);
@@ -285,6 +282,8 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
         p.width = width;
         p.height = height;
         p.num_images = per;
+        p.loras = loras;
+        p.num_loras = nloras;
         if ((st = cs_job_new(s, &p, &jobs[i], msg, n)) != CS_OK) goto done;
         /* Reference latents are prompt-major: prompt i's images are rows i·per .. */
         job_set_initial_latents(jobs[i], latents + (int64_t)i * per * img);
@@ -326,12 +325,24 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
 done:
     for (int i = 0; i < np; i++) cs_job_free(jobs[i]);
     cs_session_free(s);
-    cs_model_free(m);
     free(got);
     free(latents);
     free(step_latents);
     free(embeds);
     free(image);
+    return st;
+}
+
+static cs_status run(golden_case *gc, char *msg, size_t n) {
+    const cJSON *mdir = cJSON_GetObjectItemCaseSensitive(gc->json, "model_dir");
+    if (!cJSON_IsString(mdir))
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: case.json lacks model_dir", gc->dir);
+    char path[4096];
+    golden_path(path, sizeof path, gc->dir, mdir->valuestring);
+    cs_model *m = NULL;
+    cs_status st = cs_model_load(path, &m, msg, n);
+    if (st == CS_OK) st = golden_pipeline_run_model(gc, m, NULL, 0, msg, n);
+    cs_model_free(m);
     return st;
 }
 

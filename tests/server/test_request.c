@@ -169,6 +169,17 @@ static void test_field_errors(void) {
                  "guidance_interval", "[lo, hi]");
     EXPECT_ERROR("{\"prompt\": \"x\", \"guidance_interval\": {\"lo\": 1}}", "invalid_parameter",
                  "guidance_interval", "[lo, hi]");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"loras\": \"a\"}", "invalid_parameter", "loras", "list");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"loras\": [{\"name\": 1}]}", "invalid_parameter", "loras",
+                 "loras[0]");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"loras\": [{\"name\": \"a\", \"w\": 1}]}", "invalid_parameter",
+                 "loras", "no other keys");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"loras\": [{\"name\": \"a\", \"weight\": \"1\"}]}",
+                 "invalid_parameter", "loras", "loras[0]");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"loras\": [{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},"
+                 "{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},"
+                 "{\"name\":\"a\"}]}",
+                 "invalid_parameter", "loras", "up to 8");
     /* Seeds: exact uint64, -1 or null; nothing else. */
     EXPECT_ERROR("{\"prompt\": \"x\", \"seed\": 18446744073709551616}", "invalid_parameter", "seed",
                  "[0, 18446744073709551615]");
@@ -194,6 +205,14 @@ static void test_params_json(void) {
     CHECK_STR_CONTAINS(j, "caf\\u00e9 \\ud83c\\udfa8");
     CHECK_STR_CONTAINS(j, "\"guidance_interval\":[1,2]");
     CHECK_STR_CONTAINS(j, "\"sampler\":null");
+    request_gen_deinit(&r);
+    CHECK_EQ_INT(parse("{\"prompt\":\"x\",\"loras\":[{\"name\":\"style\",\"weight\":0.5},"
+                       "{\"name\":\"b\"}]}", &r, &e), CS_OK);
+    CHECK_EQ_INT(r.p.num_loras, 2);
+    CHECK(r.p.loras && !strcmp(r.p.loras[0].name, "style") && r.p.loras[1].weight == 1.0);
+    free(j);
+    j = request_params_json(&r.p);
+    CHECK_STR_CONTAINS(j, "\"loras\":[{\"name\":\"style\",\"weight\":0.5}");
     cJSON *back = cJSON_Parse(j ? j : "");
     CHECK(back && !strcmp(cJSON_GetObjectItem(back, "prompt")->valuestring, r.p.prompt));
     cJSON_Delete(back);
@@ -224,6 +243,9 @@ static void test_model_rules(const cs_model *m) {
         {"{\"prompt\": \"x\", \"sampler\": \"nope\"}", "sampler"},
         {"{\"prompt\": \"x\", \"clip_skip\": 99}", "clip_skip"},
         {"{\"prompt\": \"x\", \"eta\": 3}", "eta"},
+        {"{\"prompt\": \"x\", \"loras\": [{\"name\": \"../etc/passwd\"}]}", "loras"},
+        {"{\"prompt\": \"x\", \"loras\": [{\"name\": \"a\", \"weight\": 11}]}", "loras"},
+        {"{\"prompt\": \"x\", \"loras\": [{\"name\": \"style\"}]}", "loras"}, /* no LoRA folder */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_error_m(m, (int)i, bad[i].body, strlen(bad[i].body), "invalid_parameter",

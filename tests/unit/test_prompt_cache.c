@@ -12,8 +12,8 @@ static void *hammer(void *arg) {
     char text[32];
     for (int i = 0; i < 2000; i++) {
         snprintf(text, sizeof text, "p%d", (i * 7 + (int)(intptr_t)arg) % 11);
-        const prompt_embedding *e = prompt_cache_get(g_pc, text, 0);
-        if (!e) e = prompt_cache_put(g_pc, text, 0, v, 1, 2);
+        const prompt_embedding *e = prompt_cache_get(g_pc, text, 0, NULL);
+        if (!e) e = prompt_cache_put(g_pc, text, 0, NULL, v, 1, 2);
         if (e && (e->data[0] != 1 || e->data[1] != 2)) check_failures++;
         prompt_cache_release(g_pc, e);
     }
@@ -23,23 +23,23 @@ static void *hammer(void *arg) {
 int main(void) {
     prompt_cache *pc = prompt_cache_new(2);
     const float a[3] = {1, 2, 3}, b[3] = {4, 5, 6}, c[3] = {7, 8, 9};
-    CHECK(prompt_cache_get(pc, "a", 0) == NULL);
-    const prompt_embedding *ea = prompt_cache_put(pc, "a", 0, a, 1, 3);
+    CHECK(prompt_cache_get(pc, "a", 0, NULL) == NULL);
+    const prompt_embedding *ea = prompt_cache_put(pc, "a", 0, NULL, a, 1, 3);
     CHECK(ea && ea->data[2] == 3 && ea->len == 1 && ea->dim == 3);
-    const prompt_embedding *ea2 = prompt_cache_get(pc, "a", 0);
+    const prompt_embedding *ea2 = prompt_cache_get(pc, "a", 0, NULL);
     CHECK(ea2 == ea);
-    CHECK(prompt_cache_get(pc, "a", 1) == NULL); /* clip_skip is part of the key */
+    CHECK(prompt_cache_get(pc, "a", 1, NULL) == NULL); /* clip_skip is part of the key */
     prompt_cache_release(pc, ea2);
-    const prompt_embedding *eb = prompt_cache_put(pc, "b", 0, b, 1, 3);
+    const prompt_embedding *eb = prompt_cache_put(pc, "b", 0, NULL, b, 1, 3);
     prompt_cache_release(pc, eb);
     /* "a" is least recently used after "b": inserting "c" evicts it, but our reference
      * stays valid until released. */
-    const prompt_embedding *ec = prompt_cache_put(pc, "c", 0, c, 1, 3);
+    const prompt_embedding *ec = prompt_cache_put(pc, "c", 0, NULL, c, 1, 3);
     prompt_cache_release(pc, ec);
-    CHECK(prompt_cache_get(pc, "a", 0) == NULL);
+    CHECK(prompt_cache_get(pc, "a", 0, NULL) == NULL);
     CHECK(ea->data[0] == 1 && ea->data[2] == 3);
     prompt_cache_release(pc, ea);
-    const prompt_embedding *eb2 = prompt_cache_get(pc, "b", 0);
+    const prompt_embedding *eb2 = prompt_cache_get(pc, "b", 0, NULL);
     CHECK(eb2 && eb2->data[0] == 4);
     prompt_cache_release(pc, eb2);
     int entries;
