@@ -141,7 +141,14 @@ typedef struct cs_gen_params {
     /* LoRA: names of files in the model's LoRA folder, each with its weight */
     const struct cs_lora_spec *loras;
     int num_loras;
+    /* How prompt text is read: CS_PROMPT_PLAIN (diffusers: the text as it is) or
+     * CS_PROMPT_A1111 (the web UI's language: (emphasis:1.2), [less], BREAK, prompts longer
+     * than 75 tokens in chunks; clip skip then applies to the negative prompt too, as the
+     * web UI does) */
+    int prompt_syntax;
 } cs_gen_params;
+
+enum { CS_PROMPT_PLAIN = 0, CS_PROMPT_A1111 = 1 };
 
 /* Model defaults: guidance 7.5, 50 steps (or the model's), native size, seed 0. */
 CS_API cs_gen_params cs_gen_default_params(const cs_model *m);

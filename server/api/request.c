@@ -78,7 +78,7 @@ static cs_status get_interval(const cJSON *v, request_gen *r, request_error *e) 
     return CS_OK;
 }
 
-static void free_loras(request_gen *r) {
+void request_free_loras(request_gen *r) {
     for (int i = 0; r->loras && i < r->p.num_loras; i++)
         free((char *)r->loras[i].name);
     free(r->loras);
@@ -92,7 +92,7 @@ static void free_loras(request_gen *r) {
 static cs_status get_loras(const cJSON *v, request_gen *r, request_error *e) {
     static const char shape[] = "loras must be a list of up to %d objects {\"name\": string, "
                                 "\"weight\": number} or null";
-    free_loras(r);
+    request_free_loras(r);
     if (cJSON_IsNull(v)) return CS_OK;
     const int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
     if (n < 0 || n > CS_MAX_LORAS_PER_JOB)
@@ -181,7 +181,10 @@ void request_gen_deinit(request_gen *r) {
     free(r->negative_prompt);
     free(r->sampler);
     r->prompt = r->negative_prompt = r->sampler = NULL;
-    free_loras(r);
+    request_free_loras(r);
+    if (r->dialect_free) r->dialect_free(r->dialect_data);
+    r->dialect_data = NULL;
+    r->dialect_free = NULL;
 }
 
 uint64_t request_random_seed(void) {

@@ -28,6 +28,9 @@ typedef struct request_gen {
     cs_lora_spec *loras;                      /* owned (names too); p.loras points here */
     bool stream;                              /* "stream": true */
     bool seed_random;                         /* the seed was drawn here (absent or -1) */
+    /* What a dialect keeps for its answer (owned; freed by dialect_free). */
+    void *dialect_data;
+    void (*dialect_free)(void *data);
 } request_gen;
 
 /* Parses and checks body[0..len) against defaults (cs_gen_default_params of the model)
@@ -37,6 +40,8 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
                         const cs_gen_params *defaults, const request_limits *lim, request_gen *out,
                         request_error *err);
 void request_gen_deinit(request_gen *r);
+/* Frees r->loras and clears p.loras / p.num_loras. */
+void request_free_loras(request_gen *r);
 
 /* A random 64-bit seed from the kernel's generator. */
 uint64_t request_random_seed(void);

@@ -37,7 +37,7 @@ void events_send_final(job_rec *r, service_listener fn, void *user) {
     if (r->state == SERVICE_JOB_DONE) {
         ev = events_make(r, SERVICE_EV_DONE);
         for (int i = 0; i < r->n_png; i++)
-            images[i] = (service_image){r->png[i], r->png_len[i], r->seeds[i]};
+            images[i] = (service_image){r->png[i], r->png_len[i], r->seeds[i], r->infotext[i]};
         ev.num_images = r->n_png;
         ev.images = images;
         ev.eta_ms = 0;

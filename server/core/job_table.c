@@ -51,10 +51,14 @@ void job_rec_free(job_rec *r) {
     free(r->sampler);
     for (int i = 0; i < CS_MAX_LORAS_PER_JOB; i++)
         free((char *)r->loras[i].name);
-    for (int i = 0; i < r->n_png; i++)
+    for (int i = 0; i < r->n_png; i++) {
         free(r->png[i]);
-    for (int i = 0; i < r->work.n_png; i++)
+        free(r->infotext[i]);
+    }
+    for (int i = 0; i < r->work.n_png; i++) {
         free(r->work.png[i]);
+        free(r->work.infotext[i]);
+    }
     cs_job_free(r->work.job);
     free(r->ls);
     free(r);

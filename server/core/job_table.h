@@ -71,6 +71,7 @@ typedef struct job_rec {
     int n_png; /* PNGs of a DONE job, owned */
     uint8_t *png[CS_MAX_IMAGES_PER_JOB];
     size_t png_len[CS_MAX_IMAGES_PER_JOB];
+    char *infotext[CS_MAX_IMAGES_PER_JOB]; /* owned, one per PNG */
 
     /* guarded by the listen lock */
     listener_entry *ls;

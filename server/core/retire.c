@@ -85,6 +85,8 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
         for (int i = 0; i < r->work.n_png; i++) {
             r->png[i] = r->work.png[i];
             r->png_len[i] = r->work.png_len[i];
+            r->infotext[i] = r->work.infotext[i];
+            r->work.infotext[i] = NULL;
         }
         r->n_png = r->work.n_png;
         r->work.n_png = 0;
@@ -108,8 +110,11 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
     }
     pthread_mutex_unlock(&s->lock);
 
-    for (int i = 0; i < r->work.n_png; i++)
+    for (int i = 0; i < r->work.n_png; i++) {
         free(r->work.png[i]); /* of a failed decode */
+        free(r->work.infotext[i]);
+        r->work.infotext[i] = NULL;
+    }
     r->work.n_png = 0;
     retain(s, r);
     events_send_final(r, NULL, NULL);

@@ -65,6 +65,7 @@ typedef struct service_image {
     const uint8_t *png; /* borrowed: valid only during the callback (copy it) */
     size_t png_len;
     uint64_t seed;
+    const char *infotext; /* borrowed too: the PNG's A1111 "parameters" text */
 } service_image;
 
 typedef struct service_event {

@@ -39,8 +39,11 @@ static void run_step(worker *w, worker_task *t) {
 }
 
 static void drop_pngs(job_work *jw) {
-    for (int i = 0; i < jw->n_png; i++)
+    for (int i = 0; i < jw->n_png; i++) {
         free(jw->png[i]);
+        free(jw->infotext[i]);
+        jw->infotext[i] = NULL;
+    }
     jw->n_png = 0;
 }
 
@@ -49,6 +52,11 @@ static void encode_pngs(job_work *jw) {
     const int n = cs_job_num_images(jw->job);
     for (int i = 0; i < n; i++) {
         jw->status = cs_job_png(jw->job, i, &jw->png[i], &jw->png_len[i], jw->msg, sizeof jw->msg);
+        if (jw->status == CS_OK && !(jw->infotext[i] = cs_job_parameters_text(jw->job, i))) {
+            free(jw->png[i]);
+            jw->status = CS_ERR_NOMEM;
+            snprintf(jw->msg, sizeof jw->msg, "out of memory");
+        }
         if (jw->status != CS_OK) {
             drop_pngs(jw);
             return;

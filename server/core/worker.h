@@ -36,6 +36,7 @@ typedef struct job_work {
     int n_png;                   /* after a decode: PNGs made (malloc'd; the loop takes them) */
     uint8_t *png[CS_MAX_IMAGES_PER_JOB];
     size_t png_len[CS_MAX_IMAGES_PER_JOB];
+    char *infotext[CS_MAX_IMAGES_PER_JOB]; /* each PNG's "parameters" text (malloc'd) */
 } job_work;
 
 /* One unit of work: any of the three parts may be empty. */

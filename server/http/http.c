@@ -242,6 +242,8 @@ static void req_free(http_req *r) {
     free(r->body);
     for (int i = 0; i < CS_MAX_IMAGES_PER_JOB; i++)
         free(r->png[i]);
+    for (int i = 0; i < CS_MAX_IMAGES_PER_JOB; i++)
+        free(r->infotext[i]);
     free(r->out);
     pthread_mutex_destroy(&r->mu);
     free(r);

@@ -109,6 +109,7 @@ typedef struct http_req {
     int n_images;
     uint8_t *png[CS_MAX_IMAGES_PER_JOB]; /* copies of the PNGs (owned) */
     size_t png_len[CS_MAX_IMAGES_PER_JOB];
+    char *infotext[CS_MAX_IMAGES_PER_JOB]; /* each image's "parameters" text (owned; may be NULL) */
     uint64_t seeds[CS_MAX_IMAGES_PER_JOB];
     char *out; /* SSE bytes not yet handed to MHD: out[out_off..out_len) */
     size_t out_len, out_off, out_cap;

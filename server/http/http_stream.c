@@ -192,6 +192,7 @@ static void store_final(http_req *r, const service_event *ev) {
             }
             memcpy(r->png[i], ev->images[i].png, ev->images[i].png_len);
             r->png_len[i] = ev->images[i].png_len;
+            r->infotext[i] = strdup(ev->images[i].infotext ? ev->images[i].infotext : "");
             r->seeds[i] = ev->images[i].seed;
             r->n_images = i + 1;
         }
