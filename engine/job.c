@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "img2img.h"
 #include "png_encode.h"
 #include "rng.h"
 #include "session.h"
@@ -22,7 +23,7 @@ cs_gen_params cs_gen_default_params(const cs_model *m) {
     return (cs_gen_params){.prompt = "", .negative_prompt = "", .guidance_scale = 7.5,
                            .steps = 50, .seed = 0, .width = (int)m->native_width,
                            .height = (int)m->native_height, .sampler = NULL, .karras = 0,
-                           .num_images = 1};
+                           .num_images = 1, .strength = 0.8};
 }
 
 int cs_utf8_valid(const char *s, size_t n) {
@@ -125,6 +126,7 @@ cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p, const ch
     *field = "eta";
     if (!isfinite(p->eta) || p->eta < 0 || p->eta > 1)
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "eta must be within [0, 1]");
+    if ((st = img2img_validate(m, p, field, msg, n)) != CS_OK) return st;
     *field = NULL;
     return CS_OK;
 }
@@ -147,6 +149,7 @@ void cs_job_free(cs_job *j) {
     free(j->noise);
     free(j->image);
     free(j->rgb);
+    img2img_job_free(j);
     free(j);
 }
 
@@ -200,6 +203,7 @@ cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *
     st = session_encode_prompt(s, j->prompt, p->clip_skip, &j->cond, msg, n);
     if (st == CS_OK && p->guidance_scale != 1.0)
         st = session_encode_prompt(s, j->negative_prompt, p->clip_skip, &j->uncond, msg, n);
+    if (st == CS_OK && p->init_image) st = img2img_job_init(j, s, p, msg, n);
     if (st != CS_OK) goto fail;
     *out = j;
     return CS_OK;
@@ -221,8 +225,8 @@ guidance_rows job_rows(const cs_job *j) {
                              j->params.guidance_lo, j->params.guidance_hi);
 }
 
-int cs_job_step(const cs_job *j) { return j->step; }
-int cs_job_steps(const cs_job *j) { return j->steps; }
+int cs_job_step(const cs_job *j) { return j->step - j->first_step; }
+int cs_job_steps(const cs_job *j) { return j->steps - j->first_step; }
 int cs_job_done(const cs_job *j) { return j->step >= j->steps; }
 int cs_job_num_images(const cs_job *j) { return j->n_images; }
 
@@ -281,7 +285,9 @@ char *cs_job_parameters_text(const cs_job *j, int image) {
     if (p->guidance_hi > 0)
         at += (size_t)snprintf(extra + at, sizeof extra - at, ", Guidance interval: [%g, %g]",
                                p->guidance_lo, p->guidance_hi);
-    if (p->eta > 0) snprintf(extra + at, sizeof extra - at, ", Eta: %g", p->eta);
+    if (p->eta > 0) at += (size_t)snprintf(extra + at, sizeof extra - at, ", Eta: %g", p->eta);
+    if (j->init_latents) /* A1111's label for img2img strength */
+        snprintf(extra + at, sizeof extra - at, ", Denoising strength: %g", p->strength);
     int len = format_parameters(NULL, 0, j, image, extra);
     char *s = len >= 0 ? cs_malloc((size_t)len + 1) : NULL;
     if (s) format_parameters(s, (size_t)len + 1, j, image, extra);

@@ -109,6 +109,9 @@ typedef struct cs_job cs_job;         /* one request's sampling state; used by o
 
 enum { CS_MAX_IMAGES_PER_JOB = 16 };
 
+typedef struct cs_lora_spec { const char *name; double weight; } cs_lora_spec;
+enum { CS_MAX_LORAS_PER_JOB = 8 };
+
 typedef struct cs_gen_params {
     const char *prompt;          /* required (may be "") */
     const char *negative_prompt; /* "" or NULL: the empty prompt */
@@ -123,6 +126,13 @@ typedef struct cs_gen_params {
     double guidance_lo, guidance_hi; /* guidance only while sigma in [lo, hi]; hi <= 0 = always */
     int clip_skip;               /* 0 = last text-encoder layer; k = k layers before it */
     double eta;                  /* DDIM eta (0 = deterministic) */
+    /* img2img / inpainting: NULL init_image = text-to-image */
+    const uint8_t *init_image;   /* RGB8, `height` rows of width*3 bytes (the request's size) */
+    double strength;             /* (0, 1]: share of the schedule run from the init image */
+    const uint8_t *mask;         /* NULL, or 8-bit, height rows of width bytes; >= 128 = repaint */
+    /* LoRA: names of files in the model's LoRA folder, each with its weight */
+    const struct cs_lora_spec *loras;
+    int num_loras;
 } cs_gen_params;
 
 /* Model defaults: guidance 7.5, 50 steps (or the model's), native size, seed 0. */
@@ -155,7 +165,9 @@ CS_API void cs_session_free(cs_session *s);
 /* Bytes of activation memory the session holds. */
 CS_API size_t cs_session_bytes(const cs_session *s);
 
-/* Validates p, encodes the prompts (cached per model), draws the initial noise. */
+/* Validates p, encodes the prompts (cached per model), draws the initial noise. With an
+ * init_image it also encodes that image with the VAE and starts from it noised to the
+ * strength's step (diffusers' img2img pipeline; with a mask its inpainting pipeline). */
 CS_API cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *msg,
                             size_t msg_size);
 CS_API void cs_job_free(cs_job *j);
@@ -164,7 +176,8 @@ CS_API void cs_job_free(cs_job *j);
  * are an error. All jobs must have the same image size and fit the session. */
 CS_API cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t msg_size);
 CS_API int cs_job_step(const cs_job *j);   /* steps done */
-CS_API int cs_job_steps(const cs_job *j);  /* steps in all (the sampler may add one) */
+/* Steps that run in all (the sampler may add one; img2img runs the schedule's last ones). */
+CS_API int cs_job_steps(const cs_job *j);
 CS_API int cs_job_done(const cs_job *j);   /* all steps done */
 CS_API int cs_job_num_images(const cs_job *j);
 CS_API uint64_t cs_job_seed(const cs_job *j, int image);

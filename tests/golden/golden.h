@@ -59,6 +59,10 @@ bool golden_compare(golden_case *gc, const char *name, const float *got, int64_t
 bool golden_report_exact(golden_case *gc, const char *name, int64_t mismatches, int64_t total,
                          const char *detail);
 
+/* Replaces the model's scheduler by the case's case.json "scheduler.config" (what the
+ * reference did with pipe.scheduler = Class.from_config(...)); none given: unchanged. */
+cs_status golden_swap_scheduler(golden_case *gc, cs_model *m, char *msg, size_t msg_size);
+
 /* Handlers, one per kind, each in its own golden_<kind>.c. */
 extern const golden_handler golden_tokenizer_handler;
 extern const golden_handler golden_text_encoder_handler;
@@ -66,5 +70,6 @@ extern const golden_handler golden_unet_handler;
 extern const golden_handler golden_vae_handler;
 extern const golden_handler golden_pipeline_handler;
 extern const golden_handler golden_scheduler_handler;
+extern const golden_handler golden_img2img_handler;
 
 #endif
