@@ -24,6 +24,18 @@ job_rec *job_rec_new(uint64_t id, const cs_gen_params *p, service_listener fn, v
     r->params.prompt = r->prompt;
     r->params.negative_prompt = r->negative_prompt;
     r->params.sampler = r->sampler;
+    /* The request's pixels are borrowed; the worker reads them later in cs_job_new. */
+    const size_t pixels = (size_t)p->width * (size_t)p->height;
+    if (p->init_image) {
+        if (!(r->init_image = malloc(pixels * 3))) goto fail;
+        memcpy(r->init_image, p->init_image, pixels * 3);
+        r->params.init_image = r->init_image;
+    }
+    if (p->mask) {
+        if (!(r->mask = malloc(pixels))) goto fail;
+        memcpy(r->mask, p->mask, pixels);
+        r->params.mask = r->mask;
+    }
     for (int i = 0; i < p->num_images && i < CS_MAX_IMAGES_PER_JOB; i++)
         r->seeds[i] = p->seed + (uint64_t)i; /* the engine's rule: image i uses seed + i */
     r->state = SERVICE_JOB_QUEUED;
@@ -44,6 +56,8 @@ void job_rec_free(job_rec *r) {
     free(r->prompt);
     free(r->negative_prompt);
     free(r->sampler);
+    free(r->init_image);
+    free(r->mask);
     for (int i = 0; i < r->n_png; i++)
         free(r->png[i]);
     for (int i = 0; i < r->work.n_png; i++)

@@ -60,6 +60,7 @@ typedef struct job_rec {
     /* immutable after job_rec_new */
     cs_gen_params params; /* string fields point at the copies below */
     char *prompt, *negative_prompt, *sampler;
+    uint8_t *init_image, *mask; /* owned copies of params' img2img pixels (or NULL) */
     uint64_t seeds[CS_MAX_IMAGES_PER_JOB];
 
     /* published: written by the loop under the service lock */

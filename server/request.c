@@ -23,6 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base64.h"
+#include "png_decode.h"
+
 enum { MAX_MEMBERS = 32 };
 
 static const char *const FIELDS[] = {"prompt",
@@ -40,6 +43,9 @@ static const char *const FIELDS[] = {"prompt",
                                      "clip_skip",
                                      "eta",
                                      "stream",
+                                     "init_image",
+                                     "mask",
+                                     "strength",
                                      NULL};
 
 typedef struct member_span {
@@ -246,6 +252,36 @@ static cs_status get_interval(const cJSON *v, request_gen *r, request_error *e) 
     return CS_OK;
 }
 
+/* A base64 PNG string field (optionally a data:image/png;base64, URL), decoded to RGB8
+ * within the configured size. */
+static cs_status get_png(const cJSON *v, const char *f, const request_limits *lim, uint8_t **rgb,
+                         int *w, int *h, request_error *e) {
+    if (!cJSON_IsString(v))
+        return err_set(e, "invalid_parameter", f, "%s must be a base64-encoded PNG string", f);
+    const char *text = v->valuestring;
+    size_t len = strlen(text);
+    if (!strncmp(text, "data:", 5)) {
+        static const char prefix[] = "data:image/png;base64,";
+        if (strncmp(text, prefix, sizeof prefix - 1) != 0)
+            return err_set(e, "invalid_parameter", f,
+                           "%s is a data URL but not \"data:image/png;base64,...\"", f);
+        text += sizeof prefix - 1;
+        len -= sizeof prefix - 1;
+    }
+    uint8_t *png = NULL;
+    size_t png_len = 0;
+    char why[160];
+    if (base64_decode(text, len, &png, &png_len, why, sizeof why) != 0)
+        return err_set(e, "invalid_parameter", f, "%s is not valid base64: %s", f, why);
+    char msg[256];
+    const int mw = lim->max_width > 0 ? lim->max_width : 4096;
+    const int mh = lim->max_height > 0 ? lim->max_height : 4096;
+    cs_status st = png_decode_rgb8(png, png_len, mw, mh, f, rgb, w, h, msg, sizeof msg);
+    free(png);
+    if (st != CS_OK) return err_set(e, "invalid_parameter", f, "%s", msg);
+    return CS_OK;
+}
+
 /* One member of the body. */
 static cs_status apply_field(const char *f, const cJSON *v, const char *raw, size_t raw_len,
                              const request_limits *lim, request_gen *r, request_error *e) {
@@ -286,7 +322,44 @@ static cs_status apply_field(const char *f, const cJSON *v, const char *raw, siz
         st = get_seed(v, raw, raw_len, r, e);
     else if (!strcmp(f, "guidance_interval"))
         st = get_interval(v, r, e);
+    else if (!strcmp(f, "strength"))
+        st = get_number(v, f, &p->strength, e);
+    else if (!strcmp(f, "init_image"))
+        st = get_png(v, f, lim, &r->init_rgb, &r->init_w, &r->init_h, e);
+    else if (!strcmp(f, "mask")) {
+        uint8_t *rgb = NULL;
+        st = get_png(v, f, lim, &rgb, &r->mask_w, &r->mask_h, e);
+        if (st == CS_OK) {
+            r->mask_gray = malloc((size_t)r->mask_w * (size_t)r->mask_h);
+            if (!r->mask_gray) st = err_set(e, "internal", f, "out of memory");
+            else png_rgb8_to_luma(rgb, (int64_t)r->mask_w * r->mask_h, r->mask_gray);
+        }
+        free(rgb);
+    }
+    if (st == CS_OK && (!strcmp(f, "width") || !strcmp(f, "height")))
+        *(f[0] == 'w' ? &r->width_given : &r->height_given) = true;
     return st;
+}
+
+/* The init image / mask sizes against width and height (see request.h). */
+static cs_status resolve_image_size(request_gen *r, request_error *e) {
+    if (!r->init_rgb) return CS_OK;
+    const int dims[2] = {r->p.width, r->p.height}, img[2] = {r->init_w, r->init_h};
+    const bool given[2] = {r->width_given, r->height_given};
+    for (int d = 0; d < 2; d++)
+        if (given[d] && dims[d] != img[d])
+            return err_set(e, "invalid_parameter", "init_image",
+                           "init_image is %dx%d but %s is %d; give no width/height to use the "
+                           "image's size (images are not resized)",
+                           r->init_w, r->init_h, d ? "height" : "width", dims[d]);
+    r->p.width = r->init_w;
+    r->p.height = r->init_h;
+    if (r->mask_gray && (r->mask_w != r->init_w || r->mask_h != r->init_h))
+        return err_set(e, "invalid_parameter", "mask", "mask is %dx%d but init_image is %dx%d",
+                       r->mask_w, r->mask_h, r->init_w, r->init_h);
+    r->p.init_image = r->init_rgb;
+    r->p.mask = r->mask_gray;
+    return CS_OK;
 }
 
 static bool known_field(const char *f) {
@@ -300,7 +373,11 @@ void request_gen_deinit(request_gen *r) {
     free(r->prompt);
     free(r->negative_prompt);
     free(r->sampler);
+    free(r->init_rgb);
+    free(r->mask_gray);
     r->prompt = r->negative_prompt = r->sampler = NULL;
+    r->init_rgb = r->mask_gray = NULL;
+    r->p.init_image = r->p.mask = NULL;
 }
 
 uint64_t request_random_seed(void) {
@@ -371,7 +448,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
                          "unknown field \"%.48s\" (fields: prompt, negative_prompt, "
                          "guidance_scale, steps, seed, width, height, sampler, karras, "
                          "num_images, guidance_rescale, guidance_interval, clip_skip, eta, "
-                         "stream)",
+                         "stream, init_image, mask, strength)",
                          c->string);
             break;
         }
@@ -386,6 +463,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
     free(sc);
     if (st == CS_OK && !out->prompt)
         st = err_set(e, "invalid_parameter", "prompt", "prompt is required (a string)");
+    if (st == CS_OK) st = resolve_image_size(out, e);
     if (st == CS_OK) {
         out->p.prompt = out->prompt;
         out->p.negative_prompt = out->negative_prompt ? out->negative_prompt : "";
@@ -456,6 +534,8 @@ char *request_params_json(const cs_gen_params *p) {
     }
     ok = ok && cJSON_AddNumberToObject(o, "clip_skip", p->clip_skip) &&
          cJSON_AddNumberToObject(o, "eta", p->eta);
+    if (ok && p->init_image) ok = cJSON_AddNumberToObject(o, "strength", p->strength) != NULL;
+    if (ok && p->init_image) ok = cJSON_AddBoolToObject(o, "mask", p->mask != NULL) != NULL;
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     char *ascii = text ? json_ascii(text) : NULL;

@@ -5,6 +5,15 @@
  * every value of the right type and range; then cs_params_validate applies the model's
  * own rules. An error names the field and says why.
  *
+ * img2img / inpainting fields: "init_image" and "mask" are base64 PNGs (strict base64; a
+ * "data:image/png;base64," prefix is accepted), "strength" a number in (0, 1]. The mask
+ * is read as Pillow's convert("L") does — RGB(A) to luminance, alpha ignored — and pixels
+ * of luminance >= 128 are repainted. Without width/height the init image's size is the
+ * request's (it must still be a multiple of the model's size multiple); when width or
+ * height is given and differs from the image's, the request is refused (no resizing). The
+ * mask must have the init image's size. Images larger than the configured maximum size
+ * are refused from their header, before decoding.
+ *
  * Threads: any; the functions keep no state.
  */
 #ifndef CS_REQUEST_H
@@ -25,6 +34,10 @@ typedef struct request_gen {
     char *prompt, *negative_prompt, *sampler; /* owned; sampler NULL = the model's */
     bool stream;                              /* "stream": true */
     bool seed_random;                         /* the seed was drawn here (absent or -1) */
+    /* img2img / inpainting: decoded PNGs (owned; p.init_image / p.mask point here) */
+    uint8_t *init_rgb, *mask_gray;
+    int init_w, init_h, mask_w, mask_h;
+    bool width_given, height_given;
 } request_gen;
 
 typedef struct request_error {
