@@ -14,6 +14,7 @@ typedef struct reader {
     const uint8_t *data;
     size_t len, at;
     char why[160];
+    char warn[160]; /* libpng's last warning: says why a header was refused */
 } reader;
 
 static cs_status fail(cs_status st, char *msg, size_t n, const char *fmt, ...)
@@ -35,8 +36,8 @@ static void on_error(png_structp png, png_const_charp text) {
 }
 
 static void on_warning(png_structp png, png_const_charp text) {
-    (void)png;
-    (void)text;
+    reader *r = png_get_error_ptr(png);
+    snprintf(r->warn, sizeof r->warn, "%s", text);
 }
 
 static void on_read(png_structp png, png_bytep out, size_t n) {
@@ -68,7 +69,8 @@ cs_status png_decode_rgb8(const uint8_t *data, size_t len, int max_width, int ma
         free(rows);
         png_destroy_read_struct(&png, &info, NULL);
         if (st != CS_OK) return st;
-        return fail(CS_ERR_INVALID_ARG, msg, msg_size, "%s is not a valid PNG: %s", field, r.why);
+        return fail(CS_ERR_INVALID_ARG, msg, msg_size, "%s is not a valid PNG: %s%s%s%s", field,
+                    r.why, r.warn[0] ? " (" : "", r.warn, r.warn[0] ? ")" : "");
     }
     png_set_read_fn(png, &r, on_read);
     png_set_user_limits(png, (png_uint_32)max_width, (png_uint_32)max_height);
