@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "img2img.h"
 #include "png_encode.h"
 #include "rng.h"
 #include "session.h"
@@ -151,6 +152,7 @@ cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p, const ch
         return st;
     *field = "loras";
     if ((st = model_loras_check(m, p->loras, p->num_loras, msg, n)) != CS_OK) return st;
+    if ((st = img2img_validate(m, p, field, msg, n)) != CS_OK) return st;
     *field = NULL;
     return CS_OK;
 }
@@ -175,6 +177,7 @@ void cs_job_free(cs_job *j) {
     free(j->image);
     free(j->rgb);
     free(j->w_embed);
+    img2img_job_free(j);
     free(j);
 }
 
@@ -238,6 +241,7 @@ cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *
     st = session_encode_prompt(s, j->prompt, p->clip_skip, &j->loras, &j->cond, msg, n);
     if (st == CS_OK && p->guidance_scale != 1.0 && m->guidance_embed_dim == 0)
         st = session_encode_prompt(s, j->negative_prompt, 0, &j->loras, &j->uncond, msg, n);
+    if (st == CS_OK && p->init_image) st = img2img_job_init(j, s, p, msg, n);
     if (st != CS_OK) goto fail;
     *out = j;
     return CS_OK;
@@ -260,8 +264,8 @@ guidance_rows job_rows(const cs_job *j) {
                              j->params.guidance_lo, j->params.guidance_hi);
 }
 
-int cs_job_step(const cs_job *j) { return j->step; }
-int cs_job_steps(const cs_job *j) { return j->steps; }
+int cs_job_step(const cs_job *j) { return j->step - j->first_step; }
+int cs_job_steps(const cs_job *j) { return j->steps - j->first_step; }
 int cs_job_done(const cs_job *j) { return j->step >= j->steps; }
 int cs_job_num_images(const cs_job *j) { return j->n_images; }
 
@@ -332,7 +336,9 @@ char *cs_job_parameters_text(const cs_job *j, int image) {
     if (p->guidance_hi > 0)
         at += (size_t)snprintf(extra + at, sizeof extra - at, ", Guidance interval: [%g, %g]",
                                p->guidance_lo, p->guidance_hi);
-    if (p->eta > 0) snprintf(extra + at, sizeof extra - at, ", Eta: %g", p->eta);
+    if (p->eta > 0) at += (size_t)snprintf(extra + at, sizeof extra - at, ", Eta: %g", p->eta);
+    if (j->init_latents) /* A1111's label for img2img strength */
+        snprintf(extra + at, sizeof extra - at, ", Denoising strength: %g", p->strength);
     int len = format_parameters(NULL, 0, j, image, extra);
     char *s = len >= 0 ? cs_malloc((size_t)len + 1) : NULL;
     if (s) format_parameters(s, (size_t)len + 1, j, image, extra);

@@ -35,11 +35,25 @@ struct cs_job {
     float *w_embed;                /* (model->guidance_embed_dim) timestep_cond of every row
                                       of a guidance-distilled model, else NULL */
     job_loras loras;               /* references; params.loras points at loras.specs */
+    /* img2img / inpainting (img2img.c); all NULL / 0 for text-to-image. params.init_image
+     * and params.mask are NULL after cs_job_new (they were borrowed). */
+    int first_step;                /* first step of the schedule run (strength) */
+    float *enc_mean, *enc_std;     /* (C, h, w) the init image's latent distribution */
+    float *masked_mean, *masked_std; /* (C, h, w) the masked image's (inpainting UNet) */
+    float *init_latents;           /* (n, C, h, w) scaling_factor · a sample of it */
+    float *masked_latents;         /* (n, C, h, w) the masked image's (inpainting UNet) */
+    float *init_noise;             /* (n, C, h, w) noise added to init_latents */
+    float *mask;                   /* (h, w) latent mask, 1 = repaint; NULL without a mask */
 };
 
 /* Replaces the job's initial noise by given latents (n, C, h, w), scaled by the
  * scheduler's init_noise_sigma as the reference pipeline does; for golden replays. */
 void job_set_initial_latents(cs_job *j, const float *latents);
+
+/* img2img: replaces the job's two image draws — the VAE sample's encoder_noise and the
+ * noise added to the init latents, (n, C, h, w) each — and recomputes init_latents and
+ * the starting latents from them; for golden replays (the reference's stored draws). */
+void job_set_image_draws(cs_job *j, const float *encoder_noise, const float *noise);
 
 /* The guidance rows job j needs at its current step. */
 guidance_rows job_rows(const cs_job *j);

@@ -78,12 +78,15 @@ static cs_status check_consistency(cs_model *m, char *msg, size_t n) {
                        "hidden_size %lld",
                        m->dir, (long long)u->cross_dim,
                        (long long)text_encoder_hidden_size(m->text_encoder));
-    if (u->in_channels != vae_latent_channels(m->vae) || u->out_channels != u->in_channels)
+    /* An inpainting UNet (sd-1.5-inpainting) takes latents + mask + masked-image latents. */
+    const int64_t lc = vae_latent_channels(m->vae);
+    m->inpainting = u->in_channels == 2 * lc + 1;
+    if ((u->in_channels != lc && !m->inpainting) || u->out_channels != lc)
         return cs_errf(CS_ERR_FORMAT, msg, n,
                        "%s: unet in/out channels %lld/%lld do not match the vae's %lld latent "
-                       "channels",
+                       "channels (in %lld for an inpainting unet)",
                        m->dir, (long long)u->in_channels, (long long)u->out_channels,
-                       (long long)vae_latent_channels(m->vae));
+                       (long long)lc, (long long)(2 * lc + 1));
     if (u->class_embed != UNET_CLASS_NONE)
         return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
                        "%s: this unet needs class labels, which text-to-image generation does "

@@ -22,6 +22,7 @@ struct cs_model {
     vae_model *vae;
     sched_config *scheduler; /* scheduler/scheduler_config.json */
     int64_t latent_channels;
+    bool inpainting;         /* UNet input is latents + mask + masked-image latents (2C + 1) */
     int64_t vae_factor;      /* pixels per latent cell */
     int64_t size_multiple;   /* width/height must be multiples of this */
     int64_t native_width, native_height;

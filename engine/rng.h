@@ -11,7 +11,10 @@
  * computed in double and rounded to float.
  *
  * Streams: RNG_STREAM_LATENTS for a job's initial latents, rng_stream_step(k) for the
- * noise a stochastic sampler adds at step k.
+ * noise a stochastic sampler adds at step k; for img2img / inpainting RNG_STREAM_ENCODER
+ * for the VAE's latent sample (values [0, numel) the init image's, [numel, 2·numel) the
+ * masked image's) and RNG_STREAM_IMG2IMG for the noise added to the init latents. The
+ * image streams sit far above any step stream.
  *
  * Pure functions; thread-safe.
  */
@@ -21,6 +24,8 @@
 #include <stdint.h>
 
 enum { RNG_STREAM_LATENTS = 0 };
+#define RNG_STREAM_ENCODER 0x80000001u
+#define RNG_STREAM_IMG2IMG 0x80000002u
 
 static inline uint32_t rng_stream_step(int step) {
     return 1u + (uint32_t)step;

@@ -99,7 +99,11 @@ static void lms_step(sched_state *s, int i, const float *mo, float *x, const flo
         d_new[k] = (x[k] - x0) / sigma;
         if (x0_out) x0_out[k] = x0;
     }
-    const int order = i + 1 < LMS_ORDER ? i + 1 : LMS_ORDER;
+    /* Coefficients of order min(i + 1, 4) at the global step i, but only as many terms
+     * as derivatives exist: after set_begin_index (img2img) diffusers zips the two lists,
+     * so a run started at step k > 0 uses the newest derivatives' coefficients only. */
+    const int coeffs = i + 1 < LMS_ORDER ? i + 1 : LMS_ORDER;
+    const int order = coeffs < s->count ? coeffs : s->count;
     float c[LMS_ORDER];
     const float *d[LMS_ORDER];
     for (int j = 0; j < order; j++) {

@@ -239,6 +239,40 @@ bool sched_step_needs_noise(const sched_state *s, int i) {
     return s->ops->needs_noise && s->ops->needs_noise(s, i);
 }
 
+int sched_strength_begin(int num_inference_steps, double strength) {
+    const double prod = (double)num_inference_steps * strength;
+    int init = prod >= (double)num_inference_steps ? num_inference_steps : (int)prod;
+    if (init < 0) init = 0;
+    return num_inference_steps - init;
+}
+
+void sched_begin_at(sched_state *s, int begin) {
+    CS_ASSERT(s->next_step == 0 && begin >= 0 && begin < s->n);
+    s->next_step = begin;
+}
+
+void sched_add_noise(const sched_state *s, int i, const float *x0, const float *noise, float *out,
+                     int64_t n) {
+    CS_ASSERT(i >= 0 && i < s->n);
+    float a, b; /* out = a·x0 + b·noise, float32 as torch forms it */
+    if (s->p.kind == SCHED_DPMPP) {
+        const float sigma = s->sigmas[i];
+        a = 1.0f / sqrtf(sigma * sigma + 1.0f);
+        b = sigma * a;
+    } else if (s->sigmas) {
+        a = 1.0f;
+        b = s->sigmas[i];
+    } else {
+        const float ac = s->alphas_cumprod[(int64_t)s->timesteps[i]];
+        a = sqrtf(ac);
+        b = sqrtf(1.0f - ac);
+    }
+    if (a == 1.0f) /* original + noise * sigma: no product on x0 */
+        for (int64_t k = 0; k < n; k++) out[k] = x0[k] + noise[k] * b;
+    else
+        for (int64_t k = 0; k < n; k++) out[k] = a * x0[k] + b * noise[k];
+}
+
 void sched_step(sched_state *s, int i, const float *model_output, float *sample_inout,
                 const float *noise, float *pred_original_or_NULL) {
     CS_ASSERT(i == s->next_step && i < s->n);

@@ -87,6 +87,26 @@ void sched_scale_model_input(const sched_state *s, int i, float *x_inout, int64_
  * DDIM with eta > 0). */
 bool sched_step_needs_noise(const sched_state *s, int i);
 
+/* img2img (diffusers' get_timesteps): the first step run for strength in (0, 1] out of
+ * num_inference_steps N: t_start = N - min(int(N·strength), N), times the class's
+ * `order`, which is 1 for every class here (PNDM too). N·strength is computed in double,
+ * as Python does. */
+int sched_strength_begin(int num_inference_steps, double strength);
+
+/* Starts sampling at step `begin` (diffusers' set_begin_index): the steps run are
+ * begin .. sched_num_steps - 1, indexed as in the full schedule (sigmas, DPM-Solver's
+ * lower-order-final rule), with the multistep history empty at step `begin`, as a
+ * freshly set schedule's is. Call before the first step. */
+void sched_begin_at(sched_state *s, int begin);
+
+/* out = scheduler.add_noise(x0, noise, level of step i), i in [0, sched_num_steps):
+ * DDIM/PNDM/DDPM ᾱ^½·x0 + (1-ᾱ)^½·noise at timestep i; Euler/Euler a/LMS x0 + σ_i·noise;
+ * DPM-Solver α_i·x0 + σ_i·α_i·noise with α_i = (σ_i² + 1)^-½ (VP form). diffusers 0.27
+ * indexes sigmas by begin_index before the first step and by step_index after it, i.e.
+ * always by the step whose timestep is passed. out may alias x0. */
+void sched_add_noise(const sched_state *s, int i, const float *x0, const float *noise, float *out,
+                     int64_t n);
+
 /* One step: sample_inout (x_t) becomes x_{t-1}. Steps run in order 0, 1, ... (multistep
  * samplers keep history). noise: sample_numel N(0, 1) floats when
  * sched_step_needs_noise(s, i), else ignored (may be NULL). pred_original_or_NULL

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "img2img.h"
 #include "png_encode.h"
 #include "rng.h"
 
@@ -12,13 +13,14 @@ struct cs_session {
     cs_session_params params;
     int64_t max_rows;       /* UNet rows per call: 2 · max_images (CFG) */
     int64_t max_lat_numel;  /* C · h · w at the largest size */
+    int64_t in_channels;    /* UNet input channels: C, or 2C + 1 for an inpainting UNet */
     cs_ctx ctx;             /* activation arena */
-    float *x;               /* (rows, C, h, w) UNet input */
+    float *x;               /* (rows, in_channels, h, w) UNet input */
     float *out;             /* (rows, C, h, w) UNet output */
     float *t;               /* (rows) timesteps */
     float *context;         /* (rows, L, D) text conditioning */
     float *tcond;           /* (rows, guidance_embed_dim) timestep_cond, or NULL */
-    float *decoded;         /* (max_images, 3, H, W) VAE output */
+    float *decoded;         /* (max_images, 3, H, W) VAE output; the encoder's input */
     float *latent_in;       /* (max_images, C, h, w) VAE input */
     lora_row *lora_rows;    /* (rows) the LoRAs of each UNet row */
 };
@@ -78,6 +80,7 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     s->max_rows = 2 * (int64_t)p.max_images;
     const int64_t h = p.max_height / m->vae_factor, w = p.max_width / m->vae_factor;
     s->max_lat_numel = m->latent_channels * h * w;
+    s->in_channels = unet_get_config(m->unet)->in_channels;
 
     /* One arena serves whichever pass runs: the largest of them sizes it. */
     size_t bytes = unet_activation_bytes(m->unet, s->max_rows, h, w, m->context_len);
@@ -86,10 +89,13 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     bytes = max_size(bytes, text_encoder_activation_bytes(m->text_encoder, 1, m->context_len) +
                                 emb_bytes);
     bytes = max_size(bytes, vae_decode_activation_bytes(m->vae, p.max_images, h, w));
+    /* img2img encodes one image at a time (cs_job_new). */
+    bytes = max_size(bytes, vae_encode_activation_bytes(m->vae, 1, p.max_height, p.max_width));
     cs_status st = ctx_init(&s->ctx, bytes);
     if (st == CS_OK) st = ctx_start_pool(&s->ctx, 0, msg, n); /* as many threads as OpenBLAS */
     const size_t lat = (size_t)s->max_lat_numel, rows = (size_t)s->max_rows;
-    s->x = cs_malloc(rows * lat * sizeof(float));
+    s->x = cs_malloc(rows * (lat / (size_t)m->latent_channels) * (size_t)s->in_channels *
+                     sizeof(float));
     s->out = cs_malloc(rows * lat * sizeof(float));
     s->t = cs_malloc(rows * sizeof(float));
     s->context = cs_malloc(rows * (size_t)(m->context_len * m->context_dim) * sizeof(float));
@@ -122,14 +128,17 @@ static int64_t pack_job(cs_session *s, cs_job *j, int64_t row) {
     const cs_model *m = s->model;
     const guidance_rows g = job_rows(j);
     const int64_t ctx_numel = m->context_len * m->context_dim, img = j->image_numel;
+    const int64_t in_numel = img / m->latent_channels * s->in_channels; /* per UNet row */
     const float t = (float)sched_timestep(j->sched, j->step);
     const prompt_embedding *embs[2] = {g.cond ? j->cond : NULL, g.uncond ? j->uncond : NULL};
     int64_t start = row;
     for (int half = 0; half < 2; half++) {
         if (!embs[half]) continue;
         for (int i = 0; i < j->n_images; i++, row++) {
-            memcpy(s->x + row * img, j->latents + i * img, (size_t)img * sizeof(float));
-            sched_scale_model_input(j->sched, j->step, s->x + row * img, img);
+            float *x = s->x + row * in_numel;
+            memcpy(x, j->latents + i * img, (size_t)img * sizeof(float));
+            sched_scale_model_input(j->sched, j->step, x, img);
+            if (m->inpainting) img2img_extra_channels(j, i, x + img);
             memcpy(s->context + row * ctx_numel, embs[half]->data,
                    (size_t)ctx_numel * sizeof(float));
             if (j->w_embed) /* each job its own scale, even inside one batch */
@@ -163,7 +172,24 @@ static void finish_job_step(cs_session *s, cs_job *j, int64_t row) {
         noise = j->noise;
     }
     sched_step(j->sched, j->step, j->eps, j->latents, noise, NULL);
+    img2img_after_step(j, j->step);
     j->step++;
+}
+
+void session_encode_image(cs_session *s, const uint8_t *rgb, const uint8_t *mask, int64_t height,
+                          int64_t width, float *mean, float *logvar) {
+    const int64_t plane = height * width;
+    CS_ASSERT(plane <= (int64_t)s->params.max_images * s->params.max_width * s->params.max_height);
+    float *x = s->decoded; // (1, 3, H, W)
+    for (int64_t q = 0; q < plane; q++) {
+        const bool zero = mask && mask[q] >= 128;
+        for (int c = 0; c < 3; c++) {
+            const float u = (float)rgb[q * 3 + c] / 255.0f; /* pil_to_numpy, then 2x - 1 */
+            x[c * plane + q] = zero ? 0.0f : 2.0f * u - 1.0f;
+        }
+    }
+    ctx_release(&s->ctx, 0);
+    vae_encode(&s->ctx, s->model->vae, mean, logvar, x, 1, height, width);
 }
 
 cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t msg_size) {

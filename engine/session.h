@@ -27,4 +27,11 @@ cs_status session_encode_prompt(cs_session *s, const char *text, int clip_skip,
                                 const struct job_loras *loras, const prompt_embedding **out,
                                 char *msg, size_t n);
 
+/* The VAE's latent distribution — mean and (clamped) logvar, (C, h, w) each — of an RGB8
+ * image of height × width (within the session's plan), normalised to [-1, 1] as diffusers
+ * does; where mask (height × width, or NULL) is >= 128 the pixel is zeroed first (the
+ * masked image of inpainting). Runs in the session's arena. */
+void session_encode_image(cs_session *s, const uint8_t *rgb, const uint8_t *mask, int64_t height,
+                          int64_t width, float *mean, float *logvar);
+
 #endif

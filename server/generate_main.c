@@ -17,8 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "png_decode.h"
+
 typedef struct cli {
     const char *model, *out, *lora_dir;
+    const char *init_path, *mask_path; /* img2img / inpainting PNGs */
     cs_gen_params p;
     cs_lora_spec loras[CS_MAX_LORAS_PER_JOB];
     char lora_names[CS_MAX_LORAS_PER_JOB][256];
@@ -40,6 +43,10 @@ static void usage(FILE *f) {
             "  --karras                Karras sigmas (samplers with sigmas)\n"
             "  --width W --height H    pixels (default: the model's native size)\n"
             "  --num-images N          images per prompt, 1..%d; image i uses seed+i\n"
+            "  --init-image FILE.png   img2img from this image (its size unless --width/--height,\n"
+            "                          which must then match it)\n"
+            "  --mask FILE.png         inpaint: luminance >= 128 is repainted (needs --init-image)\n"
+            "  --strength S            share of the schedule run from the image, (0, 1] (default 0.8)\n"
             "  --guidance-rescale F    CFG rescale phi, 0..1 (default 0)\n"
             "  --clip-skip N           use the text encoder N layers before the last\n"
             "  --lora-dir DIR          folder of LoRA .safetensors files\n"
@@ -80,7 +87,8 @@ static int parse_args(int argc, char **argv, cli *c) {
         static const char *const k_valued[] = {
             "--model", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
             "--guidance-scale", "--steps", "--seed", "--width", "--height", "--num-images",
-            "--guidance-rescale", "--clip-skip", "--threads", "--lora-dir", "--lora", NULL};
+            "--guidance-rescale", "--clip-skip", "--threads", "--lora-dir", "--lora",
+            "--init-image", "--mask", "--strength", NULL};
         int known = 0;
         for (int k = 0; k_valued[k]; k++) known |= !strcmp(a, k_valued[k]);
         if (!known) {
@@ -144,6 +152,13 @@ static int parse_args(int argc, char **argv, cli *c) {
         } else if (!strcmp(a, "--clip-skip")) {
             if (parse_num(a, val, 0, 64, 1, &v)) return -1;
             c->p.clip_skip = (int)v;
+        } else if (!strcmp(a, "--init-image")) {
+            c->init_path = val;
+        } else if (!strcmp(a, "--mask")) {
+            c->mask_path = val;
+        } else if (!strcmp(a, "--strength")) {
+            if (parse_num(a, val, 0, 1, 0, &v)) return -1;
+            c->p.strength = v;
         } else if (!strcmp(a, "--threads")) {
             if (parse_num(a, val, 1, 256, 1, &v)) return -1;
             c->threads = (int)v;
@@ -198,6 +213,68 @@ static int write_file(const char *path, const uint8_t *data, size_t len) {
     return 0;
 }
 
+static uint8_t *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    long size = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)size + 1)) && fread(buf, 1, (size_t)size, f) == (size_t)size) {
+        fclose(f);
+        *len = (size_t)size;
+        return buf;
+    }
+    fprintf(stderr, "cfgserve-generate: cannot read %s: %s\n", path, strerror(errno));
+    free(buf);
+    if (f) fclose(f);
+    return NULL;
+}
+
+/* Decodes one PNG argument to RGB8; 0 on success. */
+static int load_png(const char *flag, const char *path, uint8_t **rgb, int *w, int *h) {
+    size_t len;
+    uint8_t *data = read_file(path, &len);
+    if (!data) return -1;
+    char msg[256];
+    cs_status st = png_decode_rgb8(data, len, 4096, 4096, flag, rgb, w, h, msg, sizeof msg);
+    free(data);
+    if (st != CS_OK) fprintf(stderr, "cfgserve-generate: %s (%s)\n", msg, path);
+    return st == CS_OK ? 0 : -1;
+}
+
+/* --init-image / --mask into the parameters (the image's size unless given; a mask of
+ * another size, or a given size that differs, is an error as in the server). */
+static int load_images(cli *c, uint8_t **init_rgb, uint8_t **mask_gray) {
+    if (!c->init_path) {
+        if (c->mask_path) fprintf(stderr, "cfgserve-generate: --mask needs --init-image\n");
+        return c->mask_path ? -1 : 0;
+    }
+    int w, h, mw, mh;
+    if (load_png("--init-image", c->init_path, init_rgb, &w, &h)) return -1;
+    if ((c->p.width && c->p.width != w) || (c->p.height && c->p.height != h)) {
+        fprintf(stderr, "cfgserve-generate: --init-image is %dx%d but --width/--height ask %dx%d "
+                        "(images are not resized)\n", w, h, c->p.width ? c->p.width : w,
+                c->p.height ? c->p.height : h);
+        return -1;
+    }
+    c->p.width = w;
+    c->p.height = h;
+    c->p.init_image = *init_rgb;
+    if (!c->mask_path) return 0;
+    uint8_t *rgb = NULL;
+    if (load_png("--mask", c->mask_path, &rgb, &mw, &mh)) return -1;
+    if (mw != w || mh != h) {
+        fprintf(stderr, "cfgserve-generate: --mask is %dx%d but --init-image is %dx%d\n", mw, mh,
+                w, h);
+        free(rgb);
+        return -1;
+    }
+    *mask_gray = malloc((size_t)w * (size_t)h);
+    if (*mask_gray) png_rgb8_to_luma(rgb, (int64_t)w * h, *mask_gray);
+    free(rgb);
+    c->p.mask = *mask_gray;
+    return *mask_gray ? 0 : -1;
+}
+
 int main(int argc, char **argv) {
     cs_runtime_init(argc, argv);
     cli c = {.model = CS_DEFAULT_MODEL_DIR};
@@ -205,6 +282,7 @@ int main(int argc, char **argv) {
     c.p.guidance_scale = NAN;
     c.p.steps = 0;
     c.p.num_images = 1;
+    c.p.strength = NAN;
     if (parse_args(argc, argv, &c)) return 2;
     cs_set_threads(c.threads);
     char msg[2048];
@@ -221,6 +299,13 @@ int main(int argc, char **argv) {
     cs_gen_params d = cs_gen_default_params(m);
     if (isnan(c.p.guidance_scale)) c.p.guidance_scale = d.guidance_scale;
     if (!c.p.steps) c.p.steps = d.steps;
+    if (isnan(c.p.strength)) c.p.strength = d.strength;
+    uint8_t *init_rgb = NULL, *mask_gray = NULL;
+    if (load_images(&c, &init_rgb, &mask_gray)) {
+        free(init_rgb);
+        cs_model_free(m);
+        return 2;
+    }
     if (!c.p.width) c.p.width = d.width;
     if (!c.p.height) c.p.height = d.height;
     if (!c.seed_given) c.p.seed = random_seed();
@@ -278,6 +363,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "wrote %s (seed %llu)\n", path, (unsigned long long)cs_job_seed(j, i));
     }
 done:
+    free(init_rgb);
+    free(mask_gray);
     cs_job_free(j);
     cs_session_free(s);
     cs_model_free(m);

@@ -207,7 +207,9 @@ CS_API void cs_session_free(cs_session *s);
 /* Bytes of activation memory the session holds. */
 CS_API size_t cs_session_bytes(const cs_session *s);
 
-/* Validates p, encodes the prompts (cached per model), draws the initial noise. */
+/* Validates p, encodes the prompts (cached per model), draws the initial noise. With an
+ * init_image it also encodes that image with the VAE and starts from it noised to the
+ * strength's step (diffusers' img2img pipeline; with a mask its inpainting pipeline). */
 CS_API cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *msg,
                             size_t msg_size);
 CS_API void cs_job_free(cs_job *j);
@@ -216,7 +218,8 @@ CS_API void cs_job_free(cs_job *j);
  * are an error. All jobs must have the same image size and fit the session. */
 CS_API cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t msg_size);
 CS_API int cs_job_step(const cs_job *j);   /* steps done */
-CS_API int cs_job_steps(const cs_job *j);  /* steps in all (the sampler may add one) */
+/* Steps that run in all (the sampler may add one; img2img runs the schedule's last ones). */
+CS_API int cs_job_steps(const cs_job *j);
 CS_API int cs_job_done(const cs_job *j);   /* all steps done */
 CS_API int cs_job_num_images(const cs_job *j);
 CS_API uint64_t cs_job_seed(const cs_job *j, int image);

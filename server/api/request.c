@@ -6,6 +6,9 @@
  */
 #include "request.h"
 
+#include "base64.h"
+#include "png_decode.h"
+
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -33,6 +36,9 @@ static const char *const FIELDS[] = {"prompt",
                                      "eta",
                                      "loras",
                                      "stream",
+                                     "init_image",
+                                     "mask",
+                                     "strength",
                                      NULL};
 
 /* The seed from its raw text: every uint64 exactly, or -1 / null for a random one. */
@@ -117,6 +123,76 @@ static cs_status get_loras(const cJSON *v, request_gen *r, request_error *e) {
     return CS_OK;
 }
 
+cs_status request_png_field(const cJSON *v, const char *f, const request_limits *lim,
+                            uint8_t **rgb, int *w, int *h, request_error *e) {
+    if (!cJSON_IsString(v))
+        return request_fail(e, "invalid_parameter", f, "%s must be a base64-encoded PNG string", f);
+    const char *text = v->valuestring;
+    size_t len = strlen(text);
+    if (!strncmp(text, "data:", 5)) {
+        static const char prefix[] = "data:image/png;base64,";
+        if (strncmp(text, prefix, sizeof prefix - 1) != 0)
+            return request_fail(e, "invalid_parameter", f,
+                                "%s is a data URL but not \"data:image/png;base64,...\"", f);
+        text += sizeof prefix - 1;
+        len -= sizeof prefix - 1;
+    }
+    uint8_t *png = NULL;
+    size_t png_len = 0;
+    char why[160];
+    if (base64_decode(text, len, &png, &png_len, why, sizeof why) != 0)
+        return request_fail(e, "invalid_parameter", f, "%s is not valid base64: %s", f, why);
+    char msg[256];
+    const int mw = lim->max_width > 0 ? lim->max_width : 4096;
+    const int mh = lim->max_height > 0 ? lim->max_height : 4096;
+    cs_status st = png_decode_rgb8(png, png_len, mw, mh, f, rgb, w, h, msg, sizeof msg);
+    free(png);
+    if (st != CS_OK) return request_fail(e, "invalid_parameter", f, "%s", msg);
+    return CS_OK;
+}
+
+cs_status request_mask_field(const cJSON *v, const char *f, const request_limits *lim,
+                             request_gen *r, request_error *e) {
+    uint8_t *rgb = NULL;
+    free(r->mask_gray);
+    r->mask_gray = NULL;
+    cs_status st = request_png_field(v, f, lim, &rgb, &r->mask_w, &r->mask_h, e);
+    if (st == CS_OK) {
+        r->mask_gray = malloc((size_t)r->mask_w * (size_t)r->mask_h);
+        if (!r->mask_gray)
+            st = request_fail(e, "internal", f, "out of memory");
+        else
+            png_rgb8_to_luma(rgb, (int64_t)r->mask_w * r->mask_h, r->mask_gray);
+    }
+    free(rgb);
+    return st;
+}
+
+cs_status request_resolve_image_size(request_gen *r, const char *image_field, request_error *e) {
+    if (!r->init_rgb) {
+        if (r->mask_gray)
+            return request_fail(e, "invalid_parameter", "mask", "a mask needs an init image (%s)",
+                                image_field);
+        return CS_OK;
+    }
+    const int dims[2] = {r->p.width, r->p.height}, img[2] = {r->init_w, r->init_h};
+    const bool given[2] = {r->width_given, r->height_given};
+    for (int d = 0; d < 2; d++)
+        if (given[d] && dims[d] != img[d])
+            return request_fail(e, "invalid_parameter", image_field,
+                                "%s is %dx%d but %s is %d; give no width/height to use the "
+                                "image's size (images are not resized)",
+                                image_field, r->init_w, r->init_h, d ? "height" : "width", dims[d]);
+    r->p.width = r->init_w;
+    r->p.height = r->init_h;
+    if (r->mask_gray && (r->mask_w != r->init_w || r->mask_h != r->init_h))
+        return request_fail(e, "invalid_parameter", "mask", "mask is %dx%d but %s is %dx%d",
+                            r->mask_w, r->mask_h, image_field, r->init_w, r->init_h);
+    r->p.init_image = r->init_rgb;
+    r->p.mask = r->mask_gray;
+    return CS_OK;
+}
+
 /* One member of the body. */
 static cs_status apply_field(const char *f, const cJSON *v, const char *raw, size_t raw_len,
                              const request_limits *lim, request_gen *r, request_error *e) {
@@ -166,6 +242,14 @@ static cs_status apply_field(const char *f, const cJSON *v, const char *raw, siz
         st = get_interval(v, r, e);
     else if (!strcmp(f, "loras"))
         st = get_loras(v, r, e);
+    else if (!strcmp(f, "strength"))
+        st = json_get_number(v, f, &p->strength, e);
+    else if (!strcmp(f, "init_image"))
+        st = request_png_field(v, f, lim, &r->init_rgb, &r->init_w, &r->init_h, e);
+    else if (!strcmp(f, "mask"))
+        st = request_mask_field(v, f, lim, r, e);
+    if (st == CS_OK && (!strcmp(f, "width") || !strcmp(f, "height")))
+        *(f[0] == 'w' ? &r->width_given : &r->height_given) = true;
     return st;
 }
 
@@ -180,7 +264,11 @@ void request_gen_deinit(request_gen *r) {
     free(r->prompt);
     free(r->negative_prompt);
     free(r->sampler);
+    free(r->init_rgb);
+    free(r->mask_gray);
     r->prompt = r->negative_prompt = r->sampler = NULL;
+    r->init_rgb = r->mask_gray = NULL;
+    r->p.init_image = r->p.mask = NULL;
     request_free_loras(r);
     if (r->dialect_free) r->dialect_free(r->dialect_data);
     r->dialect_data = NULL;
@@ -215,7 +303,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
                               "unknown field \"%.48s\" (fields: prompt, negative_prompt, "
                               "guidance_scale, steps, seed, width, height, sampler, karras, "
                               "num_images, guidance_rescale, guidance_interval, clip_skip, eta, "
-                              "loras, stream)",
+                              "loras, stream, init_image, mask, strength)",
                               c->string);
             break;
         }
@@ -227,6 +315,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
     free(jb);
     if (st == CS_OK && !out->prompt)
         st = request_fail(e, "invalid_parameter", "prompt", "prompt is required (a string)");
+    if (st == CS_OK) st = request_resolve_image_size(out, "init_image", e);
     if (st == CS_OK) {
         out->p.prompt = out->prompt;
         out->p.negative_prompt = out->negative_prompt ? out->negative_prompt : "";
@@ -297,6 +386,8 @@ char *request_params_json(const cs_gen_params *p) {
     }
     ok = ok && cJSON_AddNumberToObject(o, "clip_skip", p->clip_skip + 1) && /* A1111 count */
          cJSON_AddNumberToObject(o, "eta", p->eta);
+    if (ok && p->init_image) ok = cJSON_AddNumberToObject(o, "strength", p->strength) != NULL;
+    if (ok && p->init_image) ok = cJSON_AddBoolToObject(o, "mask", p->mask != NULL) != NULL;
     cJSON *loras = ok && p->num_loras > 0 ? cJSON_AddArrayToObject(o, "loras") : NULL;
     for (int i = 0; loras && i < p->num_loras; i++) {
         cJSON *l = ok ? cJSON_CreateObject() : NULL;

@@ -5,6 +5,15 @@
  * every value of the right type and range; then cs_params_validate applies the model's
  * own rules. An error names the field and says why.
  *
+ * img2img / inpainting fields: "init_image" and "mask" are base64 PNGs (strict base64; a
+ * "data:image/png;base64," prefix is accepted), "strength" a number in (0, 1]. The mask
+ * is read as Pillow's convert("L") does — RGB(A) to luminance, alpha ignored — and pixels
+ * of luminance >= 128 are repainted. Without width/height the init image's size is the
+ * request's (it must still be a multiple of the model's size multiple); when width or
+ * height is given and differs from the image's, the request is refused (no resizing). The
+ * mask must have the init image's size. Images larger than the configured maximum size
+ * are refused from their header, before decoding.
+ *
  * Threads: any; the functions keep no state.
  */
 #ifndef CS_REQUEST_H
@@ -31,6 +40,10 @@ typedef struct request_gen {
     /* What a dialect keeps for its answer (owned; freed by dialect_free). */
     void *dialect_data;
     void (*dialect_free)(void *data);
+    /* img2img / inpainting: decoded PNGs (owned; p.init_image / p.mask point here) */
+    uint8_t *init_rgb, *mask_gray;
+    int init_w, init_h, mask_w, mask_h;
+    bool width_given, height_given;
 } request_gen;
 
 /* Parses and checks body[0..len) against defaults (cs_gen_default_params of the model)
@@ -40,6 +53,16 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
                         const cs_gen_params *defaults, const request_limits *lim, request_gen *out,
                         request_error *err);
 void request_gen_deinit(request_gen *r);
+/* A base64 PNG field (optionally a data:image/png;base64, URL) decoded to RGB8 within the
+ * limits (*rgb malloc'd). */
+cs_status request_png_field(const cJSON *v, const char *f, const request_limits *lim,
+                            uint8_t **rgb, int *w, int *h, request_error *e);
+/* A mask PNG field into r->mask_gray (luminance). */
+cs_status request_mask_field(const cJSON *v, const char *f, const request_limits *lim,
+                             request_gen *r, request_error *e);
+/* The init image sets width/height (an explicit, different size is an error: images are
+ * not resized); the mask must match it; p.init_image / p.mask point at the pixels. */
+cs_status request_resolve_image_size(request_gen *r, const char *image_field, request_error *e);
 /* Frees r->loras and clears p.loras / p.num_loras. */
 void request_free_loras(request_gen *r);
 

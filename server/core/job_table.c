@@ -29,6 +29,18 @@ job_rec *job_rec_new(uint64_t id, const cs_gen_params *p, service_listener fn, v
         r->loras[i] = (cs_lora_spec){.name = strdup(p->loras[i].name), .weight = p->loras[i].weight};
         if (!r->loras[i].name) goto fail;
     }
+    /* The request's pixels are borrowed; the worker reads them later in cs_job_new. */
+    const size_t pixels = (size_t)p->width * (size_t)p->height;
+    if (p->init_image) {
+        if (!(r->init_image = malloc(pixels * 3))) goto fail;
+        memcpy(r->init_image, p->init_image, pixels * 3);
+        r->params.init_image = r->init_image;
+    }
+    if (p->mask) {
+        if (!(r->mask = malloc(pixels))) goto fail;
+        memcpy(r->mask, p->mask, pixels);
+        r->params.mask = r->mask;
+    }
     for (int i = 0; i < p->num_images && i < CS_MAX_IMAGES_PER_JOB; i++)
         r->seeds[i] = p->seed + (uint64_t)i; /* the engine's rule: image i uses seed + i */
     r->state = SERVICE_JOB_QUEUED;
@@ -51,6 +63,8 @@ void job_rec_free(job_rec *r) {
     free(r->sampler);
     for (int i = 0; i < CS_MAX_LORAS_PER_JOB; i++)
         free((char *)r->loras[i].name);
+    free(r->init_image);
+    free(r->mask);
     for (int i = 0; i < r->n_png; i++) {
         free(r->png[i]);
         free(r->infotext[i]);

@@ -61,6 +61,7 @@ typedef struct job_rec {
     cs_gen_params params; /* string fields point at the copies below */
     cs_lora_spec loras[CS_MAX_LORAS_PER_JOB]; /* params.loras; names owned */
     char *prompt, *negative_prompt, *sampler;
+    uint8_t *init_image, *mask; /* owned copies of params' img2img pixels (or NULL) */
     uint64_t seeds[CS_MAX_IMAGES_PER_JOB];
 
     /* published: written by the loop under the service lock */

@@ -66,6 +66,10 @@ bool golden_compare_rel(golden_case *gc, const char *name, const float *got, int
 bool golden_report_exact(golden_case *gc, const char *name, int64_t mismatches, int64_t total,
                          const char *detail);
 
+/* Replaces the model's scheduler by the case's case.json "scheduler.config" (what the
+ * reference did with pipe.scheduler = Class.from_config(...)); none given: unchanged. */
+cs_status golden_swap_scheduler(golden_case *gc, cs_model *m, char *msg, size_t msg_size);
+
 /* Handlers, one per kind, each in its own golden_<kind>.c. */
 extern const golden_handler golden_tokenizer_handler;
 extern const golden_handler golden_text_encoder_handler;
@@ -80,5 +84,6 @@ struct cs_lora_spec;
 /* The "pipeline" replay on a loaded model (the caller owns it), each job using loras. */
 cs_status golden_pipeline_run_model(golden_case *gc, cs_model *m, const struct cs_lora_spec *loras,
                                     int nloras, char *msg, size_t msg_size);
+extern const golden_handler golden_img2img_handler;
 
 #endif

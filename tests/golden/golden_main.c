@@ -17,6 +17,7 @@ static const golden_handler *const k_handlers[] = {
     &golden_pipeline_handler,
     &golden_scheduler_handler,
     &golden_lora_handler,
+    &golden_img2img_handler,
 };
 
 void golden_path(char *buf, size_t n, const char *dir, const char *rel) {

@@ -126,9 +126,7 @@ static float max_abs(const float *x, int64_t n) {
     return m;
 }
 
-/* Replaces the model's scheduler by the case's (what the reference did with
- * pipe.scheduler = Class.from_config(...)). */
-static cs_status swap_scheduler(golden_case *gc, cs_model *m, char *msg, size_t n) {
+cs_status golden_swap_scheduler(golden_case *gc, cs_model *m, char *msg, size_t n) {
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(gc->json, "scheduler");
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(sc, "config");
     if (!cJSON_IsString(cfg)) return CS_OK;
@@ -243,7 +241,7 @@ cs_status golden_pipeline_run_model(golden_case *gc, cs_model *m, const cs_lora_
     cs_job *jobs[MAX_PROMPTS] = {0};
     float *latents = NULL, *step_latents = NULL, *embeds = NULL, *image = NULL, *got = NULL;
     int64_t ld[8], sd[8], ed[8], idim[8];
-    st = swap_scheduler(gc, m, msg, n);
+    st = golden_swap_scheduler(gc, m, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->inputs, "latents", &latents, ld, NULL, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->outputs, "step_latents", &step_latents, sd, NULL, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->outputs, "prompt_embeds", &embeds, ed, NULL, msg, n);

@@ -260,6 +260,47 @@ static void test_model_rules(const cs_model *m) {
     free(body);
 }
 
+/* 8×4 RGB, an 8×4 gray mask (right half white) and a 4×4 gray PNG, base64. */
+#define PNG_RGB_8X4                                                                                \
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAECAIAAAA8r+mnAAAAb0lEQVR4nAFkAJv/AAAHDhUcIyoxOD9GTVRbYmlwd36F" \
+    "jJOaoQCor7a9xMvS2eDn7vX8AwoRGB8mLTQ7QkkAUFdeZWxzeoGIj5adpKuyucDHztXc4+rxAPj/Bg0UGyIpMDc+RUxT" \
+    "WmFob3Z9hIuSmRe0K7Frcr0tAAAAAElFTkSuQmCC"
+#define PNG_MASK_8X4                                                                               \
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAECAAAAACWpiEsAAAAEUlEQVR4nGNgAIL/QMCAmwEA/yQP8VgH2yMAAAAASUVORK5CYII="
+#define PNG_GRAY_4X4                                                                               \
+    "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAAAAACMmsGiAAAAC0lEQVR4nGNgwAQAABQAAX3+Hu4AAAAASUVORK5CYII="
+
+static void test_images(void) {
+    request_gen r;
+    request_error e;
+    /* no width/height: the image's size; a data URL works too */
+    CHECK_EQ_INT(parse("{\"prompt\": \"x\", \"strength\": 0.5, \"init_image\": \"data:image/png;base64,"
+                       PNG_RGB_8X4 "\", \"mask\": \"" PNG_MASK_8X4 "\"}", &r, &e), CS_OK);
+    CHECK_EQ_INT(r.p.width, 8);
+    CHECK_EQ_INT(r.p.height, 4);
+    CHECK(r.p.init_image && r.p.init_image[1] == 7 && r.p.init_image[3] == 21);
+    CHECK(r.p.mask && r.p.mask[0] == 0 && r.p.mask[7] == 255);
+    CHECK_NEAR(r.p.strength, 0.5, 0);
+    char *json = request_params_json(&r.p);
+    CHECK_STR_CONTAINS(json, "\"strength\":0.5");
+    free(json);
+    request_gen_deinit(&r);
+    CHECK_EQ_INT(parse("{\"prompt\": \"x\", \"width\": 8, \"init_image\": \"" PNG_RGB_8X4 "\"}",
+                       &r, &e), CS_OK);
+    request_gen_deinit(&r);
+    EXPECT_ERROR("{\"prompt\": \"x\", \"height\": 8, \"init_image\": \"" PNG_RGB_8X4 "\"}",
+                 "invalid_parameter", "init_image", "init_image is 8x4 but height is 8");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"init_image\": \"" PNG_RGB_8X4 "\", \"mask\": \"" PNG_GRAY_4X4
+                 "\"}", "invalid_parameter", "mask", "mask is 4x4 but init_image is 8x4");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"init_image\": \"Zm9v!\"}", "invalid_parameter",
+                 "init_image", "not valid base64");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"init_image\": \"Zm9vYmFy\"}", "invalid_parameter",
+                 "init_image", "not a PNG");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"init_image\": \"data:image/jpeg;base64,Zm9v\"}",
+                 "invalid_parameter", "init_image", "data URL");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"mask\": 3}", "invalid_parameter", "mask", "base64");
+}
+
 int main(void) {
     defaults = (cs_gen_params){.prompt = "",
                                .negative_prompt = "",
@@ -272,6 +313,7 @@ int main(void) {
     test_syntax_errors();
     test_field_errors();
     test_params_json();
+    test_images();
     const char *dir = CS_GOLDEN_DIR "/pipeline_tiny/model";
     if (access(dir, R_OK) == 0) {
         cs_model *m = NULL;
