@@ -59,6 +59,11 @@ bool golden_compare(golden_case *gc, const char *name, const float *got, int64_t
 bool golden_report_exact(golden_case *gc, const char *name, int64_t mismatches, int64_t total,
                          const char *detail);
 
+/* Replays a "pipeline"-style call (case.json call, scheduler, inputs/outputs) on a loaded
+ * model (borrowed; its scheduler may be replaced by the case's). */
+typedef struct cs_model cs_model;
+cs_status golden_pipeline_replay(golden_case *gc, cs_model *m, char *msg, size_t msg_size);
+
 /* Handlers, one per kind, each in its own golden_<kind>.c. */
 extern const golden_handler golden_tokenizer_handler;
 extern const golden_handler golden_text_encoder_handler;
@@ -66,5 +71,6 @@ extern const golden_handler golden_unet_handler;
 extern const golden_handler golden_vae_handler;
 extern const golden_handler golden_pipeline_handler;
 extern const golden_handler golden_scheduler_handler;
+extern const golden_handler golden_single_file_handler;
 
 #endif

@@ -16,6 +16,7 @@ static const golden_handler *const k_handlers[] = {
     &golden_vae_handler,
     &golden_pipeline_handler,
     &golden_scheduler_handler,
+    &golden_single_file_handler,
 };
 
 void golden_path(char *buf, size_t n, const char *dir, const char *rel) {

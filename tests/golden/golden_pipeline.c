@@ -48,10 +48,22 @@ static cs_status swap_scheduler(golden_case *gc, cs_model *m, char *msg, size_t 
 }
 
 static cs_status run(golden_case *gc, char *msg, size_t n) {
-    const cJSON *call = cJSON_GetObjectItemCaseSensitive(gc->json, "call");
     const cJSON *mdir = cJSON_GetObjectItemCaseSensitive(gc->json, "model_dir");
-    if (!cJSON_IsObject(call) || !cJSON_IsString(mdir))
-        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: case.json lacks call or model_dir", gc->dir);
+    if (!cJSON_IsString(mdir))
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: case.json lacks model_dir", gc->dir);
+    char path[4096];
+    golden_path(path, sizeof path, gc->dir, mdir->valuestring);
+    cs_model *m = NULL;
+    cs_status st = cs_model_load(path, &m, msg, n);
+    if (st == CS_OK) st = golden_pipeline_replay(gc, m, msg, n);
+    cs_model_free(m);
+    return st;
+}
+
+cs_status golden_pipeline_replay(golden_case *gc, cs_model *m, char *msg, size_t n) {
+    const cJSON *call = cJSON_GetObjectItemCaseSensitive(gc->json, "call");
+    if (!cJSON_IsObject(call))
+        return cs_errf(CS_ERR_FORMAT, msg, n, "%s: case.json lacks call", gc->dir);
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
     int np = string_or_list(cJSON_GetObjectItemCaseSensitive(call, "prompt"), prompts);
     int nn = string_or_list(cJSON_GetObjectItemCaseSensitive(call, "negative_prompt"), negs);
@@ -63,15 +75,11 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
         !cJSON_IsNumber(hh) || !cJSON_IsNumber(ww))
         return cs_errf(CS_ERR_UNSUPPORTED, msg, n, "%s: call has arguments this replay does not handle",
                        gc->dir);
-    char path[4096];
-    golden_path(path, sizeof path, gc->dir, mdir->valuestring);
-    cs_model *m = NULL;
     cs_session *s = NULL;
     cs_job *jobs[MAX_PROMPTS] = {0};
     float *latents = NULL, *step_latents = NULL, *embeds = NULL, *image = NULL;
     int64_t ld[8], sd[8], ed[8], idim[8];
-    cs_status st = cs_model_load(path, &m, msg, n);
-    if (st == CS_OK) st = swap_scheduler(gc, m, msg, n);
+    cs_status st = swap_scheduler(gc, m, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->inputs, "latents", &latents, ld, NULL, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->outputs, "step_latents", &step_latents, sd, NULL, msg, n);
     if (st == CS_OK) st = golden_load_f32(gc->outputs, "prompt_embeds", &embeds, ed, NULL, msg, n);
@@ -127,7 +135,6 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
 done:
     for (int i = 0; i < np; i++) cs_job_free(jobs[i]);
     cs_session_free(s);
-    cs_model_free(m);
     free(latents);
     free(step_latents);
     free(embeds);
