@@ -88,6 +88,11 @@ static void python_infinity_literals(char *text, size_t len) {
 }
 
 cs_status cfg_open(cfg_reader *r, const char *path, char *msg, size_t msg_size) {
+    return cfg_open_src(r, path, NULL, msg, msg_size);
+}
+
+cs_status cfg_open_src(cfg_reader *r, const char *path, const char *json, char *msg,
+                       size_t msg_size) {
     memset(r, 0, sizeof *r);
     r->msg = msg;
     r->msg_size = msg_size;
@@ -95,8 +100,11 @@ cs_status cfg_open(cfg_reader *r, const char *path, char *msg, size_t msg_size) 
     if (!r->path) return r->status = cs_errf(CS_ERR_NOMEM, msg, msg_size, "out of memory");
     char *text;
     size_t len;
-    cs_status st = cs_read_file(path, 4u << 20, &text, &len, msg, msg_size);
+    cs_status st = json ? ((text = strdup(json)) ? CS_OK : CS_ERR_NOMEM)
+                        : cs_read_file(path, 4u << 20, &text, &len, msg, msg_size);
+    if (st == CS_ERR_NOMEM && json) cs_errf(st, msg, msg_size, "out of memory");
     if (st != CS_OK) return r->status = st;
+    if (json) len = strlen(text);
     python_infinity_literals(text, len);
     char why[128];
     r->root = json_parse_strict(text, len, why, sizeof why);

@@ -29,6 +29,10 @@ typedef struct cfg_reader {
 
 /* Reads and parses path (at most 4 MiB). The reader keeps msg for later errors. */
 cs_status cfg_open(cfg_reader *r, const char *path, char *msg, size_t msg_size);
+/* The same for a config made in memory (json, NUL-terminated; NULL = read path);
+ * path then only labels messages. */
+cs_status cfg_open_src(cfg_reader *r, const char *path, const char *json, char *msg,
+                       size_t msg_size);
 void cfg_close(cfg_reader *r);
 
 /* Fields absent or null take the default. Out-of-range values are errors naming the

@@ -107,15 +107,9 @@ static cs_status check_consistency(cs_model *m, char *msg, size_t n) {
     return CS_OK;
 }
 
-cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t n) {
-    *out = NULL;
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cs_errf(CS_ERR_IO, msg, n, "%s: not a model folder (no such directory)", dir);
-    cs_status st = read_model_index(dir, msg, n);
-    if (st != CS_OK) return st;
+cs_model *model_alloc(const char *dir) {
     cs_model *m = cs_calloc(1, sizeof *m);
-    if (!m) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
+    if (!m) return NULL;
     m->dir = strdup(dir);
     const char *base = strrchr(dir, '/');
     while (base && base[1] == '\0' && base > dir) { /* "models/default/" names "default" */
@@ -128,9 +122,22 @@ cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t n) {
     m->cache = prompt_cache_new(PROMPT_CACHE_ENTRIES);
     m->loras = lora_registry_new();
     if (!m->dir || !m->name || !m->cache || !m->loras) {
-        st = cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
-        goto fail;
+        cs_model_free(m);
+        return NULL;
     }
+    return m;
+}
+
+/* Loads a diffusers folder (cs_model_load_ex's folder case). */
+cs_status model_load_folder(const char *dir, cs_model **out, char *msg, size_t n) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return cs_errf(CS_ERR_IO, msg, n, "%s: not a model folder (no such directory)", dir);
+    cs_status st = read_model_index(dir, msg, n);
+    if (st != CS_OK) return st;
+    cs_model *m = model_alloc(dir);
+    if (!m) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
     char path[4096];
 #define SUBDIR(s) (snprintf(path, sizeof path, "%s/%s", dir, s), path)
     if ((st = tokenizer_load(SUBDIR("tokenizer"), &m->tokenizer, msg, n)) != CS_OK) goto fail;
@@ -142,7 +149,17 @@ cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t n) {
     /* StableDiffusionPipeline.__init__ rewrites outdated scheduler configs the same way. */
     sched_config_apply_pipeline_fixups(m->scheduler);
 #undef SUBDIR
-    if ((st = check_consistency(m, msg, n)) != CS_OK) goto fail;
+    if ((st = model_finish(m, msg, n)) != CS_OK) goto fail;
+    *out = m;
+    return CS_OK;
+fail:
+    cs_model_free(m);
+    return st;
+}
+
+cs_status model_finish(cs_model *m, char *msg, size_t n) {
+    cs_status st = check_consistency(m, msg, n);
+    if (st != CS_OK) return st;
     const unet_config *u = unet_get_config(m->unet);
     m->latent_channels = vae_latent_channels(m->vae);
     m->vae_factor = vae_scale_factor(m->vae);
@@ -152,11 +169,7 @@ cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t n) {
     m->context_len = tokenizer_max_length(m->tokenizer);
     m->context_dim = text_encoder_hidden_size(m->text_encoder);
     m->guidance_embed_dim = u->time_cond_dim;
-    *out = m;
     return CS_OK;
-fail:
-    cs_model_free(m);
-    return st;
 }
 
 int cs_model_size_multiple(const cs_model *m) {

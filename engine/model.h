@@ -36,6 +36,15 @@ struct cs_model {
     int64_t guidance_embed_dim;
 };
 
+/* A model with only its name, folder and prompt cache set (NULL: out of memory). */
+cs_model *model_alloc(const char *dir);
+/* Loads a diffusers folder. */
+cs_status model_load_folder(const char *dir, cs_model **out, char *msg, size_t n);
+/* Once every component is set: checks they agree and derives the sizes. */
+cs_status model_finish(cs_model *m, char *msg, size_t n);
+/* Loads a single-file LDM checkpoint (model_single.c). */
+cs_status model_load_single(const cs_load_params *lp, cs_model **out, char *msg, size_t n);
+
 struct job_loras;
 
 /* The embedding (L, D) of `text` at clip_skip with the text-encoder LoRAs of `loras`

@@ -315,12 +315,68 @@ void st_close(st_file *f) {
     if (!f) return;
     free_index(f);
     if (f->mapped) munmap((void *)f->data, f->size);
+    free(f->owned);
     free(f->path);
     free(f);
 }
 
+cs_status st_new_table(const char *path, const uint8_t *data, size_t size, st_file **out,
+                       char *msg, size_t msg_size) {
+    *out = cs_calloc(1, sizeof **out);
+    if (!*out || !((*out)->path = strdup(path))) {
+        free(*out);
+        *out = NULL;
+        return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: out of memory", path);
+    }
+    (*out)->data = data;
+    (*out)->size = size;
+    return CS_OK;
+}
+
+cs_status st_append(st_file *f, const char *name, st_dtype dtype, int ndim,
+                    const int64_t *shape, size_t offset, char *msg, size_t msg_size) {
+    CS_ASSERT(ndim >= 0 && ndim <= ST_MAX_DIMS);
+    /* Grows by doubling; the capacity is the next power of two of count. */
+    int64_t c = f->count;
+    if ((c & (c - 1)) == 0) {
+        st_tensor *t = realloc(f->tensors, (size_t)(c ? 2 * c : 1) * sizeof *t);
+        if (!t) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: out of memory", f->path);
+        f->tensors = t;
+    }
+    st_tensor *t = &f->tensors[c];
+    memset(t, 0, sizeof *t);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        CS_ASSERT(shape[d] >= 0);
+        t->shape[d] = shape[d];
+        if (!cs_mul_size(numel, (size_t)shape[d], &numel))
+            return cs_errf(CS_ERR_FORMAT, msg, msg_size, "%s: tensor '%s': size overflows",
+                           f->path, name);
+    }
+    t->numel = (int64_t)numel;
+    CS_ASSERT(cs_mul_size(numel, st_dtype_size(dtype), &t->nbytes));
+    CS_ASSERT(offset <= f->size && t->nbytes <= f->size - offset);
+    t->offset = offset;
+    if (!(t->name = strdup(name)))
+        return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: out of memory", f->path);
+    f->count++;
+    return CS_OK;
+}
+
+cs_status st_finish(st_file *f, char *msg, size_t msg_size) {
+    if (f->count) qsort(f->tensors, (size_t)f->count, sizeof *f->tensors, cmp_by_name);
+    for (int64_t i = 1; i < f->count; i++)
+        if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0)
+            return cs_errf(CS_ERR_FORMAT, msg, msg_size, "%s: tensor '%s' appears twice", f->path,
+                           f->tensors[i].name);
+    return CS_OK;
+}
+
 const st_tensor *st_find(const st_file *f, const char *name) {
     st_tensor key = {.name = (char *)name};
+    if (f->count == 0) return NULL;
     return bsearch(&key, f->tensors, (size_t)f->count, sizeof *f->tensors, cmp_by_name);
 }
 

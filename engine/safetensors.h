@@ -37,6 +37,7 @@ typedef struct st_file {
     const uint8_t *data; /* whole file (mapped or borrowed) */
     size_t size;
     bool mapped;
+    uint8_t *owned;      /* heap data freed by st_close (a .ckpt's tensors), or NULL */
     st_tensor *tensors;  /* sorted by name */
     int64_t count;
 } st_file;
@@ -48,6 +49,17 @@ cs_status st_open(const char *path, st_file **out, char *msg, size_t msg_size);
  * names it in messages. This is what the fuzz target drives. */
 cs_status st_parse(const uint8_t *buf, size_t size, const char *label, st_file **out, char *msg,
                    size_t msg_size);
+
+/* An empty file labelled `path` over data[0, size) (borrowed unless the caller sets
+ * owned), for tables built in code (renaming views, .ckpt readers): the caller appends
+ * with st_append, then calls st_finish to sort and check names. */
+cs_status st_new_table(const char *path, const uint8_t *data, size_t size, st_file **out,
+                       char *msg, size_t msg_size);
+/* Appends a tensor (name copied); offset/nbytes must lie inside data (asserted). */
+cs_status st_append(st_file *f, const char *name, st_dtype dtype, int ndim,
+                    const int64_t *shape, size_t offset, char *msg, size_t msg_size);
+/* Sorts the table; a name appearing twice is an error naming it. */
+cs_status st_finish(st_file *f, char *msg, size_t msg_size);
 
 void st_close(st_file *f);
 

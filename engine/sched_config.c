@@ -353,6 +353,11 @@ static cs_status finish_config(sched_config *c, sched_kind kind, char *msg, size
 }
 
 cs_status sched_config_load(const char *path, sched_config **out, char *msg, size_t n) {
+    return sched_config_load_src(path, NULL, out, msg, n);
+}
+
+cs_status sched_config_load_src(const char *path, const char *json, sched_config **out,
+                                char *msg, size_t n) {
     *out = NULL;
     sched_config *c = cs_calloc(1, sizeof *c);
     if (!c || !(c->path = strdup(path))) {
@@ -360,7 +365,7 @@ cs_status sched_config_load(const char *path, sched_config **out, char *msg, siz
         return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
     }
     cfg_reader r;
-    cs_status st = cfg_open(&r, path, msg, n);
+    cs_status st = cfg_open_src(&r, path, json, msg, n);
     if (st != CS_OK) goto fail;
     const char *cls = cfg_string(&r, "_class_name", NULL);
     int kind = -1;

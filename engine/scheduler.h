@@ -34,6 +34,9 @@ typedef struct sched_state sched_state;
  * DDPMScheduler, LMSDiscreteScheduler. A field no supported class has, or a value the
  * engine does not implement, is an error naming the file, the field and the value. */
 cs_status sched_config_load(const char *path, sched_config **out, char *msg, size_t n);
+/* The same for a config built in memory (json; NULL = read path, which labels errors). */
+cs_status sched_config_load_src(const char *path, const char *json, sched_config **out,
+                                char *msg, size_t n);
 void sched_config_free(sched_config *c);
 
 /* NULL-terminated sampler names: "ddim", "pndm", "euler", "euler_a", "dpmpp_2m",

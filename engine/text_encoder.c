@@ -35,6 +35,11 @@ struct text_encoder {
 /* ---- config ---- */
 
 cs_status text_encoder_read_config(const char *path, te_config *cfg, char *msg, size_t n) {
+    return text_encoder_read_config_src(path, NULL, cfg, msg, n);
+}
+
+cs_status text_encoder_read_config_src(const char *path, const char *json, te_config *cfg,
+                                       char *msg, size_t n) {
     static const char *const acts[] = {"quick_gelu", "gelu", NULL};
     /* Training-only settings, token ids the model itself never reads (bos/pad come from the
      * tokenizer) and projection_dim (used only by CLIPTextModelWithProjection). */
@@ -45,7 +50,7 @@ cs_status text_encoder_read_config(const char *path, te_config *cfg, char *msg, 
                                           "projection_dim",    NULL};
     memset(cfg, 0, sizeof *cfg);
     cfg_reader r;
-    cs_status st = cfg_open(&r, path, msg, n);
+    cs_status st = cfg_open_src(&r, path, json, msg, n);
     if (st != CS_OK) {
         cfg_close(&r);
         return st;
@@ -112,52 +117,52 @@ static void bind_model(text_encoder *m, weight_binder *wb) {
 }
 
 cs_status text_encoder_load(const char *dir, text_encoder **out, char *msg, size_t n) {
+    *out = NULL;
+    char path[4096];
+    te_config cfg;
+    int len = snprintf(path, sizeof path, "%s/config.json", dir);
+    if (len < 0 || (size_t)len >= sizeof path)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "%s: path too long", dir);
+    cs_status st = text_encoder_read_config(path, &cfg, msg, n);
+    if (st != CS_OK) return st;
+    st_file *f = NULL;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    st = st_open(path, &f, msg, n);
+    if (st == CS_OK) st = text_encoder_new_bound(&cfg, f, out, msg, n);
+    st_close(f);
+    return st;
+}
+
+cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, text_encoder **out,
+                                 char *msg, size_t n) {
     /* Real SD 1.x files carry position_ids (I64 [1, max_positions]), a buffer transformers
      * 4.31+ no longer saves nor reads (it always uses 0..L-1); likewise here. */
     static const char *const ignored[] = {"text_model.embeddings.position_ids", NULL};
     *out = NULL;
-    char path[4096];
-    cs_status st;
-    weight_binder wb;
-    st_file *f = NULL;
-    wb_init(&wb);
     text_encoder *m = cs_calloc(1, sizeof *m);
-    if (!m) return cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", dir);
-
-    int len = snprintf(path, sizeof path, "%s/config.json", dir);
-    if (len < 0 || (size_t)len >= sizeof path) {
-        st = cs_errf(CS_ERR_INVALID_ARG, msg, n, "%s: path too long", dir);
-        goto fail;
-    }
-    st = text_encoder_read_config(path, &m->cfg, msg, n);
-    if (st != CS_OK) goto fail;
+    if (!m) return cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", f->path);
+    m->cfg = *cfg;
     m->layers = cs_calloc((size_t)m->cfg.num_layers, sizeof *m->layers);
     if (!m->layers) {
-        st = cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", dir);
-        goto fail;
+        text_encoder_free(m);
+        return cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", f->path);
     }
-
+    weight_binder wb;
+    wb_init(&wb);
     m->lora_modules.prefix = "lora_te_";
     wb.modules = &m->lora_modules;
     bind_model(m, &wb);
-    if (m->lora_modules.overflow) {
-        st = cs_errf(CS_ERR_NOMEM, msg, n, "%s: LoRA module table: out of memory", dir);
-        goto fail;
-    }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    st = st_open(path, &f, msg, n);
-    if (st != CS_OK) goto fail;
-    st = wb_bind(&wb, f, ignored, &m->weights, msg, n);
-    if (st != CS_OK) goto fail;
-    st_close(f);
+    cs_status st = m->lora_modules.overflow
+                       ? cs_errf(CS_ERR_NOMEM, msg, n, "%s: LoRA module table: out of memory",
+                                 f->path)
+                       : wb_bind(&wb, f, ignored, &m->weights, msg, n);
     wb_deinit(&wb);
+    if (st != CS_OK) {
+        text_encoder_free(m);
+        return st;
+    }
     *out = m;
     return CS_OK;
-fail:
-    st_close(f);
-    wb_deinit(&wb);
-    text_encoder_free(m);
-    return st;
 }
 
 void text_encoder_free(text_encoder *m) {
@@ -170,6 +175,10 @@ void text_encoder_free(text_encoder *m) {
 
 const lora_module_table *text_encoder_lora_modules(const text_encoder *m) {
     return &m->lora_modules;
+}
+
+const weight_block *text_encoder_weights(const text_encoder *m) {
+    return &m->weights;
 }
 
 const te_config *text_encoder_config(const text_encoder *m) {

@@ -14,6 +14,8 @@
 #define CS_TEXT_ENCODER_H
 
 #include "ctx.h"
+#include "safetensors.h"
+#include "weights.h"
 
 typedef enum te_activation { TE_ACT_QUICK_GELU, TE_ACT_GELU } te_activation;
 
@@ -35,12 +37,20 @@ typedef struct text_encoder text_encoder; /* read-only after load */
 /* Reads a CLIPTextConfig config.json strictly: unknown fields, unsupported values
  * (hidden_act, architectures, ...) and inconsistent sizes are errors naming the field. */
 cs_status text_encoder_read_config(const char *path, te_config *cfg, char *msg, size_t n);
+/* The same for a config built in memory (json; NULL = read path, which labels errors). */
+cs_status text_encoder_read_config_src(const char *path, const char *json, te_config *cfg,
+                                       char *msg, size_t n);
 
 /* Loads dir/config.json and dir/model.safetensors. On failure *out is NULL. */
 cs_status text_encoder_load(const char *dir, text_encoder **out, char *msg, size_t n);
+/* A model of cfg's architecture with its weights bound from f (transformers names). */
+cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, text_encoder **out,
+                                 char *msg, size_t n);
 void text_encoder_free(text_encoder *m);
 
 const te_config *text_encoder_config(const text_encoder *m);
+/* Every weight, in binding order (tests compare two loads bit for bit). */
+const weight_block *text_encoder_weights(const text_encoder *m);
 int64_t text_encoder_hidden_size(const text_encoder *m);
 int64_t text_encoder_max_length(const text_encoder *m); /* max_position_embeddings */
 int64_t text_encoder_num_layers(const text_encoder *m);

@@ -198,17 +198,22 @@ cs_status unet_load(const char *dir, unet_model **out, char *msg, size_t n) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     cs_status st = unet_config_load(path, &cfg, msg, n);
     if (st != CS_OK) return st;
+    st_file *f = NULL;
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
+    st = st_open(path, &f, msg, n);
+    if (st == CS_OK) st = unet_new_bound(&cfg, f, out, msg, n);
+    st_close(f);
+    return st;
+}
+
+cs_status unet_new_bound(const unet_config *cfg, const st_file *f, unet_model **out, char *msg,
+                         size_t n) {
+    *out = NULL;
     weight_binder wb;
     wb_init(&wb);
     unet_model *m = NULL;
-    st_file *f = NULL;
-    st = create(&cfg, &wb, &m, msg, n);
-    if (st == CS_OK) {
-        snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
-        st = st_open(path, &f, msg, n);
-    }
+    cs_status st = create(cfg, &wb, &m, msg, n);
     if (st == CS_OK) st = wb_bind(&wb, f, NULL, &m->weights, msg, n);
-    st_close(f);
     wb_deinit(&wb);
     if (st != CS_OK) {
         unet_free(m);
@@ -232,6 +237,10 @@ void unet_free(unet_model *m) {
 
 const lora_module_table *unet_lora_modules(const unet_model *m) {
     return &m->lora_modules;
+}
+
+const weight_block *unet_weights(const unet_model *m) {
+    return &m->weights;
 }
 
 const unet_config *unet_get_config(const unet_model *m) {

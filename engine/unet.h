@@ -19,6 +19,8 @@
 #define CS_UNET_H
 
 #include "ctx.h"
+#include "safetensors.h"
+#include "weights.h"
 #include "unet_config.h"
 
 typedef struct unet_model unet_model;
@@ -26,6 +28,9 @@ typedef struct unet_model unet_model;
 /* Loads <dir>/config.json and <dir>/diffusion_pytorch_model.safetensors. Every missing,
  * extra or mis-shaped tensor is reported in msg. */
 cs_status unet_load(const char *dir, unet_model **out, char *msg, size_t msg_size);
+/* A model of cfg's architecture with its weights bound from f (diffusers names). */
+cs_status unet_new_bound(const unet_config *cfg, const st_file *f, unet_model **out, char *msg,
+                         size_t msg_size);
 
 /* A model with the architecture of cfg and no weights: only for measuring passes
  * (unet_activation_bytes), e.g. to plan memory for a full-size model from its config. */
@@ -40,6 +45,8 @@ cs_status unet_new_random(const unet_config *cfg, uint64_t seed, unet_model **ou
 void unet_free(unet_model *m);
 
 const unet_config *unet_get_config(const unet_model *m);
+/* Every weight, in binding order (tests compare two loads bit for bit). */
+const weight_block *unet_weights(const unet_model *m);
 
 /* The layers a LoRA may patch ("lora_unet_" names; lora_modules.h). */
 const struct lora_module_table *unet_lora_modules(const unet_model *m);

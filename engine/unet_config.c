@@ -224,9 +224,14 @@ static void read_fixed(cfg_reader *r, unet_config *cfg) {
 }
 
 cs_status unet_config_load(const char *path, unet_config *cfg, char *msg, size_t msg_size) {
+    return unet_config_load_src(path, NULL, cfg, msg, msg_size);
+}
+
+cs_status unet_config_load_src(const char *path, const char *json, unet_config *cfg, char *msg,
+                               size_t msg_size) {
     memset(cfg, 0, sizeof *cfg);
     cfg_reader r;
-    cs_status st = cfg_open(&r, path, msg, msg_size);
+    cs_status st = cfg_open_src(&r, path, json, msg, msg_size);
     if (st == CS_OK) {
         read_fixed(&r, cfg);
         read_blocks(&r, cfg);

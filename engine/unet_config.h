@@ -62,6 +62,10 @@ typedef struct unet_config {
 /* Reads path (a UNet config.json). Errors name the file and the field. */
 cs_status unet_config_load(const char *path, unet_config *cfg, char *msg, size_t msg_size);
 
+/* The same for a config built in memory (json; NULL = read path, which labels errors). */
+cs_status unet_config_load_src(const char *path, const char *json, unet_config *cfg, char *msg,
+                               size_t msg_size);
+
 /* Latent height and width must be multiples of this (2^(down blocks - 1)). */
 int64_t unet_config_size_multiple(const unet_config *cfg);
 

@@ -198,30 +198,38 @@ cs_status vae_load(const char *dir, vae_model **out, char *msg, size_t n) {
     st_file *f = NULL;
     st = st_open(path, &f, msg, n);
     if (st != CS_OK) return st;
+    st = vae_new_bound(&cfg, f, out, msg, n);
+    st_close(f);
+    return st;
+}
+
+cs_status vae_new_bound(const vae_config *cfg, const st_file *f, vae_model **out, char *msg,
+                        size_t n) {
+    *out = NULL;
     vae_model *m = NULL;
-    st = model_new(&cfg, &m, msg, n);
-    if (st != CS_OK) goto fail_file;
+    cs_status st = model_new(cfg, &m, msg, n);
+    if (st != CS_OK) return st;
     weight_binder wb;
     wb_init(&wb);
     model_bind(m, &wb, f);
     st = wb_bind(&wb, f, NULL, &m->weights, msg, n);
     wb_deinit(&wb);
-    if (st != CS_OK) goto fail_model;
-    st_close(f);
+    if (st != CS_OK) {
+        vae_free(m);
+        return st;
+    }
     *out = m;
     return CS_OK;
-
-fail_model:
-    vae_free(m);
-fail_file:
-    st_close(f);
-    return st;
 }
 
 void vae_free(vae_model *m) {
     if (!m) return;
     weight_block_free(&m->weights);
     free(m);
+}
+
+const weight_block *vae_weights(const vae_model *m) {
+    return &m->weights;
 }
 
 const vae_config *vae_get_config(const vae_model *m) {

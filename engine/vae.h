@@ -16,6 +16,8 @@
 #define CS_VAE_H
 
 #include "ctx.h"
+#include "safetensors.h"
+#include "weights.h"
 
 enum { VAE_MAX_BLOCKS = 8, VAE_MAX_LAYERS = 8 };
 
@@ -38,11 +40,17 @@ typedef struct vae_model vae_model; /* read-only after load */
  * (block types, act_fn, latents_mean, ...) and inconsistent sizes are errors naming the
  * field. */
 cs_status vae_read_config(const char *path, vae_config *cfg, char *msg, size_t n);
+/* The same for a config built in memory (json; NULL = read path, which labels errors). */
+cs_status vae_read_config_src(const char *path, const char *json, vae_config *cfg, char *msg,
+                              size_t n);
 
 /* Loads dir/config.json and dir/diffusion_pytorch_model.safetensors. A checkpoint that does
  * not match the config fails with a message listing every missing, extra or mis-shaped
  * tensor. On failure *out is NULL. */
 cs_status vae_load(const char *dir, vae_model **out, char *msg, size_t n);
+/* A model of cfg's architecture with its weights bound from f (diffusers names). */
+cs_status vae_new_bound(const vae_config *cfg, const st_file *f, vae_model **out, char *msg,
+                        size_t n);
 
 /* A model with the structure of cfg and no weights: it can only be run in measuring
  * passes (vae_*_activation_bytes), e.g. to plan memory before loading. */
@@ -51,6 +59,8 @@ cs_status vae_new_unloaded(const vae_config *cfg, vae_model **out, char *msg, si
 void vae_free(vae_model *m);
 
 const vae_config *vae_get_config(const vae_model *m);
+/* Every weight, in binding order (tests compare two loads bit for bit). */
+const weight_block *vae_weights(const vae_model *m);
 int64_t vae_scale_factor(const vae_model *m); /* 2^(num_blocks - 1) */
 int64_t vae_latent_channels(const vae_model *m);
 float vae_scaling_factor(const vae_model *m);

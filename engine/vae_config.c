@@ -26,9 +26,14 @@ static int read_block_types(cfg_reader *r, const char *key, const char *want) {
 }
 
 cs_status vae_read_config(const char *path, vae_config *cfg, char *msg, size_t n) {
+    return vae_read_config_src(path, NULL, cfg, msg, n);
+}
+
+cs_status vae_read_config_src(const char *path, const char *json, vae_config *cfg, char *msg,
+                              size_t n) {
     memset(cfg, 0, sizeof *cfg);
     cfg_reader r;
-    cs_status st = cfg_open(&r, path, msg, n);
+    cs_status st = cfg_open_src(&r, path, json, msg, n);
     if (st != CS_OK) {
         cfg_close(&r);
         return st;

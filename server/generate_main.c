@@ -22,6 +22,7 @@
 typedef struct cli {
     const char *model, *out, *lora_dir;
     const char *init_path, *mask_path; /* img2img / inpainting PNGs */
+    cs_load_params load;
     cs_gen_params p;
     cs_lora_spec loras[CS_MAX_LORAS_PER_JOB];
     char lora_names[CS_MAX_LORAS_PER_JOB][256];
@@ -32,7 +33,11 @@ typedef struct cli {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: cfgserve-generate [--model DIR] --prompt TEXT [options] -o OUT.png\n"
-            "  --model DIR             diffusers model folder (default: the bundled model)\n"
+            "  --model PATH            diffusers model folder or SD 1.x/2.x checkpoint file\n"
+            "                          (.safetensors / .ckpt; default: the bundled model)\n"
+            "  --vae PATH              replacement VAE (LDM VAE file or diffusers vae folder)\n"
+            "  --prediction-type T     single file: epsilon or v_prediction (default: inferred)\n"
+            "  --model-type T          single file: sd1 or sd2 (default: inferred)\n"
             "  --prompt TEXT           what to draw (required)\n"
             "  --negative-prompt TEXT  what to steer away from (default: none)\n"
             "  --guidance-scale S      CFG scale, 0..100 (default 7.5; 1 = no guidance)\n"
@@ -85,7 +90,7 @@ static int parse_args(int argc, char **argv, cli *c) {
             continue;
         }
         static const char *const k_valued[] = {
-            "--model", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
+            "--model", "--vae", "--prediction-type", "--model-type", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
             "--guidance-scale", "--steps", "--seed", "--width", "--height", "--num-images",
             "--guidance-rescale", "--clip-skip", "--threads", "--lora-dir", "--lora",
             "--init-image", "--mask", "--strength", NULL};
@@ -116,6 +121,9 @@ static int parse_args(int argc, char **argv, cli *c) {
             c->p.loras = c->loras;
             c->p.num_loras = k + 1;
         }
+        else if (!strcmp(a, "--vae")) c->load.vae = val;
+        else if (!strcmp(a, "--prediction-type")) c->load.prediction_type = val;
+        else if (!strcmp(a, "--model-type")) c->load.model_type = val;
         else if (!strcmp(a, "--prompt")) c->p.prompt = val;
         else if (!strcmp(a, "--negative-prompt")) c->p.negative_prompt = val;
         else if (!strcmp(a, "--sampler")) c->p.sampler = val;
@@ -287,7 +295,8 @@ int main(int argc, char **argv) {
     cs_set_threads(c.threads);
     char msg[2048];
     cs_model *m;
-    if (cs_model_load(c.model, &m, msg, sizeof msg) != CS_OK) {
+    c.load.path = c.model;
+    if (cs_model_load_ex(&c.load, &m, msg, sizeof msg) != CS_OK) {
         fprintf(stderr, "cfgserve-generate: cannot load model: %s\n", msg);
         return 1;
     }

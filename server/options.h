@@ -31,7 +31,10 @@ typedef struct server_options {
     char *config; /* config file read ("" = none) */
     char *host;
     int port;    /* 0 = ephemeral */
-    char *model; /* "" = the bundled default model */
+    char *model; /* "" = the bundled default model; a folder or a single checkpoint file */
+    char *vae;             /* "" = the model's own VAE */
+    char *prediction_type; /* single file: "" = inferred */
+    char *model_type;      /* single file: "" = inferred */
     char *lora_dir;  /* "" = no LoRAs */
     char *fuse_lora; /* "" or NAME[:WEIGHT]: patched into the weights at load */
     int workers;

@@ -123,7 +123,11 @@ int main(int argc, char **argv) {
 
     const char *dir;
     if (model_dir(&o, &dir) != 0) goto done;
-    if (cs_model_load(dir, &model, msg, sizeof msg) != CS_OK) {
+    cs_load_params lp = {.path = dir,
+                         .vae = o.vae[0] ? o.vae : NULL,
+                         .prediction_type = o.prediction_type[0] ? o.prediction_type : NULL,
+                         .model_type = o.model_type[0] ? o.model_type : NULL};
+    if (cs_model_load_ex(&lp, &model, msg, sizeof msg) != CS_OK) {
         log_msg(CS_LOG_ERROR, "cannot load the model: %s", msg);
         goto done;
     }

@@ -76,9 +76,26 @@ CS_API int cs_threads(void);
 
 typedef struct cs_model cs_model; /* read-only after load; share across threads */
 
-/* Loads a diffusers-layout model folder (model_index.json, tokenizer/, text_encoder/,
- * unet/, vae/, scheduler/). Every file is validated; on failure *out is NULL. */
-CS_API cs_status cs_model_load(const char *dir, cs_model **out, char *msg, size_t msg_size);
+/* Loads a model: a diffusers-layout folder (model_index.json, tokenizer/, text_encoder/,
+ * unet/, vae/, scheduler/) or a single Stable Diffusion 1.x / 2.x checkpoint in the
+ * original LDM layout (.safetensors or .ckpt; configs inferred, see cs_load_params).
+ * Every file is validated; on failure *out is NULL. */
+CS_API cs_status cs_model_load(const char *path, cs_model **out, char *msg, size_t msg_size);
+
+/* Loading options; every field but path may be NULL (= inferred / bundled). */
+typedef struct cs_load_params {
+    const char *path;            /* diffusers folder, or an LDM .safetensors / .ckpt file */
+    const char *vae;             /* replacement VAE: an LDM VAE file (encoder.* / decoder.*
+                                  * keys) or a diffusers vae folder */
+    const char *original_config; /* single file: LDM config as JSON (v1-inference.yaml tree) */
+    const char *prediction_type; /* single file: "epsilon" or "v_prediction" */
+    const char *model_type;      /* single file: "sd1" or "sd2" */
+    const char *text_encoder_config; /* single file: folder holding a CLIPTextModel config.json */
+    const char *tokenizer;       /* single file: CLIP tokenizer folder (default: bundled) */
+} cs_load_params;
+
+CS_API cs_status cs_model_load_ex(const cs_load_params *lp, cs_model **out, char *msg,
+                                  size_t msg_size);
 CS_API void cs_model_free(cs_model *m);
 
 

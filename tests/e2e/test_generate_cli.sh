@@ -28,7 +28,7 @@ check "width 66 refused naming width" "[ $rc -eq 2 ] && grep -q 'width' $tmp/c.l
 "$bin" --model "$model" --prompt x --sampler nope -o "$tmp/c.png" 2>"$tmp/c.log"; rc=$?
 check "unknown sampler refused" "[ $rc -eq 2 ] && grep -q 'sampler' $tmp/c.log"
 "$bin" --model "$tmp/none" --prompt x -o "$tmp/c.png" 2>"$tmp/c.log"; rc=$?
-check "missing model folder refused" "[ $rc -eq 1 ] && grep -q 'not a model folder' $tmp/c.log"
+check "missing model folder refused" "[ $rc -eq 1 ] && grep -q 'no such model folder or checkpoint' $tmp/c.log"
 "$bin" --bogus 2>"$tmp/c.log"; rc=$?
 check "unknown argument refused" "[ $rc -eq 2 ] && grep -q 'unknown argument' $tmp/c.log"
 check "no file left by failed runs" "[ ! -e $tmp/c.png ]"

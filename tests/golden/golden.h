@@ -85,5 +85,6 @@ struct cs_lora_spec;
 cs_status golden_pipeline_run_model(golden_case *gc, cs_model *m, const struct cs_lora_spec *loras,
                                     int nloras, char *msg, size_t msg_size);
 extern const golden_handler golden_img2img_handler;
+extern const golden_handler golden_single_file_handler;
 
 #endif

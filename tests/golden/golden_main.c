@@ -18,6 +18,7 @@ static const golden_handler *const k_handlers[] = {
     &golden_scheduler_handler,
     &golden_lora_handler,
     &golden_img2img_handler,
+    &golden_single_file_handler,
 };
 
 void golden_path(char *buf, size_t n, const char *dir, const char *rel) {
