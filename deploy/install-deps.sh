@@ -3,7 +3,7 @@
 # Safe to re-run; does nothing when everything is present.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev
-      libpng-dev libuv1-dev libzip-dev curl wrk clang libclang-rt-14-dev python3)
+      libpng-dev libuv1-dev libzip-dev curl wrk clang libclang-rt-14-dev python3 nginx)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -95,6 +95,8 @@ static const opt_def OPTIONS[] = {
      "close a connection idle this long (waiting requests are not idle); 0 = never"},
     {"max_connections", OPT_INT, F(max_connections), "512", 1, 100000, NULL, 0, "N",
      "simultaneous HTTP connections"},
+    {"instance_id", OPT_INT, F(instance_id), "0", 0, 65535, NULL, 0, "N",
+     "leads every job id (\"N-...\"): a load balancer routes /jobs/{id} to its owner by it"},
     {"max_finished", OPT_INT, F(max_finished), "256", 0, 100000, NULL, 0, "N",
      "finished jobs kept for GET /jobs/{id} (oldest dropped first)"},
     {"finished_ttl", OPT_INT, F(finished_ttl), "600", 0, 86400, NULL, 0, "SECONDS",

@@ -51,6 +51,7 @@ typedef struct server_options {
     int sse_keepalive;         /* seconds between keep-alive comments on event streams */
     int idle_timeout;          /* seconds before an idle connection is closed, 0 = never */
     int max_connections;
+    int instance_id;                   /* 0..65535, the prefix of job ids */
     int max_finished;                  /* finished jobs kept for GET /jobs/{id} */
     int finished_ttl;                  /* seconds a finished job is kept */
     int retry_after;                   /* seconds, sent with 429 */

@@ -143,6 +143,7 @@ int main(int argc, char **argv) {
                                .max_height = o.max_height,
                                .max_finished = o.max_finished,
                                .finished_ttl_ms = o.finished_ttl * 1000,
+                               .instance_id = o.instance_id,
                                .on_reopen_logs = reopen_logs,
                                .user = NULL};
     if (service_new(model, &sp, &svc, msg, sizeof msg) != CS_OK) {

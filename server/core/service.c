@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "histogram.h"
+#include "job_id.h"
 #include "service_internal.h"
 
 _Thread_local service *service_tls_loop;
@@ -34,11 +35,12 @@ static cs_status check_params(const cs_model *m, service_params *p, char *msg, s
     if (p->max_finished < 0 || p->max_finished > MAX_FINISHED) bad = "max_finished";
     if (p->job_timeout_ms < 0) bad = "job_timeout_ms";
     if (p->finished_ttl_ms < 0) bad = "finished_ttl_ms";
+    if (p->instance_id < 0 || p->instance_id > JOB_ID_MAX_INSTANCE) bad = "instance_id";
     if (!bad) return CS_OK;
     snprintf(msg, n,
              "service: %s out of range (workers 1..%d, max_batch_images 1..%d, queue_size "
-             "1..%d, max_finished 0..%d, times >= 0)",
-             bad, MAX_WORKERS, MAX_BATCH_IMAGES, MAX_QUEUE, MAX_FINISHED);
+             "1..%d, max_finished 0..%d, times >= 0, instance_id 0..%d)",
+             bad, MAX_WORKERS, MAX_BATCH_IMAGES, MAX_QUEUE, MAX_FINISHED, JOB_ID_MAX_INSTANCE);
     return CS_ERR_INVALID_ARG;
 }
 
@@ -205,8 +207,8 @@ void service_free(service *s) {
 
 /* ---- requests ---------------------------------------------------------------------- */
 
-/* Ids look random (so one client cannot guess another's) and stay below 2^53, so a JSON
- * number carries them exactly. */
+/* Ids look random (so one client cannot guess another's) and carry this instance's id
+ * (job_id.h: a load balancer routes /jobs/{id} to the owner by it). */
 static uint64_t next_id(service *s) {
     uint64_t x = s->id_key + 0x9e3779b97f4a7c15ULL * ++s->id_seq;
     x ^= x >> 30;
@@ -214,8 +216,7 @@ static uint64_t next_id(service *s) {
     x ^= x >> 27;
     x *= 0x94d049bb133111ebULL;
     x ^= x >> 31;
-    x &= (1ULL << 53) - 1;
-    return x ? x : 1;
+    return job_id_make((unsigned)s->p.instance_id, x);
 }
 
 /* The engine's rules, then what this server's sessions hold. */
@@ -281,7 +282,7 @@ service_status service_submit(service *s, const cs_gen_params *p, service_listen
     }
     do
         r->id = next_id(s);
-    while (job_table_find(&s->table, r->id)); /* 53 bits can collide, very rarely */
+    while (job_table_find(&s->table, r->id)); /* 48 bits can collide, very rarely */
     /* Cannot fail: the table holds every record the limits allow. */
     const bool inserted = job_table_insert(&s->table, r);
     SVC_ASSERT(inserted);

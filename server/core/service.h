@@ -40,6 +40,7 @@ typedef struct service_params {
     int max_width, max_height; /* largest image a session plans for; <= 0: native size */
     int max_finished;       /* finished jobs kept for GET /jobs/{id} (oldest evicted) */
     int finished_ttl_ms;    /* how long a finished job's result is kept; 0 = no limit */
+    int instance_id;        /* 0..65535, leads every job id (job_id.h) */
     void (*on_reopen_logs)(void *user); /* SIGHUP; may be NULL */
     void *user;
 } service_params;
@@ -100,7 +101,7 @@ void service_free(service *s);
 
 /* Validates p (strings are copied) and queues a job. listener may be NULL (results are
  * then only kept for GET /jobs/{id}). On SERVICE_INVALID, *field names the parameter and
- * msg says why. Job ids are never 0 and stay below 2^53 (exact as JSON numbers). */
+ * msg says why. Job ids are never 0 and carry params.instance_id (job_id.h). */
 service_status service_submit(service *s, const cs_gen_params *p, service_listener listener,
                               void *user, uint64_t *job_id, const char **field, char *msg,
                               size_t msg_size);

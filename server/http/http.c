@@ -52,7 +52,7 @@ double http_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* "/jobs/123/events" → ROUTE_JOB_EVENTS with *job = 123. */
+/* "/jobs/0-123/events" → ROUTE_JOB_EVENTS with *job = that id (job_id.h). */
 static http_route classify(const char *url, uint64_t *job) {
     static const struct {
         const char *path;
@@ -63,15 +63,9 @@ static http_route classify(const char *url, uint64_t *job) {
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (!strcmp(url, fixed[i].path)) return fixed[i].route;
     if (strncmp(url, "/jobs/", 6) != 0) return ROUTE_NOT_FOUND;
-    const char *p = url + 6;
-    uint64_t id = 0;
-    int digits = 0;
-    for (; *p >= '0' && *p <= '9'; p++, digits++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (id > (UINT64_MAX - d) / 10) return ROUTE_NOT_FOUND;
-        id = id * 10 + d;
-    }
-    if (!digits) return ROUTE_NOT_FOUND;
+    const char *p;
+    uint64_t id;
+    if (!job_id_parse(url + 6, &p, &id)) return ROUTE_NOT_FOUND;
     *job = id;
     if (!*p) return ROUTE_JOB;
     if (!strcmp(p, "/events")) return ROUTE_JOB_EVENTS;
@@ -308,10 +302,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             ? CS_LOG_DEBUG
         : r->status == 500 ? CS_LOG_WARN
                            : CS_LOG_INFO;
-    char job[48] = "";
+    char job[48] = "", jid[JOB_ID_TEXT_SIZE];
     if (r->has_job || r->path_job)
-        snprintf(job, sizeof job, " job %llu",
-                 (unsigned long long)(r->has_job ? r->job_id : r->path_job));
+        snprintf(job, sizeof job, " job %s",
+                 job_id_format(r->has_job ? r->job_id : r->path_job, jid));
     log_msg(lvl, "req %llu %s %s %d %.1fms%s%s%s%s", (unsigned long long)r->id, r->method, r->path,
             r->status, (http_now() - r->t_start) * 1e3, job,
             toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? " closed: " : "", reason,

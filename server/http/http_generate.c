@@ -52,8 +52,7 @@ static enum MHD_Result respond_png(http_req *r) {
     char v[96];
     MHD_add_response_header(resp, "Content-Type", "image/png");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
-    snprintf(v, sizeof v, "%llu", (unsigned long long)r->job_id);
-    MHD_add_response_header(resp, "X-Job-Id", v);
+    MHD_add_response_header(resp, "X-Job-Id", job_id_format(r->job_id, v));
     snprintf(v, sizeof v, "%llu", (unsigned long long)r->seeds[0]);
     MHD_add_response_header(resp, "X-Seed", v);
     snprintf(v, sizeof v, "inline; filename=\"cfgserve-%llu.png\"",
@@ -66,16 +65,17 @@ static enum MHD_Result respond_png(http_req *r) {
 
 /* The answer of a /generate request whose job has finished. */
 static enum MHD_Result respond_result(http_req *r) {
+    char jid[JOB_ID_TEXT_SIZE];
     if (r->failed) {
         int status = !strcmp(r->err_code, "timeout")     ? 504
                      : !strcmp(r->err_code, "cancelled") ? 409
                                                          : 500;
-        return http_respond_error(r, status, r->err_code, NULL, "job %llu: %s",
-                                  (unsigned long long)r->job_id, r->err_msg);
+        return http_respond_error(r, status, r->err_code, NULL, "job %s: %s",
+                                  job_id_format(r->job_id, jid), r->err_msg);
     }
     if (r->n_images < 1)
-        return http_respond_error(r, 500, "internal", NULL, "job %llu finished without images",
-                                  (unsigned long long)r->job_id);
+        return http_respond_error(r, 500, "internal", NULL, "job %s finished without images",
+                                  job_id_format(r->job_id, jid));
     if (r->mode == MODE_PNG) return respond_png(r);
     size_t len = 0;
     char *text = http_result_json(r, &len);
@@ -147,17 +147,18 @@ enum MHD_Result http_generate(http_req *r) {
     r->has_job = true;
     pthread_mutex_unlock(&r->mu);
     static const char *const mode_names[] = {"job", "png", "json", "stream"};
+    char jid[JOB_ID_TEXT_SIZE];
     log_msg(CS_LOG_INFO,
-            "req %llu job %llu queued (%s): %dx%d, %d steps, sampler %s, guidance %g, "
+            "req %llu job %s queued (%s): %dx%d, %d steps, sampler %s, guidance %g, "
             "seed %llu%s, %d image(s)",
-            (unsigned long long)r->id, (unsigned long long)job, mode_names[r->mode], r->gen.p.width,
+            (unsigned long long)r->id, job_id_format(job, jid), mode_names[r->mode], r->gen.p.width,
             r->gen.p.height, r->gen.p.steps, r->gen.p.sampler ? r->gen.p.sampler : "default",
             r->gen.p.guidance_scale, (unsigned long long)r->gen.p.seed,
             r->gen.seed_random ? " (random)" : "", r->gen.p.num_images);
 
     if (r->mode == MODE_NONE) {
-        char id[24];
-        snprintf(id, sizeof id, "%llu", (unsigned long long)job);
+        char id[JOB_ID_TEXT_SIZE];
+        job_id_format(job, id);
         cJSON *o = cJSON_CreateObject();
         if (o) cJSON_AddStringToObject(o, "id", id);
         if (o) cJSON_AddRawToObject(o, "parameters", r->params_json);

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include "http.h"
+#include "job_id.h"
 #include "metrics.h"
 #include "request.h"
 

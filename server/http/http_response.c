@@ -138,8 +138,7 @@ char *http_result_json(http_req *r, size_t *len) {
     char num[24];
     cJSON *root = cJSON_CreateObject(), *images = cJSON_CreateArray(), *seeds = cJSON_CreateArray();
     bool ok = root && images && seeds;
-    snprintf(num, sizeof num, "%llu", (unsigned long long)r->job_id);
-    if (ok && cJSON_AddStringToObject(root, "id", num)) {
+    if (ok && cJSON_AddStringToObject(root, "id", job_id_format(r->job_id, num))) {
         cJSON_AddItemToObject(root, "images", images);
         cJSON_AddItemToObject(root, "seeds", seeds);
     } else {

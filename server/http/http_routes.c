@@ -67,16 +67,17 @@ static enum MHD_Result route_models(http_req *r, const cs_model *m) {
 }
 
 static enum MHD_Result job_not_found(http_req *r) {
+    char id[JOB_ID_TEXT_SIZE];
     return http_respond_error(r, 404, "not_found", NULL,
-                              "no job %llu (unknown, or its result has expired)",
-                              (unsigned long long)r->path_job);
+                              "no job %s (unknown, or its result has expired)",
+                              job_id_format(r->path_job, id));
 }
 
 static enum MHD_Result route_job(http_req *r, service *svc) {
     service_job_info info;
     if (service_job_info_get(svc, r->path_job, &info) != SERVICE_OK) return job_not_found(r);
-    char id[24], seed[24];
-    snprintf(id, sizeof id, "%llu", (unsigned long long)r->path_job);
+    char id[JOB_ID_TEXT_SIZE], seed[24];
+    job_id_format(r->path_job, id);
     if (!strcmp(r->method, "DELETE")) {
         if (info.state >= SERVICE_JOB_DONE)
             return http_respond_error(r, 409, "finished", NULL, "job %s is already %s", id,
@@ -111,6 +112,7 @@ static enum MHD_Result route_job(http_req *r, service *svc) {
 
 static enum MHD_Result route_image(http_req *r, service *svc) {
     service_job_info info;
+    char id[JOB_ID_TEXT_SIZE];
     if (service_job_info_get(svc, r->path_job, &info) != SERVICE_OK) return job_not_found(r);
     const char *arg = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "index");
     long index = 0;
@@ -122,8 +124,8 @@ static enum MHD_Result route_image(http_req *r, service *svc) {
                                       "index must be an integer in [0, %d]", info.num_images - 1);
     }
     if (info.state != SERVICE_JOB_DONE)
-        return http_respond_error(r, 409, "not_finished", NULL, "job %llu is %s%s%s",
-                                  (unsigned long long)r->path_job, STATE_NAMES[info.state],
+        return http_respond_error(r, 409, "not_finished", NULL, "job %s is %s%s%s",
+                                  job_id_format(r->path_job, id), STATE_NAMES[info.state],
                                   info.error[0] ? ": " : "", info.error);
     uint8_t *png = NULL;
     size_t len = 0;

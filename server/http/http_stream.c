@@ -154,21 +154,21 @@ static bool out_append(http_req *r, const char *s, size_t n) {
 }
 
 static void append_event(http_req *r, const service_event *ev) {
-    char line[256];
+    char line[256], id[JOB_ID_TEXT_SIZE];
     int n = 0;
-    unsigned long long id = (unsigned long long)ev->job_id;
+    job_id_format(ev->job_id, id);
     switch (ev->type) {
     case SERVICE_EV_QUEUED:
         n = snprintf(line, sizeof line,
-                     "event: queued\ndata: {\"id\":\"%llu\",\"position\":%d}\n\n", id,
+                     "event: queued\ndata: {\"id\":\"%s\",\"position\":%d}\n\n", id,
                      ev->position);
         break;
     case SERVICE_EV_STARTED:
-        n = snprintf(line, sizeof line, "event: started\ndata: {\"id\":\"%llu\"}\n\n", id);
+        n = snprintf(line, sizeof line, "event: started\ndata: {\"id\":\"%s\"}\n\n", id);
         break;
     case SERVICE_EV_PROGRESS:
         n = snprintf(line, sizeof line,
-                     "event: progress\ndata: {\"id\":\"%llu\",\"step\":%d,\"steps\":%d,"
+                     "event: progress\ndata: {\"id\":\"%s\",\"step\":%d,\"steps\":%d,"
                      "\"elapsed_ms\":%.1f,\"eta_ms\":%.1f}\n\n",
                      id, ev->step, ev->steps, ev->elapsed_ms, ev->eta_ms);
         break;
@@ -243,8 +243,8 @@ static char *final_event(http_req *r, size_t *len) {
     const char *name = "done";
     if (r->failed) {
         name = "error";
-        char id[24];
-        snprintf(id, sizeof id, "%llu", (unsigned long long)r->job_id);
+        char id[JOB_ID_TEXT_SIZE];
+        job_id_format(r->job_id, id);
         cJSON *root = cJSON_CreateObject(), *err = cJSON_CreateObject();
         if (root && err && cJSON_AddStringToObject(root, "id", id) &&
             cJSON_AddItemToObject(root, "error", err)) {
@@ -307,8 +307,8 @@ enum MHD_Result http_start_stream(http_req *r) {
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, r, NULL);
     if (!resp) return MHD_NO;
-    char id[24];
-    snprintf(id, sizeof id, "%llu", (unsigned long long)r->job_id);
+    char id[JOB_ID_TEXT_SIZE];
+    job_id_format(r->job_id, id);
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* proxies: do not buffer */
