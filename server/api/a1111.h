@@ -23,5 +23,6 @@ cs_status a1111_parse_common(const api_parse_ctx *c, const char *body, size_t le
 /* cs_params_validate with the web UI's field names in the error; frees out on failure. */
 cs_status a1111_validate(const api_parse_ctx *c, request_gen *out, request_error *e);
 char *a1111_render_error(const request_error *e, int *status, size_t *len);
+char *a1111_render_result(const request_gen *g, const api_result *res, size_t *len);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base64.h"
+#include "job_id.h"
 
 char *api_print_json(cJSON *o, size_t *len) {
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
@@ -33,12 +34,11 @@ static cs_status parse(const api_parse_ctx *c, const char *body, size_t len, req
 }
 
 static char *render_result(const request_gen *g, const api_result *res, size_t *len) {
-    char num[24];
+    char num[24], id[JOB_ID_TEXT_SIZE];
     cJSON *root = cJSON_CreateObject();
     cJSON *images = root ? cJSON_AddArrayToObject(root, "images") : NULL;
     cJSON *seeds = root ? cJSON_AddArrayToObject(root, "seeds") : NULL;
-    snprintf(num, sizeof num, "%llu", (unsigned long long)res->job_id);
-    bool ok = images && seeds && cJSON_AddStringToObject(root, "id", num);
+    bool ok = images && seeds && cJSON_AddStringToObject(root, "id", job_id_format(res->job_id, id));
     for (int i = 0; ok && i < res->n_images; i++) {
         char *b64 = base64_encode(res->png[i], res->png_len[i]);
         cJSON *img = b64 ? cJSON_CreateString(b64) : NULL;

@@ -27,7 +27,8 @@
 
 const char *const http_route_names[ROUTE_COUNT] = {
     "/generate", "/jobs",  "/jobs/{id}", "/jobs/{id}/events", "/jobs/{id}/image",
-    "/health",   "/ready", "/metrics",   "/v1/models",        "other"};
+    "/health",   "/ready", "/metrics",   "/v1/models",        "/sdapi/v1/txt2img",
+    "/sdapi/v1/img2img", "/sdapi/v1/{info}", "/sdapi/v1/{control}", "other"};
 
 /* Methods each route answers (GET routes answer HEAD too). */
 const char *const http_route_allow[ROUTE_COUNT] = {"POST, OPTIONS",
@@ -39,6 +40,10 @@ const char *const http_route_allow[ROUTE_COUNT] = {"POST, OPTIONS",
                                                    "GET, HEAD, OPTIONS",
                                                    "GET, HEAD, OPTIONS",
                                                    "GET, HEAD, OPTIONS",
+                                                   "POST, OPTIONS",
+                                                   "POST, OPTIONS",
+                                                   "GET, HEAD, POST, OPTIONS",
+                                                   "POST, OPTIONS",
                                                    ""};
 
 /* A refused upload is read and dropped (so the client can read the answer) up to this
@@ -52,8 +57,29 @@ double http_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The A1111 web UI's routes under /sdapi/v1/ this server answers (a1111_info.c has the
+ * bodies); *sub receives the part after the prefix. */
+static http_route classify_a1111(const char *url, const char **sub) {
+    static const char *const info[] = {"options", "sd-models", "samplers", "schedulers",
+                                       "loras", "upscalers", "latent-upscale-modes",
+                                       "embeddings", "memory", "progress", "cmd-flags",
+                                       "sd-vae", "prompt-styles", "hypernetworks",
+                                       "face-restorers", "scripts", NULL};
+    static const char *const control[] = {"interrupt", "skip", "refresh-checkpoints",
+                                          "refresh-loras", "refresh-vae", NULL};
+    *sub = url + 10;
+    if (!strcmp(*sub, "txt2img")) return ROUTE_A1111_TXT2IMG;
+    if (!strcmp(*sub, "img2img")) return ROUTE_A1111_IMG2IMG;
+    for (int i = 0; info[i]; i++)
+        if (!strcmp(*sub, info[i])) return ROUTE_A1111_INFO;
+    for (int i = 0; control[i]; i++)
+        if (!strcmp(*sub, control[i])) return ROUTE_A1111_CONTROL;
+    return ROUTE_NOT_FOUND;
+}
+
 /* "/jobs/0-123/events" → ROUTE_JOB_EVENTS with *job = that id (job_id.h). */
-static http_route classify(const char *url, uint64_t *job) {
+static http_route classify(const char *url, uint64_t *job, const char **sub) {
+    if (!strncmp(url, "/sdapi/v1/", 10)) return classify_a1111(url, sub);
     static const struct {
         const char *path;
         http_route route;
@@ -78,7 +104,12 @@ static bool method_allowed(http_route route, const char *method) {
     switch (route) {
     case ROUTE_GENERATE:
     case ROUTE_JOBS:
+    case ROUTE_A1111_TXT2IMG:
+    case ROUTE_A1111_IMG2IMG:
+    case ROUTE_A1111_CONTROL:
         return !strcmp(method, "POST");
+    case ROUTE_A1111_INFO:
+        return !strcmp(method, "GET") || !strcmp(method, "HEAD") || !strcmp(method, "POST");
     case ROUTE_JOB:
         return !strcmp(method, "GET") || !strcmp(method, "HEAD") || !strcmp(method, "DELETE");
     case ROUTE_NOT_FOUND:
@@ -142,7 +173,7 @@ static enum MHD_Result on_first_call(http_req *r) {
         return http_respond_error(r, 401, "unauthorized", NULL,
                                   "send the API key as \"Authorization: Bearer KEY\"");
     if (!strcmp(r->method, "POST")) {
-        if (!json_content_type(r))
+        if (r->dialect == &api_native && !json_content_type(r)) /* the others read JSON whatever it is labelled, as FastAPI does */
             return http_respond_error(r, 415, "unsupported_media_type", NULL,
                                       "the body must be JSON: send \"Content-Type: "
                                       "application/json\" (curl: -H 'Content-Type: "
@@ -221,11 +252,19 @@ static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char
     r->t_start = http_now();
     r->last_write = r->t_start;
     snprintf(r->path, sizeof r->path, "%s", url);
-    r->route = classify(url, &r->path_job);
+    const char *sub = NULL;
+    r->route = classify(url, &r->path_job, &sub);
+    r->subpath = sub ? r->path + (sub - url) : ""; /* our copy outlives MHD's */
+    r->dialect = r->route >= ROUTE_A1111_TXT2IMG && r->route <= ROUTE_A1111_CONTROL
+                     ? (r->route == ROUTE_A1111_TXT2IMG   ? &api_a1111_txt2img
+                        : r->route == ROUTE_A1111_IMG2IMG ? &api_a1111_img2img
+                                                          : &api_a1111_other)
+                     : &api_native;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = ci ? ci->connect_fd : -1;
     r->linger_fd = -1;
+    http_caller_identify(r);
     pthread_mutex_init(&r->mu, NULL);
     return r;
 }
@@ -268,7 +307,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (r->status) return MHD_YES;
-    if (r->route == ROUTE_GENERATE || r->route == ROUTE_JOBS) return http_generate(r);
+    if (r->route == ROUTE_GENERATE || r->route == ROUTE_JOBS ||
+        r->route == ROUTE_A1111_TXT2IMG || r->route == ROUTE_A1111_IMG2IMG)
+        return http_generate(r);
+    if (r->route == ROUTE_A1111_INFO || r->route == ROUTE_A1111_CONTROL) return http_a1111_route(r);
     return http_route_simple(r);
 }
 

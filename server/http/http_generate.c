@@ -66,6 +66,13 @@ static enum MHD_Result respond_png(http_req *r) {
 /* The answer of a /generate request whose job has finished. */
 static enum MHD_Result respond_result(http_req *r) {
     char jid[JOB_ID_TEXT_SIZE];
+    /* An A1111 caller's interrupt ends its job early: the web UI then answers with what
+     * it has (here: no images), not with an error. */
+    if (r->failed && r->dialect != &api_native && !strcmp(r->err_code, "cancelled"))
+        r->failed = false, r->n_images = 0;
+    else if (r->n_images < 1 && !r->failed)
+        return http_respond_error(r, 500, "internal", NULL, "job %s finished without images",
+                                  job_id_format(r->job_id, jid));
     if (r->failed) {
         int status = !strcmp(r->err_code, "timeout")     ? 504
                      : !strcmp(r->err_code, "cancelled") ? 409
@@ -73,9 +80,6 @@ static enum MHD_Result respond_result(http_req *r) {
         return http_respond_error(r, status, r->err_code, NULL, "job %s: %s",
                                   job_id_format(r->job_id, jid), r->err_msg);
     }
-    if (r->n_images < 1)
-        return http_respond_error(r, 500, "internal", NULL, "job %s finished without images",
-                                  job_id_format(r->job_id, jid));
     if (r->mode == MODE_PNG) return respond_png(r);
     size_t len = 0;
     char *text = http_result_json(r, &len);
@@ -104,17 +108,21 @@ enum MHD_Result http_generate(http_req *r) {
     cs_model_native_size(m, &nw, &nh);
     const request_limits lim = {s->cfg.max_width > 0 ? s->cfg.max_width : nw,
                                 s->cfg.max_height > 0 ? s->cfg.max_height : nh};
-    const cs_gen_params defaults = cs_gen_default_params(m);
+    const api_parse_ctx ctx = {.model = m, .defaults = cs_gen_default_params(m), .limits = lim};
     request_error e;
-    if (request_parse(r->body ? r->body : "", r->body_len, m, &defaults, &lim, &r->gen, &e) !=
-        CS_OK)
-        return http_respond_error(r, strcmp(e.code, "internal") ? 400 : 500, e.code, e.field, "%s",
-                                  e.message);
+    if (r->dialect->parse(&ctx, r->body ? r->body : "", r->body_len, &r->gen, &e) != CS_OK)
+        return http_respond_error(r,
+                                  !strcmp(e.code, "internal")    ? 500
+                                  : !strcmp(e.code, "not_found") ? 404
+                                                                 : 400,
+                                  e.code, e.field, "%s", e.message);
     r->has_gen = true;
     free(r->body);
     r->body = NULL;
 
-    if (r->route == ROUTE_JOBS) {
+    if (r->dialect != &api_native) {
+        r->mode = MODE_JSON; /* the other dialects answer with one JSON document */
+    } else if (r->route == ROUTE_JOBS) {
         if (r->gen.stream)
             return http_respond_error(r, 400, "invalid_parameter", "stream",
                                       "POST /jobs does not stream; follow GET /jobs/{id}/events");
@@ -145,6 +153,7 @@ enum MHD_Result http_generate(http_req *r) {
     pthread_mutex_lock(&r->mu);
     r->job_id = job;
     r->has_job = true;
+    if (r->dialect != &api_native) http_caller_track(r); /* for its progress and interrupt */
     pthread_mutex_unlock(&r->mu);
     static const char *const mode_names[] = {"job", "png", "json", "stream"};
     char jid[JOB_ID_TEXT_SIZE];

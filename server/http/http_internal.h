@@ -28,6 +28,7 @@
 #include "http.h"
 #include "job_id.h"
 #include "metrics.h"
+#include "dialect.h"
 #include "request.h"
 
 typedef enum http_route {
@@ -40,6 +41,10 @@ typedef enum http_route {
     ROUTE_READY,
     ROUTE_METRICS,
     ROUTE_MODELS,
+    ROUTE_A1111_TXT2IMG, /* POST /sdapi/v1/txt2img */
+    ROUTE_A1111_IMG2IMG, /* POST /sdapi/v1/img2img */
+    ROUTE_A1111_INFO,    /* GET /sdapi/v1/{options,sd-models,samplers,...,progress}, POST options */
+    ROUTE_A1111_CONTROL, /* POST /sdapi/v1/{interrupt,skip,refresh-checkpoints,refresh-loras} */
     ROUTE_NOT_FOUND,
     ROUTE_COUNT
 } http_route;
@@ -86,6 +91,9 @@ typedef struct http_req {
     double t_start;
     int status; /* the status sent (0: none yet) */
     int fd;     /* the client socket, for the watcher's disconnect probe */
+    const api_dialect *dialect; /* the API the route speaks: its request and error shapes */
+    const char *subpath;        /* /sdapi/v1/<subpath> of the A1111 info and control routes */
+    char caller[96];            /* who sent it (address + API key digest): A1111 progress */
     int linger_fd; /* a dup of fd for the drainer (answered before the body), or -1 */
 
     /* Body (MHD thread only). */
@@ -136,9 +144,16 @@ enum MHD_Result http_respond_error(http_req *r, int status, const char *code, co
                                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Adds Access-Control-* headers when the request's Origin is allowed. */
 void http_add_cors(http_req *r, struct MHD_Response *resp);
-char *http_base64(const uint8_t *data, size_t len); /* malloc'd, NUL-terminated */
 /* {"id":"7","images":[...],"seeds":[...],"parameters":{...}} of a finished request. */
 char *http_result_json(http_req *r, size_t *len);
+
+/* http_callers.c: the caller of a request (address + credentials digest) and its jobs. */
+void http_caller_identify(http_req *r);
+void http_caller_track(http_req *r); /* r->job_id becomes the caller's most recent job */
+int http_caller_jobs(const http_req *r, uint64_t *out, int max); /* most recent first */
+
+/* http_a1111.c: GET/POST /sdapi/v1/<info> and POST /sdapi/v1/<control>. */
+enum MHD_Result http_a1111_route(http_req *r);
 
 /* http_routes.c */
 enum MHD_Result http_route_simple(http_req *r);

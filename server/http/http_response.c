@@ -91,79 +91,28 @@ enum MHD_Result http_respond_json(http_req *r, int status, cJSON *obj) {
 
 enum MHD_Result http_respond_error(http_req *r, int status, const char *code, const char *field,
                                    const char *fmt, ...) {
-    char message[512];
+    request_error e = {.code = code};
+    snprintf(e.field, sizeof e.field, "%s", field ? field : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
     va_end(ap);
-    cJSON *root = cJSON_CreateObject(), *err = cJSON_CreateObject();
-    if (!root || !err || !cJSON_AddItemToObject(root, "error", err)) {
-        cJSON_Delete(root);
-        cJSON_Delete(err);
-        return MHD_NO;
-    }
-    cJSON_AddStringToObject(err, "code", code);
-    cJSON_AddStringToObject(err, "message", message);
-    if (field && field[0]) cJSON_AddStringToObject(err, "field", field);
     if (status == 500) /* a bug: the log keeps the details (the job id is in message) */
         log_msg(CS_LOG_ERROR, "req %llu %s %s: %d %s: %s", (unsigned long long)r->id, r->method,
-                r->path, status, code, message);
-    return http_respond_json(r, status, root);
-}
-
-char *http_base64(const uint8_t *d, size_t n) {
-    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    if (!out) return NULL;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
-        *o++ = A[v >> 18];
-        *o++ = A[v >> 12 & 63];
-        *o++ = A[v >> 6 & 63];
-        *o++ = A[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0);
-        *o++ = A[v >> 18];
-        *o++ = A[v >> 12 & 63];
-        *o++ = i + 1 < n ? A[v >> 6 & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
-    return out;
+                r->path, status, code, e.message);
+    size_t len = 0;
+    char *body = r->dialect->render_error(&e, &status, &len);
+    if (!body) return MHD_NO;
+    return http_respond_buf(r, status, "application/json", body, len);
 }
 
 char *http_result_json(http_req *r, size_t *len) {
-    char num[24];
-    cJSON *root = cJSON_CreateObject(), *images = cJSON_CreateArray(), *seeds = cJSON_CreateArray();
-    bool ok = root && images && seeds;
-    if (ok && cJSON_AddStringToObject(root, "id", job_id_format(r->job_id, num))) {
-        cJSON_AddItemToObject(root, "images", images);
-        cJSON_AddItemToObject(root, "seeds", seeds);
-    } else {
-        ok = false;
-        cJSON_Delete(images);
-        cJSON_Delete(seeds);
-    }
-    for (int i = 0; ok && i < r->n_images; i++) {
-        char *b64 = http_base64(r->png[i], r->png_len[i]);
-        cJSON *img = b64 ? cJSON_CreateString(b64) : NULL;
-        free(b64);
-        snprintf(num, sizeof num, "%llu", (unsigned long long)r->seeds[i]);
-        cJSON *seed = cJSON_CreateRaw(num); /* all 64 bits: a double would round them */
-        ok = img && seed;
-        if (ok) {
-            cJSON_AddItemToArray(images, img);
-            cJSON_AddItemToArray(seeds, seed);
-        } else {
-            cJSON_Delete(img);
-            cJSON_Delete(seed);
-        }
-    }
-    if (ok && r->params_json) ok = cJSON_AddRawToObject(root, "parameters", r->params_json) != NULL;
-    char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
-    cJSON_Delete(root);
-    if (text) *len = strlen(text);
+    const cs_model *m = atomic_load(&r->srv->model);
+    const api_result res = {.job_id = r->job_id, .n_images = r->n_images, .png = r->png,
+                            .png_len = r->png_len, .seeds = r->seeds, .infotext = r->infotext,
+                            .model_name = m ? cs_model_name(m) : ""};
+    char *text = r->dialect->render_result(&r->gen, &res, len);
+    while (text && *len > 0 && text[*len - 1] == '\n') /* one line: an SSE data field */
+        text[--*len] = '\0';
     return text;
 }

@@ -1,0 +1,31 @@
+/*
+ * The AUTOMATIC1111 web UI's read-only routes (GET /sdapi/v1/options, sd-models, samplers,
+ * schedulers, loras, upscalers, embeddings, memory, ...) and its progress answer, in the
+ * shapes of modules/api/models.py. Features this server does not have answer with empty
+ * lists (upscalers: only "None"), so clients that list them work.
+ */
+#ifndef CS_A1111_INFO_H
+#define CS_A1111_INFO_H
+
+#include <cfgserve/cfgserve.h>
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+/* The body of GET /sdapi/v1/<sub> (NULL when sub is not one of them). */
+cJSON *a1111_info_json(const char *sub, const cs_model *m);
+
+typedef struct a1111_progress {
+    bool active;            /* a job of the caller is queued or running */
+    int step, steps;        /* of the caller's current job */
+    int job_count;          /* the caller's unfinished jobs */
+    double eta_s;           /* estimated seconds left */
+    bool interrupted;       /* the caller's last job was interrupted */
+} a1111_progress;
+
+cJSON *a1111_progress_json(const a1111_progress *p);
+
+/* POST /sdapi/v1/options: sd_model_checkpoint must name the served model; settings with
+ * no effect here are ignored. False (with a message) when the body is not acceptable. */
+bool a1111_set_options(const cJSON *body, const cs_model *m, char *msg, size_t n);
+
+#endif
