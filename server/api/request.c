@@ -295,6 +295,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
     json_body *jb = malloc(sizeof *jb);
     cs_status st = jb ? json_body_parse(body, len, jb, e)
                       : request_fail(e, "internal", NULL, "out of memory");
+    const bool parsed = st == CS_OK;
     int k = 0;
     for (const cJSON *c = st == CS_OK ? jb->root->child : NULL; st == CS_OK && c;
          c = c->next, k++) {
@@ -311,7 +312,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
         const char *raw = json_body_raw(jb, k, &raw_len);
         st = apply_field(c->string, c, raw, raw_len, lim, out, e);
     }
-    if (jb && st == CS_OK) json_body_free(jb);
+    if (parsed) json_body_free(jb);
     free(jb);
     if (st == CS_OK && !out->prompt)
         st = request_fail(e, "invalid_parameter", "prompt", "prompt is required (a string)");
