@@ -145,6 +145,10 @@ cs_status cs_params_validate(const cs_model *m, const cs_gen_params *p, const ch
     if (p->clip_skip < 0 || p->clip_skip >= text_encoder_num_layers(m->text_encoder))
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "clip_skip must be within [0, %lld]",
                        (long long)text_encoder_num_layers(m->text_encoder) - 1);
+    *field = "prompt_syntax";
+    if (p->prompt_syntax != CS_PROMPT_PLAIN && p->prompt_syntax != CS_PROMPT_A1111)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n, "prompt_syntax must be CS_PROMPT_PLAIN or "
+                                                  "CS_PROMPT_A1111");
     *field = "eta";
     if (!isfinite(p->eta) || p->eta < 0 || p->eta > 1)
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "eta must be within [0, 1]");
@@ -237,10 +241,14 @@ cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *
     }
     /* The unconditional embedding is needed unless guidance never uses it (s = 1, or a
      * guidance-distilled model). As in diffusers 0.27.2, clip skip applies to the prompt
-     * only: the negative prompt is always the last layer's output (last_hidden_state). */
-    st = session_encode_prompt(s, j->prompt, p->clip_skip, &j->loras, &j->cond, msg, n);
+     * only: the negative prompt is the last layer's output (last_hidden_state); the web
+     * UI's syntax applies it to both, as the web UI does. */
+    const int syntax = p->prompt_syntax;
+    const int neg_skip = syntax == CS_PROMPT_A1111 ? p->clip_skip : 0;
+    st = session_encode_prompt(s, j->prompt, p->clip_skip, syntax, &j->loras, &j->cond, msg, n);
     if (st == CS_OK && p->guidance_scale != 1.0 && m->guidance_embed_dim == 0)
-        st = session_encode_prompt(s, j->negative_prompt, 0, &j->loras, &j->uncond, msg, n);
+        st = session_encode_prompt(s, j->negative_prompt, neg_skip, syntax, &j->loras, &j->uncond,
+                                   msg, n);
     if (st == CS_OK && p->init_image) st = img2img_job_init(j, s, p, msg, n);
     if (st != CS_OK) goto fail;
     *out = j;

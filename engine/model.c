@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "lora_registry.h"
+#include "prompt_syntax.h"
 #include "model_lora.h"
 
 enum { PROMPT_CACHE_ENTRIES = 256 };
@@ -167,6 +168,7 @@ cs_status model_finish(cs_model *m, char *msg, size_t n) {
     m->native_height = (u->sample_size[0] > 0 ? u->sample_size[0] : 64) * m->vae_factor;
     m->native_width = (u->sample_size[1] > 0 ? u->sample_size[1] : 64) * m->vae_factor;
     m->context_len = tokenizer_max_length(m->tokenizer);
+    m->max_prompt_chunks = MODEL_MAX_PROMPT_CHUNKS;
     m->context_dim = text_encoder_hidden_size(m->text_encoder);
     m->guidance_embed_dim = u->time_cond_dim;
     return CS_OK;
@@ -185,28 +187,89 @@ const char *cs_model_name(const cs_model *m) {
     return m->name;
 }
 
-cs_status model_encode_prompt(const cs_model *m, cs_ctx *c, const char *text, int clip_skip,
-                              const job_loras *loras, const prompt_embedding **out, char *msg,
-                              size_t n) {
-    const char *key = loras ? loras->te_key : NULL;
-    *out = prompt_cache_get(m->cache, text, clip_skip, key);
-    if (*out) return CS_OK;
-    const int64_t len = m->context_len, dim = m->context_dim;
-    int64_t ids[1024];
-    CS_ASSERT(len <= 1024);
-    int unpadded;
-    cs_status st = tokenizer_encode(m->tokenizer, text, strlen(text), ids, (int)len, &unpadded,
-                                    msg, n);
-    if (st != CS_OK) return st;
-    if ((st = text_encoder_check_ids(m->text_encoder, ids, 1, len, msg, n)) != CS_OK) return st;
-    if ((st = text_encoder_check_clip_skip(m->text_encoder, clip_skip, msg, n)) != CS_OK) return st;
-    ctx_release(c, 0);
-    float *emb = ctx_alloc(c, len * dim); // (1, L, D)
+/* One text-encoder pass over len ids at clip_skip into out (len, D), with the LoRA rows. */
+static void encode_ids(const cs_model *m, cs_ctx *c, const int64_t *ids, int64_t len,
+                       int clip_skip, const job_loras *loras, float *out) {
+    const size_t mark = ctx_mark(c);
+    float *emb = ctx_alloc(c, len * m->context_dim); // (1, L, D)
     const lora_rowset rows = {.rows = 1, .row = loras ? &loras->te : NULL};
     c->lora = loras && loras->te.n > 0 ? &rows : NULL;
     text_encoder_forward(c, m->text_encoder, ids, 1, len, clip_skip, emb, NULL);
     c->lora = NULL;
-    *out = prompt_cache_put(m->cache, text, clip_skip, key, emb, len, dim);
+    if (!c->measuring) memcpy(out, emb, (size_t)(len * m->context_dim) * sizeof(float));
+    ctx_release(c, mark);
+}
+
+/* The web UI's reading (prompt_syntax.h): chunks of context_len ids, each encoded on its
+ * own and weighted, concatenated. *out is malloc'd (chunks · L, D). */
+static cs_status encode_a1111(const cs_model *m, cs_ctx *c, const char *text, int clip_skip,
+                              const job_loras *loras, float **out, int64_t *out_len, char *msg,
+                              size_t n) {
+    const int64_t len = m->context_len, dim = m->context_dim;
+    if (len != PROMPT_CHUNK_TOKENS + 2)
+        return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
+                       "A1111 prompt syntax needs a tokenizer of %d positions (this one has %lld)",
+                       PROMPT_CHUNK_TOKENS + 2, (long long)len);
+    prompt_pieces pieces;
+    prompt_chunks chunks;
+    cs_status st = prompt_parse_attention(text, &pieces, msg, n);
+    if (st != CS_OK) return st;
+    st = prompt_make_chunks(m->tokenizer, &pieces, m->max_prompt_chunks, &chunks, msg, n);
+    prompt_pieces_free(&pieces);
+    if (st != CS_OK) return st;
+    if ((st = text_encoder_check_ids(m->text_encoder, chunks.ids, chunks.count, len, msg, n)) !=
+        CS_OK) {
+        prompt_chunks_free(&chunks);
+        return st;
+    }
+    float *z = cs_malloc((size_t)(chunks.count * len * dim) * sizeof *z);
+    if (!z) {
+        prompt_chunks_free(&chunks);
+        return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory encoding a prompt");
+    }
+    for (int k = 0; k < chunks.count; k++) {
+        float *zk = z + (int64_t)k * len * dim;
+        encode_ids(m, c, chunks.ids + (int64_t)k * len, len, clip_skip, loras, zk);
+        prompt_apply_emphasis(zk, chunks.weights + (int64_t)k * len, len, dim);
+    }
+    *out = z;
+    *out_len = chunks.count * len;
+    prompt_chunks_free(&chunks);
+    return CS_OK;
+}
+
+cs_status model_encode_prompt(const cs_model *m, cs_ctx *c, const char *text, int clip_skip,
+                              int syntax, const job_loras *loras, const prompt_embedding **out,
+                              char *msg, size_t n) {
+    const char *key = loras ? loras->te_key : NULL;
+    /* The cache tells encodings apart by text, LoRAs and this variant. */
+    const int variant = clip_skip * 2 + (syntax == CS_PROMPT_A1111);
+    *out = prompt_cache_get(m->cache, text, variant, key);
+    if (*out) return CS_OK;
+    cs_status st = text_encoder_check_clip_skip(m->text_encoder, clip_skip, msg, n);
+    if (st != CS_OK) return st;
+    const int64_t len = m->context_len, dim = m->context_dim;
+    ctx_release(c, 0);
+    if (syntax == CS_PROMPT_A1111) {
+        float *z = NULL;
+        int64_t zlen = 0;
+        st = encode_a1111(m, c, text, clip_skip, loras, &z, &zlen, msg, n);
+        if (st != CS_OK) return st;
+        *out = prompt_cache_put(m->cache, text, variant, key, z, zlen, dim);
+        free(z);
+    } else {
+        int64_t ids[1024];
+        CS_ASSERT(len <= 1024);
+        int unpadded;
+        st = tokenizer_encode(m->tokenizer, text, strlen(text), ids, (int)len, &unpadded, msg, n);
+        if (st == CS_OK) st = text_encoder_check_ids(m->text_encoder, ids, 1, len, msg, n);
+        if (st != CS_OK) return st;
+        float *emb = cs_malloc((size_t)(len * dim) * sizeof *emb);
+        if (!emb) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory encoding a prompt");
+        encode_ids(m, c, ids, len, clip_skip, loras, emb);
+        *out = prompt_cache_put(m->cache, text, variant, key, emb, len, dim);
+        free(emb);
+    }
     ctx_release(c, 0);
     if (!*out) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory caching a prompt embedding");
     return CS_OK;

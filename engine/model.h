@@ -13,6 +13,9 @@
 #include "unet.h"
 #include "vae.h"
 
+/* A1111-syntax prompts: up to 4 chunks of 75 tokens (300 tokens). */
+enum { MODEL_MAX_PROMPT_CHUNKS = 4 };
+
 struct cs_model {
     char *dir;
     char *name;             /* folder name, reported in PNG parameters and /v1/models */
@@ -27,6 +30,9 @@ struct cs_model {
     int64_t size_multiple;   /* width/height must be multiples of this */
     int64_t native_width, native_height;
     int64_t context_len, context_dim; /* text encoder sequence (B, L, D) */
+    /* A1111-syntax prompts are encoded in chunks of context_len tokens, at most this many
+     * (their embedding is chunks · context_len long). */
+    int max_prompt_chunks;
     prompt_cache *cache;     /* (text, clip_skip, LoRA key) -> (L, D) embedding */
     struct lora_registry *loras; /* LoRA folder and cache (mutable, own lock) */
     /* The UNet's time_cond_proj_dim: > 0 for a guidance-distilled ("guidance-embedded")
@@ -47,12 +53,13 @@ cs_status model_load_single(const cs_load_params *lp, cs_model **out, char *msg,
 
 struct job_loras;
 
-/* The embedding (L, D) of `text` at clip_skip with the text-encoder LoRAs of `loras`
- * (NULL: none), from the cache or computed in c (whose arena must hold a text-encoder
- * pass of batch 1). *out is a new reference the caller releases with
- * prompt_cache_release. */
+/* The embedding (L, D) of `text` at clip_skip read as `syntax` (CS_PROMPT_PLAIN: L =
+ * context_len; CS_PROMPT_A1111: prompt_syntax.h, L = chunks · context_len), with the
+ * text-encoder LoRAs of `loras` (NULL: none), from the cache or computed in c (whose
+ * arena must hold a text-encoder pass of batch 1). *out is a new reference the caller
+ * releases with prompt_cache_release. */
 cs_status model_encode_prompt(const cs_model *m, cs_ctx *c, const char *text, int clip_skip,
-                              const struct job_loras *loras, const prompt_embedding **out,
-                              char *msg, size_t msg_size);
+                              int syntax, const struct job_loras *loras,
+                              const prompt_embedding **out, char *msg, size_t msg_size);
 
 #endif

@@ -18,7 +18,12 @@ struct cs_session {
     float *x;               /* (rows, in_channels, h, w) UNet input */
     float *out;             /* (rows, C, h, w) UNet output */
     float *t;               /* (rows) timesteps */
-    float *context;         /* (rows, L, D) text conditioning */
+    float *context;         /* (rows, L, D) text conditioning of the rows of one UNet call */
+    const prompt_embedding **row_emb; /* (rows) each row's conditioning (L may differ) */
+    /* Rows whose conditioning lengths differ run as separate UNet calls (one per length,
+     * as the web UI does for long prompts); these hold one call's rows. */
+    float *gx, *gout, *gt, *gtcond;
+    lora_row *glora;
     float *tcond;           /* (rows, guidance_embed_dim) timestep_cond, or NULL */
     float *decoded;         /* (max_images, 3, H, W) VAE output; the encoder's input */
     float *latent_in;       /* (max_images, C, h, w) VAE input */
@@ -51,6 +56,12 @@ void cs_session_free(cs_session *s) {
     free(s->out);
     free(s->t);
     free(s->context);
+    free(s->row_emb);
+    free(s->gx);
+    free(s->gout);
+    free(s->gt);
+    free(s->gtcond);
+    free(s->glora);
     free(s->tcond);
     free(s->decoded);
     free(s->latent_in);
@@ -83,7 +94,8 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     s->in_channels = unet_get_config(m->unet)->in_channels;
 
     /* One arena serves whichever pass runs: the largest of them sizes it. */
-    size_t bytes = unet_activation_bytes(m->unet, s->max_rows, h, w, m->context_len);
+    const int64_t max_ctx = m->context_len * m->max_prompt_chunks; /* longest conditioning */
+    size_t bytes = unet_activation_bytes(m->unet, s->max_rows, h, w, max_ctx);
     /* Prompt encoding keeps its (L, D) output in the arena beside the encoder's own. */
     const size_t emb_bytes = (size_t)(m->context_len * m->context_dim) * sizeof(float) + 64;
     bytes = max_size(bytes, text_encoder_activation_bytes(m->text_encoder, 1, m->context_len) +
@@ -98,7 +110,15 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
                      sizeof(float));
     s->out = cs_malloc(rows * lat * sizeof(float));
     s->t = cs_malloc(rows * sizeof(float));
-    s->context = cs_malloc(rows * (size_t)(m->context_len * m->context_dim) * sizeof(float));
+    const size_t in_row = lat / (size_t)m->latent_channels * (size_t)s->in_channels;
+    s->context = cs_malloc(rows * (size_t)(max_ctx * m->context_dim) * sizeof(float));
+    s->row_emb = cs_calloc(rows, sizeof *s->row_emb);
+    s->gx = cs_malloc(rows * in_row * sizeof(float));
+    s->gout = cs_malloc(rows * lat * sizeof(float));
+    s->gt = cs_malloc(rows * sizeof(float));
+    s->glora = cs_calloc(rows, sizeof *s->glora);
+    if (m->guidance_embed_dim > 0)
+        s->gtcond = cs_malloc(rows * (size_t)m->guidance_embed_dim * sizeof(float));
     s->decoded = cs_malloc((size_t)p.max_images * 3 * (size_t)(p.max_width * p.max_height) *
                            sizeof(float));
     s->latent_in = cs_malloc((size_t)p.max_images * lat * sizeof(float));
@@ -106,7 +126,8 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
         s->tcond = cs_malloc(rows * (size_t)m->guidance_embed_dim * sizeof(float));
     s->lora_rows = cs_calloc(rows, sizeof *s->lora_rows);
     if (st != CS_OK || (m->guidance_embed_dim > 0 && !s->tcond) || !s->x || !s->out || !s->t ||
-        !s->context || !s->decoded || !s->latent_in || !s->lora_rows) {
+        !s->context || !s->decoded || !s->latent_in || !s->lora_rows || !s->row_emb || !s->gx ||
+        !s->gout || !s->gt || !s->glora || (m->guidance_embed_dim > 0 && !s->gtcond)) {
         cs_session_free(s);
         return cs_errf(CS_ERR_NOMEM, msg, n, "session: cannot allocate %zu bytes of activations",
                        bytes);
@@ -117,17 +138,17 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     return CS_OK;
 }
 
-cs_status session_encode_prompt(cs_session *s, const char *text, int clip_skip,
+cs_status session_encode_prompt(cs_session *s, const char *text, int clip_skip, int syntax,
                                 const job_loras *loras, const prompt_embedding **out,
                                 char *msg, size_t n) {
-    return model_encode_prompt(s->model, &s->ctx, text, clip_skip, loras, out, msg, n);
+    return model_encode_prompt(s->model, &s->ctx, text, clip_skip, syntax, loras, out, msg, n);
 }
 
 /* Copies one job's rows into the batch at `row`; returns the rows used. */
 static int64_t pack_job(cs_session *s, cs_job *j, int64_t row) {
     const cs_model *m = s->model;
     const guidance_rows g = job_rows(j);
-    const int64_t ctx_numel = m->context_len * m->context_dim, img = j->image_numel;
+    const int64_t img = j->image_numel;
     const int64_t in_numel = img / m->latent_channels * s->in_channels; /* per UNet row */
     const float t = (float)sched_timestep(j->sched, j->step);
     const prompt_embedding *embs[2] = {g.cond ? j->cond : NULL, g.uncond ? j->uncond : NULL};
@@ -139,8 +160,7 @@ static int64_t pack_job(cs_session *s, cs_job *j, int64_t row) {
             memcpy(x, j->latents + i * img, (size_t)img * sizeof(float));
             sched_scale_model_input(j->sched, j->step, x, img);
             if (m->inpainting) img2img_extra_channels(j, i, x + img);
-            memcpy(s->context + row * ctx_numel, embs[half]->data,
-                   (size_t)ctx_numel * sizeof(float));
+            s->row_emb[row] = embs[half];
             if (j->w_embed) /* each job its own scale, even inside one batch */
                 memcpy(s->tcond + row * m->guidance_embed_dim, j->w_embed,
                        (size_t)m->guidance_embed_dim * sizeof(float));
@@ -192,6 +212,51 @@ void session_encode_image(cs_session *s, const uint8_t *rgb, const uint8_t *mask
     vae_encode(&s->ctx, s->model->vae, mean, logvar, x, 1, height, width);
 }
 
+/* Runs the UNet on the rows whose conditioning is len tokens long (clearing their row_emb)
+ * and puts their outputs at their rows of s->out; *done counts the rows run so far. */
+static void run_rows_of_length(cs_session *s, int64_t rows, int64_t len, int64_t lat_h,
+                               int64_t lat_w, int64_t *done) {
+    const cs_model *m = s->model;
+    const int64_t lat = m->latent_channels * lat_h * lat_w;
+    const int64_t in_row = lat / m->latent_channels * s->in_channels;
+    const int64_t tdim = m->guidance_embed_dim, emb = len * m->context_dim;
+    int64_t k = 0, all = 0;
+    for (int64_t r = 0; r < rows; r++) all += s->row_emb[r] && s->row_emb[r]->len == len;
+    const bool whole = all == rows; /* every row: run in place, no gathering */
+    float *x = whole ? s->x : s->gx, *t = whole ? s->t : s->gt;
+    float *tcond = whole ? s->tcond : s->gtcond, *out = whole ? s->out : s->gout;
+    lora_row *lora_rows = whole ? s->lora_rows : s->glora;
+    bool any_lora = false;
+    for (int64_t r = 0; r < rows; r++) {
+        if (!s->row_emb[r] || s->row_emb[r]->len != len) continue;
+        memcpy(s->context + k * emb, s->row_emb[r]->data, (size_t)emb * sizeof(float));
+        if (!whole) {
+            memcpy(x + k * in_row, s->x + r * in_row, (size_t)in_row * sizeof(float));
+            t[k] = s->t[r];
+            if (tdim) memcpy(tcond + k * tdim, s->tcond + r * tdim, (size_t)tdim * sizeof(float));
+            lora_rows[k] = s->lora_rows[r];
+        }
+        any_lora |= lora_rows[k].n > 0;
+        k++;
+    }
+    unet_input in = {.sample = x, .batch = k, .height = lat_h, .width = lat_w,
+                     .timesteps = t, .context = s->context, .context_len = len,
+                     .timestep_cond = tcond};
+    const lora_rowset lora = {.rows = k, .row = lora_rows};
+    s->ctx.lora = any_lora ? &lora : NULL;
+    ctx_release(&s->ctx, 0);
+    unet_forward(&s->ctx, m->unet, &in, out); // (k, C, h, w)
+    s->ctx.lora = NULL;
+    k = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (!s->row_emb[r] || s->row_emb[r]->len != len) continue;
+        if (!whole) memcpy(s->out + r * lat, out + k * lat, (size_t)lat * sizeof(float));
+        s->row_emb[r] = NULL;
+        k++;
+    }
+    *done += k;
+}
+
 cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t msg_size) {
     if (n < 1) return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size, "cs_step: no jobs");
     int64_t rows = 0;
@@ -217,17 +282,15 @@ cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t m
                        (long long)s->max_rows);
     int64_t row = 0;
     for (int i = 0; i < n; i++) row += pack_job(s, jobs[i], row);
-    const cs_model *m = s->model;
-    unet_input in = {.sample = s->x, .batch = rows, .height = jobs[0]->lat_h,
-                     .width = jobs[0]->lat_w, .timesteps = s->t, .context = s->context,
-                     .context_len = m->context_len, .timestep_cond = s->tcond};
-    bool any_lora = false;
-    for (int64_t r = 0; r < rows; r++) any_lora |= s->lora_rows[r].n > 0;
-    const lora_rowset lora = {.rows = rows, .row = s->lora_rows};
-    s->ctx.lora = any_lora ? &lora : NULL;
-    ctx_release(&s->ctx, 0);
-    unet_forward(&s->ctx, m->unet, &in, s->out); // (rows, C, h, w)
-    s->ctx.lora = NULL;
+    /* One UNet call per conditioning length (nearly always one); a row's result does not
+     * depend on the call it is in. */
+    int64_t done = 0;
+    while (done < rows) {
+        int64_t len = 0;
+        for (int64_t r = 0; r < rows && !len; r++)
+            if (s->row_emb[r]) len = s->row_emb[r]->len;
+        run_rows_of_length(s, rows, len, jobs[0]->lat_h, jobs[0]->lat_w, &done);
+    }
     row = 0;
     for (int i = 0; i < n; i++) {
         const int64_t used = cs_job_rows_next_step(jobs[i]);

@@ -23,7 +23,7 @@ const cs_model *session_model(const cs_session *s);
 /* Whether a job of this size fits the session's plan. */
 bool session_fits(const cs_session *s, int width, int height, int num_images);
 /* The cached embedding of text (computed in the session's arena on a miss). */
-cs_status session_encode_prompt(cs_session *s, const char *text, int clip_skip,
+cs_status session_encode_prompt(cs_session *s, const char *text, int clip_skip, int syntax,
                                 const struct job_loras *loras, const prompt_embedding **out,
                                 char *msg, size_t n);
 
