@@ -292,6 +292,7 @@ bad:
 
 int main(int argc, char **argv) {
     cs_runtime_init(argc, argv);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress of a run that takes minutes */
     opts o;
     if (parse(argc, argv, &o) != 0) return 2;
     results r;
