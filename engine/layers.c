@@ -11,6 +11,7 @@ void linear_bind(linear_layer *l, weight_binder *wb, int64_t in, int64_t out, bo
     l->in = in;
     l->out = out;
     wb_add2(wb, &l->w, out, in, "%s.weight", prefix);
+    wb_set_panels(wb, LINEAR_PANELS);
     if (bias) wb_add1(wb, &l->b, out, "%s.bias", prefix);
     l->lora_slot = lora_module_add(wb->modules, prefix, false, in, out, 1, &l->w);
 }
@@ -23,6 +24,7 @@ void conv_bind_padded(conv_layer *l, weight_binder *wb, int64_t in_ch, int64_t o
                       .pad_top = pad_top, .pad_left = pad_left, .pad_bottom = pad_bottom,
                       .pad_right = pad_right};
     wb_add4(wb, &l->w, out_ch, in_ch, kernel, kernel, "%s.weight", prefix);
+    wb_set_panels(wb, CONV_PANELS);
     wb_add1(wb, &l->b, out_ch, "%s.bias", prefix);
     l->lora_slot = lora_module_add(wb->modules, prefix, true, in_ch, out_ch, kernel, &l->w);
 }
@@ -56,7 +58,7 @@ static float lora_scale(const cs_ctx *c, int64_t i, int k, const lora_delta *d) 
 
 void linear_forward(cs_ctx *c, const linear_layer *l, float *y, const float *x, int64_t batch,
                     int64_t rows) {
-    op_linear(c, y, x, l->w, l->b, batch, rows, l->in, l->out);
+    op_linear_packed(c, y, x, l->w, l->b, batch * rows, l->in, l->out);
     if (!l->lora_slot) return;
     if (c->measuring) { /* plan for the largest rank any LoRA may have */
         op_linear_lowrank(c, y, x, NULL, NULL, 0, rows, l->in, LORA_MAX_RANK, l->out);
@@ -89,7 +91,7 @@ void conv_out_size(const conv_layer *l, int64_t h, int64_t w, int64_t *ho, int64
 void conv_forward(cs_ctx *c, const conv_layer *l, float *y, const float *x, int64_t batch,
                   int64_t h, int64_t w, int64_t *ho, int64_t *wo) {
     op_conv2d_shape s = conv_shape(l, batch, h, w);
-    op_conv2d(c, y, x, l->w, l->b, &s);
+    op_conv2d_packed(c, y, x, l->w, l->b, &s);
     if (ho) *ho = op_conv2d_out_h(&s);
     if (wo) *wo = op_conv2d_out_w(&s);
     if (!l->lora_slot || (!c->measuring && !c->lora)) return;

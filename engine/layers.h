@@ -9,12 +9,17 @@
 #ifndef CS_LAYERS_H
 #define CS_LAYERS_H
 
+#include "gemm.h"
 #include "ops.h"
 #include "weights.h"
 
+/* Layers hold their weight matrix in gemm.h's panel layout, packed in place at load
+ * (wb_set_panels): a linear weight as the B operand, a conv weight as the A operand. */
+enum { LINEAR_PANELS = GEMM_NR, CONV_PANELS = GEMM_MR };
+
 typedef struct linear_layer {
     int64_t in, out;
-    float *w; /* (out, in) */
+    float *w; /* (out, in), in panels of LINEAR_PANELS (gemm_pack_panels) */
     float *b; /* (out) or NULL */
     int32_t lora_slot; /* 1 + index in the component's LoRA module table; 0: never patched */
 } linear_layer;
@@ -22,7 +27,7 @@ typedef struct linear_layer {
 typedef struct conv_layer {
     int64_t in_ch, out_ch, kernel, stride;
     int64_t pad_top, pad_left, pad_bottom, pad_right;
-    float *w; /* (out_ch, in_ch, k, k) */
+    float *w; /* (out_ch, in_ch·k·k), in panels of CONV_PANELS (gemm_pack_panels) */
     float *b; /* (out_ch) */
     int32_t lora_slot; /* as linear_layer's */
 } conv_layer;
@@ -48,7 +53,7 @@ void group_norm_bind(norm_layer *l, weight_binder *wb, int64_t channels, int64_t
 void layer_norm_bind(norm_layer *l, weight_binder *wb, int64_t dim, float eps,
                      const char *prefix);
 
-/* y(B, rows, out) = x(B, rows, in) W^T + b, one sgemm per item (see op_linear), plus the
+/* y(B, rows, out) = x(B, rows, in) W^T + b, all rows in one product (op_linear_packed), plus the
  * LoRA side path of the items c->lora gives LoRAs for this layer. */
 void linear_forward(cs_ctx *c, const linear_layer *l, float *y, const float *x, int64_t batch,
                     int64_t rows);

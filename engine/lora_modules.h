@@ -18,7 +18,8 @@ typedef struct lora_module {
     char name[LORA_MODULE_NAME]; /* kohya name: prefix + module path with '.' -> '_' */
     bool conv;                   /* Conv2d with a kernel×kernel weight; else Linear */
     int64_t in, out, kernel;     /* kernel 1 for Linear (and 1×1 convs bound as Linear) */
-    float **w;                   /* the layer's weight pointer (out, in[, k, k]); for fusing */
+    float **w;                   /* the layer's weight (out, in[·k·k]) in its panel layout
+                                    (layers.h); for fusing */
 } lora_module;
 
 typedef struct lora_module_table {

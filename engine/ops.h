@@ -34,6 +34,13 @@
 void op_linear(cs_ctx *c, float *y, const float *x, const float *w, const float *b,
                int64_t batch, int64_t rows, int64_t in, int64_t out);
 
+/* y(rows, out) = x(rows, in) · w(out, in)ᵀ + b(out) with w in gemm.h's panel layout
+ * (gemm_pack_panels, width GEMM_NR) and our own kernels: the rows of every batch item go
+ * in one product (the weights are read once), each row's bits independent of the others
+ * and of the thread count (gemm.h). b may be NULL. */
+void op_linear_packed(cs_ctx *c, float *y, const float *x, const float *w_packed, const float *b,
+                      int64_t rows, int64_t in, int64_t out);
+
 /* LoRA side path of one item: y(rows, out) += scale · (x(rows, in) · down(r, in)ᵀ) ·
  * up(out, r)ᵀ, with two sgemms through an (rows, r) arena scratch, so the result of a
  * row depends only on that item. While measuring only the scratch is reserved. */
@@ -55,6 +62,12 @@ int64_t op_conv2d_out_w(const op_conv2d_shape *s);
  * im2col + sgemm; 1×1 stride-1 unpadded convs go straight to sgemm. */
 void op_conv2d(cs_ctx *c, float *y, const float *x, const float *w, const float *b,
                const op_conv2d_shape *s);
+
+/* op_conv2d with w (out_ch, in_ch·k·k) in gemm.h's panel layout (width GEMM_MR) and our
+ * own kernels, the input patches packed tile by tile (no im2col buffer, no arena
+ * scratch); each output element's bits independent of the batch and thread count. */
+void op_conv2d_packed(cs_ctx *c, float *y, const float *x, const float *w_packed, const float *b,
+                      const op_conv2d_shape *s);
 
 /* LoCon side path of one image (s->batch must be 1; s->out_ch is the layer's output):
  * y(out, Ho, Wo) += scale · up(out, r) · conv(x, down(r, in, k, k)) with the layer's

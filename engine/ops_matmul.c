@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "threadpool.h"
 
 /* Most floats of scratch one chunk may use: 16 MB of im2col columns.
@@ -215,6 +216,85 @@ void op_conv2d(cs_ctx *c, float *y, const float *x, const float *w, const float 
     }
     ctx_release(c, mark);
     c->flops += 2.0 * (double)s->batch * (double)s->out_ch * (double)hw_out * (double)kdim;
+}
+
+/* ---- products with packed weights (gemm.h) ---- */
+
+void op_linear_packed(cs_ctx *c, float *y, const float *x, const float *w_packed, const float *b,
+                      int64_t rows, int64_t in, int64_t out) {
+    if (c->measuring || rows == 0 || out == 0) return;
+    CS_ASSERT(rows > 0 && in >= 0 && out > 0);
+    gemm_linear(c->pool, y, x, w_packed, b, rows, in, out);
+    c->flops += 2.0 * (double)rows * (double)in * (double)out;
+}
+
+typedef struct conv_tile_src {
+    const float *x;
+    const op_conv2d_shape *s;
+    int64_t wo;
+    bool direct; /* 1×1, stride 1, no padding: the tile is rows of x */
+} conv_tile_src;
+
+/* The implicit im2col of one tile: dst[kk · GEMM_NR + j] = col(k0 + kk, col0 + j) of item
+ * bi, col's rows ordered (ci, kh, kw) like the weights, zero where the kernel reads
+ * padding (see im2col_rows). */
+static void conv_pack_tile(const void *arg, float *dst, int64_t bi, int64_t k0, int64_t kc,
+                           int64_t col0, int64_t ncols) {
+    const conv_tile_src *src = arg;
+    const op_conv2d_shape *s = src->s;
+    const int64_t h = s->height, w = s->width, k = s->kernel, st = s->stride, wo = src->wo;
+    const float *xb = src->x + bi * s->in_ch * h * w;
+    if (src->direct) {
+        for (int64_t kk = 0; kk < kc; kk++)
+            memcpy(dst + kk * GEMM_NR, xb + (k0 + kk) * h * w + col0,
+                   (size_t)ncols * sizeof(float));
+        return;
+    }
+    for (int64_t kk = 0; kk < kc; kk++) {
+        const int64_t kidx = k0 + kk, ci = kidx / (k * k), kh = kidx % (k * k) / k,
+                      kw = kidx % k;
+        int64_t lo, hi;
+        conv_valid_cols(s, wo, kw, &lo, &hi);
+        const float *xc = xb + ci * h * w;
+        float *d = dst + kk * GEMM_NR;
+        int64_t oh = col0 / wo, ow = col0 % wo;
+        for (int64_t j = 0; j < ncols; oh++, ow = 0) {
+            const int64_t run = ncols - j < wo - ow ? ncols - j : wo - ow;
+            const int64_t ih = oh * st - s->pad_top + kh;
+            if (ih < 0 || ih >= h) {
+                memset(d + j, 0, (size_t)run * sizeof(float));
+            } else {
+                // Output columns [a, e) of this run read inside the row, the rest padding.
+                const int64_t a = ow > lo ? ow : lo, e = ow + run < hi ? ow + run : hi;
+                const float *row = xc + ih * w - s->pad_left + kw;
+                if (e <= a) {
+                    memset(d + j, 0, (size_t)run * sizeof(float));
+                } else {
+                    memset(d + j, 0, (size_t)(a - ow) * sizeof(float));
+                    if (st == 1)
+                        memcpy(d + j + (a - ow), row + a, (size_t)(e - a) * sizeof(float));
+                    else
+                        for (int64_t t = a; t < e; t++) d[j + t - ow] = row[t * st];
+                    memset(d + j + (e - ow), 0, (size_t)(ow + run - e) * sizeof(float));
+                }
+            }
+            j += run;
+        }
+    }
+}
+
+void op_conv2d_packed(cs_ctx *c, float *y, const float *x, const float *w_packed, const float *b,
+                      const op_conv2d_shape *s) {
+    const int64_t ho = op_conv2d_out_h(s), wo = op_conv2d_out_w(s);
+    CS_ASSERT(s->batch >= 0 && s->in_ch > 0 && s->out_ch > 0);
+    if (c->measuring || s->batch == 0) return;
+    const bool direct = s->kernel == 1 && s->stride == 1 && s->pad_top == 0 && s->pad_left == 0 &&
+                        s->pad_bottom == 0 && s->pad_right == 0;
+    const int64_t kdim = s->in_ch * s->kernel * s->kernel;
+    conv_tile_src src = {.x = x, .s = s, .wo = wo, .direct = direct};
+    gemm_packed_a(c->pool, y, w_packed, b, s->batch, s->out_ch, kdim, ho * wo, conv_pack_tile,
+                  &src);
+    c->flops += 2.0 * (double)s->batch * (double)s->out_ch * (double)(ho * wo) * (double)kdim;
 }
 
 /* ---- LoRA side paths (low-rank updates of one item) ---- */

@@ -133,19 +133,21 @@ cs_status text_encoder_load(const char *dir, text_encoder **out, char *msg, size
     return st;
 }
 
-cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, text_encoder **out,
-                                 char *msg, size_t n) {
+/* A model of cfg's architecture with its weights from f, or random (seed) when f is NULL. */
+static cs_status create(const te_config *cfg, const st_file *f, uint64_t seed,
+                        text_encoder **out, char *msg, size_t n) {
     /* Real SD 1.x files carry position_ids (I64 [1, max_positions]), a buffer transformers
      * 4.31+ no longer saves nor reads (it always uses 0..L-1); likewise here. */
     static const char *const ignored[] = {"text_model.embeddings.position_ids", NULL};
+    const char *what = f ? f->path : "text encoder";
     *out = NULL;
     text_encoder *m = cs_calloc(1, sizeof *m);
-    if (!m) return cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", f->path);
+    if (!m) return cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", what);
     m->cfg = *cfg;
     m->layers = cs_calloc((size_t)m->cfg.num_layers, sizeof *m->layers);
     if (!m->layers) {
         text_encoder_free(m);
-        return cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", f->path);
+        return cs_errf(CS_ERR_NOMEM, msg, n, "%s: out of memory", what);
     }
     weight_binder wb;
     wb_init(&wb);
@@ -154,8 +156,9 @@ cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, text_en
     bind_model(m, &wb);
     cs_status st = m->lora_modules.overflow
                        ? cs_errf(CS_ERR_NOMEM, msg, n, "%s: LoRA module table: out of memory",
-                                 f->path)
-                       : wb_bind(&wb, f, ignored, &m->weights, msg, n);
+                                 what)
+                   : f ? wb_bind(&wb, f, ignored, &m->weights, msg, n)
+                       : wb_fill_random(&wb, seed, &m->weights, msg, n);
     wb_deinit(&wb);
     if (st != CS_OK) {
         text_encoder_free(m);
@@ -163,6 +166,16 @@ cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, text_en
     }
     *out = m;
     return CS_OK;
+}
+
+cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, text_encoder **out,
+                                 char *msg, size_t n) {
+    return create(cfg, f, 0, out, msg, n);
+}
+
+cs_status text_encoder_new_random(const te_config *cfg, uint64_t seed, text_encoder **out,
+                                  char *msg, size_t n) {
+    return create(cfg, NULL, seed, out, msg, n);
 }
 
 void text_encoder_free(text_encoder *m) {

@@ -46,6 +46,10 @@ cs_status text_encoder_load(const char *dir, text_encoder **out, char *msg, size
 /* A model of cfg's architecture with its weights bound from f (transformers names). */
 cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, text_encoder **out,
                                  char *msg, size_t n);
+/* A model of cfg's architecture with deterministic random weights (wb_fill_random):
+ * benchmarks of configurations without a checkpoint. */
+cs_status text_encoder_new_random(const te_config *cfg, uint64_t seed, text_encoder **out,
+                                  char *msg, size_t n);
 void text_encoder_free(text_encoder *m);
 
 const te_config *text_encoder_config(const text_encoder *m);

@@ -135,56 +135,14 @@ cs_status unet_new_unweighted(const unet_config *cfg, unet_model **out, char *ms
     return st;
 }
 
-/* splitmix64: a tiny deterministic generator, enough for test and benchmark weights. */
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [-a, a): matrices and kernels get a = 1/sqrt(fan_in) (PyTorch's default
- * scale), 1-D weights (norm gains) 1 ± 0.1, biases ± 0.1. */
-static void fill_random(float *p, const wb_entry *e, uint64_t *state) {
-    int64_t numel = 1, fan_in = 1;
-    for (int d = 0; d < e->ndim; d++)
-        numel *= e->shape[d];
-    for (int d = 1; d < e->ndim; d++)
-        fan_in *= e->shape[d];
-    const size_t len = strlen(e->name);
-    const bool gain = e->ndim == 1 && len > 7 && strcmp(e->name + len - 7, ".weight") == 0;
-    const float a = e->ndim > 1 ? 1.0f / sqrtf((float)fan_in) : 0.1f;
-    for (int64_t i = 0; i < numel; i++) {
-        float u = (float)(splitmix64(state) >> 40) * (1.0f / 16777216.0f); // [0, 1)
-        p[i] = (gain ? 1.0f : 0.0f) + a * (2.0f * u - 1.0f);
-    }
-}
-
 cs_status unet_new_random(const unet_config *cfg, uint64_t seed, unet_model **out, char *msg,
                           size_t n) {
     weight_binder wb;
     wb_init(&wb);
     cs_status st = create(cfg, &wb, out, msg, n);
-    unet_model *m = *out;
-    if (st == CS_OK) {
-        m->weights.data = cs_malloc((size_t)m->nparams * sizeof(float));
-        if (!m->weights.data)
-            st = cs_errf(CS_ERR_NOMEM, msg, n, "no memory for %lld weights", (long long)m->nparams);
-    }
-    if (st == CS_OK) {
-        m->weights.numel = m->nparams;
-        float *p = m->weights.data;
-        uint64_t state = seed;
-        for (int64_t i = 0; i < wb.count; i++) {
-            fill_random(p, &wb.entries[i], &state);
-            *wb.entries[i].dst = p;
-            int64_t numel = 1;
-            for (int d = 0; d < wb.entries[i].ndim; d++)
-                numel *= wb.entries[i].shape[d];
-            p += numel;
-        }
-    } else {
-        unet_free(m);
+    if (st == CS_OK) st = wb_fill_random(&wb, seed, &(*out)->weights, msg, n);
+    if (st != CS_OK) {
+        unet_free(*out);
         *out = NULL;
     }
     wb_deinit(&wb);

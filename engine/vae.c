@@ -184,6 +184,22 @@ cs_status vae_new_unloaded(const vae_config *cfg, vae_model **out, char *msg, si
     return CS_OK;
 }
 
+cs_status vae_new_random(const vae_config *cfg, uint64_t seed, vae_model **out, char *msg,
+                         size_t n) {
+    cs_status st = model_new(cfg, out, msg, n);
+    if (st != CS_OK) return st;
+    weight_binder wb;
+    wb_init(&wb);
+    model_bind(*out, &wb, NULL);
+    st = wb_fill_random(&wb, seed, &(*out)->weights, msg, n);
+    wb_deinit(&wb);
+    if (st != CS_OK) {
+        vae_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 cs_status vae_load(const char *dir, vae_model **out, char *msg, size_t n) {
     *out = NULL;
     char path[4096];

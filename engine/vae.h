@@ -56,6 +56,11 @@ cs_status vae_new_bound(const vae_config *cfg, const st_file *f, vae_model **out
  * passes (vae_*_activation_bytes), e.g. to plan memory before loading. */
 cs_status vae_new_unloaded(const vae_config *cfg, vae_model **out, char *msg, size_t n);
 
+/* A model of cfg's architecture with deterministic random weights (wb_fill_random):
+ * benchmarks of configurations without a checkpoint. */
+cs_status vae_new_random(const vae_config *cfg, uint64_t seed, vae_model **out, char *msg,
+                         size_t n);
+
 void vae_free(vae_model *m);
 
 const vae_config *vae_get_config(const vae_model *m);

@@ -1,6 +1,10 @@
 /* Checkpoint-to-field binding (see weights.h). */
 #include "weights.h"
 
+#include "gemm.h"
+
+#include <math.h>
+
 #include <stdarg.h>
 #include <string.h>
 
@@ -36,9 +40,13 @@ void wb_add(weight_binder *b, float **dst, int ndim, const int64_t *shape, const
     }
     e->dst = dst;
     e->ndim = ndim;
+    e->panels = 0;
     memcpy(e->shape, shape, (size_t)ndim * sizeof *shape);
     b->count++;
 }
+
+static cs_status pack_entries(const weight_binder *b, const char *what, char *msg,
+                              size_t msg_size);
 
 static bool is_ignored(const char *name, const char *const *ignored) {
     for (; ignored && *ignored; ignored++)
@@ -136,8 +144,87 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
         *b->entries[i].dst = p;
         p += t->numel;
     }
+    cs_status st = pack_entries(b, f->path, msg, msg_size);
+    if (st != CS_OK) {
+        weight_block_free(out);
+        return st;
+    }
     if (msg && msg_size) msg[0] = '\0';
     return CS_OK;
+}
+
+void wb_set_panels(weight_binder *b, int64_t width) {
+    if (b->count > 0) b->entries[b->count - 1].panels = width;
+}
+
+/* Packs the entries that asked for panels (wb_set_panels), once their data is in. */
+static cs_status pack_entries(const weight_binder *b, const char *what, char *msg,
+                              size_t msg_size) {
+    for (int64_t i = 0; i < b->count; i++) {
+        const wb_entry *e = &b->entries[i];
+        if (e->panels <= 0) continue;
+        int64_t cols = 1;
+        for (int d = 1; d < e->ndim; d++) cols *= e->shape[d];
+        if (!gemm_pack_panels(*e->dst, e->shape[0], cols, e->panels))
+            return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: no memory to pack '%s'", what,
+                           e->name);
+    }
+    return CS_OK;
+}
+
+/* splitmix64: a tiny deterministic generator, enough for test and benchmark weights. */
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int64_t entry_numel(const wb_entry *e) {
+    int64_t numel = 1;
+    for (int d = 0; d < e->ndim; d++)
+        numel *= e->shape[d];
+    return numel;
+}
+
+/* Uniform in [-a, a): matrices and kernels get a = 1/sqrt(fan_in) (PyTorch's default
+ * scale), 1-D weights (norm gains) 1 ± 0.1, biases ± 0.1. */
+static void fill_random(float *p, const wb_entry *e, uint64_t *state) {
+    int64_t numel = entry_numel(e), fan_in = 1;
+    for (int d = 1; d < e->ndim; d++)
+        fan_in *= e->shape[d];
+    const size_t len = strlen(e->name);
+    const bool gain = e->ndim == 1 && len > 7 && strcmp(e->name + len - 7, ".weight") == 0;
+    const float a = e->ndim > 1 ? 1.0f / sqrtf((float)fan_in) : 0.1f;
+    for (int64_t i = 0; i < numel; i++) {
+        float u = (float)(splitmix64(state) >> 40) * (1.0f / 16777216.0f); // [0, 1)
+        p[i] = (gain ? 1.0f : 0.0f) + a * (2.0f * u - 1.0f);
+    }
+}
+
+cs_status wb_fill_random(const weight_binder *b, uint64_t seed, weight_block *out, char *msg,
+                         size_t msg_size) {
+    memset(out, 0, sizeof *out);
+    if (b->overflow)
+        return cs_errf(CS_ERR_NOMEM, msg, msg_size, "weight table overflow");
+    int64_t total = 0;
+    for (int64_t i = 0; i < b->count; i++)
+        total += entry_numel(&b->entries[i]);
+    size_t bytes;
+    out->data = cs_mul_size((size_t)total, sizeof(float), &bytes) ? cs_malloc(bytes) : NULL;
+    if (!out->data)
+        return cs_errf(CS_ERR_NOMEM, msg, msg_size, "no memory for %lld weights", (long long)total);
+    out->numel = total;
+    float *p = out->data;
+    uint64_t state = seed;
+    for (int64_t i = 0; i < b->count; i++) {
+        fill_random(p, &b->entries[i], &state);
+        *b->entries[i].dst = p;
+        p += entry_numel(&b->entries[i]);
+    }
+    cs_status st = pack_entries(b, "random weights", msg, msg_size);
+    if (st != CS_OK) weight_block_free(out);
+    return st;
 }
 
 void weight_block_free(weight_block *w) {

@@ -19,6 +19,7 @@ typedef struct wb_entry {
     float **dst; /* set to the tensor's fp32 data by wb_bind */
     int ndim;
     int64_t shape[WB_MAX_DIMS];
+    int64_t panels; /* > 0: stored in gemm.h's panel layout of this width (wb_set_panels) */
 } wb_entry;
 
 typedef struct weight_binder {
@@ -42,6 +43,10 @@ void wb_deinit(weight_binder *b);
 void wb_add(weight_binder *b, float **dst, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* The entry added last is stored in gemm.h's panel layout of `width` rows (dims after
+ * the first flattened), packed in place once its data is in: the layer's GEMM operand. */
+void wb_set_panels(weight_binder *b, int64_t width);
+
 /* Shorthand for 1-D to 4-D shapes. */
 #define WB_SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 #define wb_add1(b, dst, d0, ...) wb_add(b, dst, 1, WB_SHAPE(d0), __VA_ARGS__)
@@ -53,6 +58,12 @@ void wb_add(weight_binder *b, float **dst, int ndim, const int64_t *shape, const
  * On success *out owns the fp32 data and every *dst is set. */
 cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *ignored,
                   weight_block *out, char *msg, size_t msg_size);
+
+/* Deterministic random weights (uniform, PyTorch-like scale; a pure function of seed) for
+ * every entry, for tests and benchmarks of configurations that have no checkpoint. On
+ * success *out owns the data and every *dst is set. */
+cs_status wb_fill_random(const weight_binder *b, uint64_t seed, weight_block *out, char *msg,
+                         size_t msg_size);
 
 void weight_block_free(weight_block *w);
 

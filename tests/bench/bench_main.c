@@ -1,163 +1,367 @@
 /*
- * cfgserve-bench: UNet forward throughput against the machine's own sgemm, measured in
- * one run so the ratio means something on a shared, noisy machine.
+ * cfgserve-bench: the machine's peaks and the model's rates, measured in one run so the
+ * ratios mean something on a shared, noisy machine (issue 12 item 6).
  *
- *   cfgserve-bench [--unet DIR] [--repeat N] [--shapes 64x64x2,32x32x2] [--threads T]
+ *   cfgserve-bench [--model DIR] [--default-model DIR] [--sizes 256,512] [--threads T]
+ *                  [--repeat N] [--no-batch] [--json FILE] [--quick]
  *
- * T is the size of the kernel thread pool (default 0: as many as OpenBLAS uses; 1: the
- * non-GEMM kernels run in the calling thread only).
- * DIR holds a UNet config.json (default: ../shared/configs/sd15/unet); the weights are
- * random (speed does not depend on their values). For each shape it prints the forward
- * time, the FLOPs the kernels counted, the FLOP rate, the sgemm FLOP rate measured in
- * the same process, their ratio, and the peak activation memory of the pass.
+ * DIR is a diffusers-layout folder whose unet/, vae/ and text_encoder/ config.json give
+ * the architectures (default: ../shared/configs/sd15); weights are random (speed does not
+ * depend on their values). Sizes are image sizes (the latent is size / the VAE factor);
+ * 512² takes minutes per UNet step here, so pick sizes with --sizes. --quick is the smoke
+ * run ctest uses: the default model's architecture at its own size, small products.
+ * Performance is reported, never asserted.
  */
-#include <cblas.h>
+#include <math.h>
 #include <string.h>
-#include <time.h>
 
+#include <cblas.h>
+
+#include "bench_peak.h"
 #include "ctx.h"
+#include "gemm.h"
+#include "text_encoder.h"
 #include "threadpool.h"
 #include "unet.h"
+#include "vae.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+enum { MAX_SIZES = 4, CONTEXT_LEN = 77 };
+
+typedef struct opts {
+    const char *model, *default_model, *json;
+    int64_t sizes[MAX_SIZES];
+    int nsizes, threads, repeat;
+    bool quick, batch;
+} opts;
+
+/* Every JSON key; NaN = not measured (null). */
+typedef struct results {
+    double fma_peak, bf16_peak, openblas, own_gemm;
+    double unet512_s, unet512_gflops, unet512_bf16_s, unet256_s;
+    double vae512_s, te_s, rss512, gain256, gain_default;
+} results;
+
+static double peak_rss_mib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = NAN;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kib = atof(line + 6);
+    if (f) fclose(f);
+    return kib / 1024.0;
 }
 
-/* Best-of-3 rate of an n×n×n sgemm, GFLOP/s. */
-static double sgemm_gflops(int n) {
-    float *a = cs_malloc((size_t)n * n * sizeof *a), *b = cs_malloc((size_t)n * n * sizeof *b),
-          *c = cs_malloc((size_t)n * n * sizeof *c);
-    CS_ASSERT(a && b && c);
-    for (int64_t i = 0; i < (int64_t)n * n; i++) {
-        a[i] = (float)((i * 7) % 13) / 13.0f;
-        b[i] = (float)((i * 5) % 11) / 11.0f;
+/* Best-of-repeat time of one UNet forward at (batch, h, w), with its counted FLOPs. */
+static double unet_time(const unet_model *m, int64_t batch, int64_t h, int64_t w,
+                        const opts *o, double *flops) {
+    const unet_config *cfg = unet_get_config(m);
+    const int64_t n_in = batch * cfg->in_channels * h * w, nctx = batch * CONTEXT_LEN * cfg->cross_dim;
+    float *x = cs_malloc((size_t)n_in * sizeof *x), *out = cs_malloc((size_t)n_in * sizeof *out);
+    float *t = cs_malloc((size_t)batch * sizeof *t), *ctxt = cs_malloc((size_t)nctx * sizeof *ctxt);
+    cs_ctx c;
+    char msg[256];
+    double best = NAN;
+    if (x && out && t && ctxt &&
+        ctx_init(&c, unet_activation_bytes(m, batch, h, w, CONTEXT_LEN)) == CS_OK) {
+        if (ctx_start_pool(&c, o->threads, msg, sizeof msg) == CS_OK) {
+            for (int64_t i = 0; i < n_in; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+            for (int64_t i = 0; i < nctx; i++) ctxt[i] = (float)((i * 13) % 29) / 14.0f - 1.0f;
+            for (int64_t b = 0; b < batch; b++) t[b] = 500.0f;
+            unet_input in = {.sample = x, .batch = batch, .height = h, .width = w,
+                             .timesteps = t, .context = ctxt, .context_len = CONTEXT_LEN};
+            best = 1e30;
+            for (int r = 0; r < o->repeat; r++) {
+                c.flops = 0;
+                ctx_release(&c, 0);
+                double t0 = bench_now_s();
+                unet_forward(&c, m, &in, out);
+                double dt = bench_now_s() - t0;
+                if (dt < best) best = dt;
+                *flops = c.flops;
+            }
+        }
+        ctx_deinit(&c);
     }
-    double best = 1e30;
-    for (int r = 0; r < 3; r++) {
-        double t0 = now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = now_s() - t0;
-        if (dt < best) best = dt;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * n * (double)n * n / best / 1e9;
+    free(x), free(out), free(t), free(ctxt);
+    return best;
 }
 
-typedef struct shape {
-    int64_t h, w, batch;
-} shape;
-
-static int parse_shapes(const char *s, shape *out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        long long h, w, b;
-        int used;
-        if (sscanf(s, "%lldx%lldx%lld%n", &h, &w, &b, &used) != 3 || h < 1 || w < 1 || b < 1 ||
-            h > 512 || w > 512 || b > 64)
-            return -1;
-        out[n++] = (shape){h, w, b};
-        s += used;
-        if (*s == ',') s++;
+static double vae_time(const vae_model *m, int64_t h, int64_t w, const opts *o, double *flops) {
+    const int64_t f = vae_scale_factor(m), lc = vae_latent_channels(m);
+    float *lat = cs_malloc((size_t)(lc * h * w) * sizeof *lat);
+    float *img = cs_malloc((size_t)(3 * h * f * w * f) * sizeof *img);
+    cs_ctx c;
+    char msg[256];
+    double best = NAN;
+    if (lat && img && ctx_init(&c, vae_decode_activation_bytes(m, 1, h, w)) == CS_OK) {
+        if (ctx_start_pool(&c, o->threads, msg, sizeof msg) == CS_OK) {
+            for (int64_t i = 0; i < lc * h * w; i++) lat[i] = (float)((i * 7) % 23) / 11.0f - 1.0f;
+            best = 1e30;
+            for (int r = 0; r < o->repeat; r++) {
+                c.flops = 0;
+                ctx_release(&c, 0);
+                double t0 = bench_now_s();
+                vae_decode(&c, m, img, lat, 1, h, w);
+                double dt = bench_now_s() - t0;
+                if (dt < best) best = dt;
+                *flops = c.flops;
+            }
+        }
+        ctx_deinit(&c);
     }
-    return *s ? -1 : n;
+    free(lat), free(img);
+    return best;
+}
+
+static double te_time(const text_encoder *m, const opts *o, double *flops) {
+    const int64_t batch = 2, len = text_encoder_max_length(m), d = text_encoder_hidden_size(m);
+    int64_t *ids = cs_malloc((size_t)(batch * len) * sizeof *ids);
+    float *out = cs_malloc((size_t)(batch * len * d) * sizeof *out);
+    cs_ctx c;
+    char msg[256];
+    double best = NAN;
+    const int64_t vocab = text_encoder_config(m)->vocab_size;
+    if (ids && out && ctx_init(&c, text_encoder_activation_bytes(m, batch, len)) == CS_OK) {
+        if (ctx_start_pool(&c, o->threads, msg, sizeof msg) == CS_OK) {
+            for (int64_t i = 0; i < batch * len; i++) ids[i] = (i * 7919) % vocab;
+            best = 1e30;
+            for (int r = 0; r < o->repeat; r++) {
+                c.flops = 0;
+                ctx_release(&c, 0);
+                double t0 = bench_now_s();
+                text_encoder_forward(&c, m, ids, batch, len, 0, out, NULL);
+                double dt = bench_now_s() - t0;
+                if (dt < best) best = dt;
+                *flops = c.flops;
+            }
+        }
+        ctx_deinit(&c);
+    }
+    free(ids), free(out);
+    return best;
+}
+
+/* The three models of a diffusers-layout config folder, random weights. */
+typedef struct models {
+    unet_model *unet;
+    vae_model *vae;
+    text_encoder *te;
+} models;
+
+static bool models_load(const char *dir, models *m, bool need_all) {
+    char path[4096], msg[2048];
+    memset(m, 0, sizeof *m);
+    unet_config uc;
+    vae_config vc;
+    te_config tc;
+    snprintf(path, sizeof path, "%s/unet/config.json", dir);
+    if (unet_config_load(path, &uc, msg, sizeof msg) != CS_OK ||
+        unet_new_random(&uc, 1234, &m->unet, msg, sizeof msg) != CS_OK)
+        goto fail;
+    snprintf(path, sizeof path, "%s/vae/config.json", dir);
+    if (vae_read_config(path, &vc, msg, sizeof msg) != CS_OK ||
+        (need_all ? vae_new_random(&vc, 99, &m->vae, msg, sizeof msg)
+                  : vae_new_unloaded(&vc, &m->vae, msg, sizeof msg)) != CS_OK)
+        goto fail;
+    if (!need_all) return true;
+    snprintf(path, sizeof path, "%s/text_encoder/config.json", dir);
+    if (text_encoder_read_config(path, &tc, msg, sizeof msg) != CS_OK ||
+        text_encoder_new_random(&tc, 7, &m->te, msg, sizeof msg) != CS_OK)
+        goto fail;
+    return true;
+fail:
+    fprintf(stderr, "cfgserve-bench: %s\n", msg);
+    return false;
+}
+
+static void models_free(models *m) {
+    unet_free(m->unet);
+    vae_free(m->vae);
+    text_encoder_free(m->te);
+}
+
+static void print_rate(const char *what, double s, double flops, double peak) {
+    if (isnan(s)) {
+        printf("%-34s not measured\n", what);
+        return;
+    }
+    const double g = flops / s / 1e9;
+    printf("%-34s %9.3f s  %8.1f GFLOP/s  %.2f of fp32 peak\n", what, s, g, peak > 0 ? g / peak : 0);
+}
+
+/* Per-row throughput of 8 CFG requests in one step (16 rows) over one request (2 rows). */
+static double batch_gain(const models *m, int64_t h, const opts *o, const char *label) {
+    double fl1 = 0, fl8 = 0;
+    const double t1 = unet_time(m->unet, 2, h, h, o, &fl1);
+    const double t8 = unet_time(m->unet, 16, h, h, o, &fl8);
+    const double gain = t1 * 8.0 / t8;
+    printf("batching gain, %s, latent %lld^2: 1 request %.3f s, 8 requests %.3f s: %.2fx\n",
+           label, (long long)h, t1, t8, gain);
+    return gain;
+}
+
+static void json_num(FILE *f, const char *key, double v, bool last) {
+    if (isnan(v) || isinf(v)) fprintf(f, "  \"%s\": null%s\n", key, last ? "" : ",");
+    else fprintf(f, "  \"%s\": %.6g%s\n", key, v, last ? "" : ",");
+}
+
+static int write_json(const char *path, const results *r) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "cfgserve-bench: cannot write %s\n", path);
+        return 1;
+    }
+    fprintf(f, "{\n");
+    json_num(f, "fma_peak_gflops", r->fma_peak, false);
+    json_num(f, "bf16_peak_gflops", r->bf16_peak, false);
+    json_num(f, "openblas_sgemm_gflops", r->openblas, false);
+    json_num(f, "own_gemm_gflops", r->own_gemm, false);
+    json_num(f, "unet_cfg_step_512_s", r->unet512_s, false);
+    json_num(f, "unet_cfg_step_512_gflops", r->unet512_gflops, false);
+    json_num(f, "unet_cfg_step_512_bf16_s", r->unet512_bf16_s, false);
+    json_num(f, "unet_cfg_step_256_s", r->unet256_s, false);
+    json_num(f, "vae_decode_512_s", r->vae512_s, false);
+    json_num(f, "text_encoder_s", r->te_s, false);
+    json_num(f, "peak_rss_mib_512", r->rss512, false);
+    json_num(f, "batch8_gain_256", r->gain256, false);
+    json_num(f, "batch8_gain_default_model", r->gain_default, true);
+    fprintf(f, "}\n");
+    return fclose(f) == 0 ? 0 : 1;
+}
+
+static const char usage[] =
+    "usage: %s [--model DIR] [--default-model DIR] [--sizes 256,512] [--threads T]\n"
+    "          [--repeat N] [--no-batch] [--json FILE] [--quick]\n"
+    "Prints, in one run: the fp32 FMA peak (register-only loop on all threads) and the bf16\n"
+    "peak where the CPU has AVX512_BF16; OpenBLAS sgemm 2048^3 (the environment's kernel\n"
+    "pick) and our GEMM; the UNet CFG step (batch 2), VAE decode and text encoder of DIR's\n"
+    "architecture with random weights (default: ../shared/configs/sd15) at each image size\n"
+    "(time, GFLOP/s, fraction of the peak); peak RSS (VmHWM); the batching gain (per-row\n"
+    "throughput of 8 CFG requests in one step over 1) at the first size and on the default\n"
+    "model (models/default). --json FILE writes the same as JSON (null: not measured).\n"
+    "--quick: a smoke run (default model's architecture, small products). T: pool threads\n"
+    "(0: as many as OpenBLAS uses).\n";
+
+static int parse(int argc, char **argv, opts *o) {
+    *o = (opts){.model = CS_SOURCE_DIR "/../shared/configs/sd15",
+                .default_model = CS_SOURCE_DIR "/models/default", .sizes = {256, 512},
+                .nsizes = 2, .repeat = 1, .batch = true};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf(usage, argv[0]);
+            exit(0);
+        } else if (!strcmp(a, "--quick")) {
+            o->quick = true;
+        } else if (!strcmp(a, "--no-batch")) {
+            o->batch = false;
+        } else if (!v) {
+            goto bad;
+        } else if (!strcmp(a, "--model")) {
+            o->model = v, i++;
+        } else if (!strcmp(a, "--default-model")) {
+            o->default_model = v, i++;
+        } else if (!strcmp(a, "--json")) {
+            o->json = v, i++;
+        } else if (!strcmp(a, "--threads")) {
+            o->threads = atoi(v), i++;
+        } else if (!strcmp(a, "--repeat")) {
+            o->repeat = atoi(v), i++;
+        } else if (!strcmp(a, "--sizes")) {
+            o->nsizes = 0;
+            for (const char *s = v; *s && o->nsizes < MAX_SIZES;) {
+                char *end;
+                long long n = strtoll(s, &end, 10);
+                if (end == s || n < 8 || n > 2048) goto bad;
+                o->sizes[o->nsizes++] = n;
+                s = *end == ',' ? end + 1 : end;
+                if (*end && *end != ',') goto bad;
+            }
+            i++;
+        } else {
+            goto bad;
+        }
+    }
+    if (o->repeat < 1 || o->repeat > 100 || o->threads < 0 || o->threads > 64 || o->nsizes < 1)
+        goto bad;
+    return 0;
+bad:
+    fprintf(stderr, usage, argv[0]);
+    return 2;
 }
 
 int main(int argc, char **argv) {
     cs_runtime_init(argc, argv);
-    const char *dir = CS_SOURCE_DIR "/../shared/configs/sd15/unet";
-    const char *shapes_arg = "64x64x2,32x32x2";
-    int repeat = 1, threads = 0;
-    static const char usage[] =
-        "usage: %s [--unet DIR] [--repeat N] [--shapes HxWxB,...] [--threads T]\n"
-        "Times one CFG UNet step of a random-weight UNet (default: SD 1.5's config) at each\n"
-        "latent shape HxW with batch B, and reports its FLOP rate as a fraction of sgemm's,\n"
-        "measured in the same run.\n";
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf(usage, argv[0]);
-            return 0;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress of a run that takes minutes */
+    opts o;
+    if (parse(argc, argv, &o) != 0) return 2;
+    results r;
+    r = (results){NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    const int threads = o.threads > 0 ? o.threads : openblas_get_num_threads();
+    const double peak_s = o.quick ? 0.02 : 0.5;
+    const int gemm_n = o.quick ? 256 : 2048;
+    const char *fma_isa = "none";
+    printf("threads %d, OpenBLAS kernels %s, our GEMM kernels %s\n", threads,
+           cs_blas_kernel_name(), gemm_isa_name(gemm_active_isa()));
+    r.fma_peak = bench_fma_peak(threads, peak_s, &fma_isa);
+    printf("fp32 FMA peak (%s, %d threads)       %8.1f GFLOP/s\n", fma_isa, threads, r.fma_peak);
+    const double bf16 = bench_bf16_peak(threads, peak_s);
+    if (bf16 > 0) r.bf16_peak = bf16;
+    printf("bf16 peak (vdpbf16ps)                 %s%.1f GFLOP/s\n", bf16 > 0 ? "" : "n/a ",
+           bf16);
+    r.openblas = bench_openblas_sgemm(gemm_n);
+    r.own_gemm = bench_own_gemm(gemm_n, threads);
+    printf("OpenBLAS sgemm %d^3                  %8.1f GFLOP/s  %.2f of peak\n", gemm_n,
+           r.openblas, r.openblas / r.fma_peak);
+    printf("our GEMM %d^3                        %8.1f GFLOP/s  %.2f of peak\n", gemm_n,
+           r.own_gemm, r.own_gemm / r.fma_peak);
+
+    const char *dir = o.quick ? o.default_model : o.model;
+    models m;
+    if (!models_load(dir, &m, true)) return 1;
+    printf("model %s: UNet %.1f M parameters (random weights)\n", dir,
+           unet_param_count(m.unet) / 1e6);
+    const int64_t f = vae_scale_factor(m.vae);
+    if (o.quick) {
+        o.nsizes = 1;
+        o.sizes[0] = 8 * f;
+    }
+    double fl = 0, s;
+    s = te_time(m.te, &o, &fl);
+    print_rate("text encoder (2 x 77 tokens)", s, fl, r.fma_peak);
+    if (!o.quick) r.te_s = s;
+    for (int i = 0; i < o.nsizes; i++) {
+        const int64_t size = o.sizes[i], h = size / f;
+        char what[96];
+        snprintf(what, sizeof what, "UNet CFG step %lld^2 (fp32)", (long long)size);
+        s = unet_time(m.unet, 2, h, h, &o, &fl);
+        print_rate(what, s, fl, r.fma_peak);
+        if (!o.quick && size == 512) {
+            r.unet512_s = s;
+            r.unet512_gflops = fl / s / 1e9;
         }
-    if (argc % 2 == 0) {
-        fprintf(stderr, usage, argv[0]);
-        return 2;
-    }
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--unet")) dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--repeat")) repeat = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--shapes")) shapes_arg = argv[i + 1];
-        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-        else {
-            fprintf(stderr, usage, argv[0]);
-            return 2;
+        if (!o.quick && size == 256) r.unet256_s = s;
+        snprintf(what, sizeof what, "VAE decode %lld^2", (long long)size);
+        s = vae_time(m.vae, h, h, &o, &fl);
+        print_rate(what, s, fl, r.fma_peak);
+        if (!o.quick && size == 512) {
+            r.vae512_s = s;
+            r.rss512 = peak_rss_mib();
         }
     }
-    shape shapes[8];
-    int nshapes = parse_shapes(shapes_arg, shapes, 8);
-    if (nshapes < 1 || repeat < 1 || repeat > 100 || threads < 0 || threads > 64) {
-        fprintf(stderr, "cfgserve-bench: bad --shapes (HxWxB,...), --repeat (1..100) or "
-                        "--threads (0..64)\n");
-        return 2;
+    printf("peak RSS (VmHWM)                      %8.1f MiB\n", peak_rss_mib());
+    if (o.batch && !o.quick) {
+        const double g = batch_gain(&m, o.sizes[0] / f, &o, "model");
+        if (o.sizes[0] == 256) r.gain256 = g;
     }
-    char msg[2048], path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    unet_config cfg;
-    unet_model *m;
-    if (unet_config_load(path, &cfg, msg, sizeof msg) != CS_OK ||
-        unet_new_random(&cfg, 1234, &m, msg, sizeof msg) != CS_OK) {
-        fprintf(stderr, "cfgserve-bench: %s\n", msg);
-        return 1;
+    models_free(&m);
+    if (o.batch) {
+        models d;
+        if (!models_load(o.default_model, &d, false)) return 1;
+        const int64_t h = unet_get_config(d.unet)->sample_size[0];
+        const double g = batch_gain(&d, h > 0 ? h : 8, &o, "default model");
+        if (!o.quick) r.gain_default = g;
+        models_free(&d);
     }
-    printf("unet %s: %.1f M parameters, OpenBLAS kernels %s, %d thread(s)\n", dir,
-           unet_param_count(m) / 1e6, cs_blas_kernel_name(), openblas_get_num_threads());
-    const double sgemm = sgemm_gflops(2048);
-    printf("sgemm 2048^3: %.1f GFLOP/s\n", sgemm);
-    int rc = 0;
-    for (int k = 0; k < nshapes; k++) {
-        const shape sh = shapes[k];
-        const int64_t L = 77, cin = cfg.in_channels, n_in = sh.batch * cin * sh.h * sh.w;
-        size_t bytes = unet_activation_bytes(m, sh.batch, sh.h, sh.w, L);
-        cs_ctx c;
-        float *x = cs_malloc((size_t)n_in * sizeof *x), *out = cs_malloc((size_t)n_in * sizeof *out);
-        float *t = cs_malloc((size_t)sh.batch * sizeof *t);
-        float *ctxt = cs_malloc((size_t)(sh.batch * L * cfg.cross_dim) * sizeof *ctxt);
-        if (ctx_init(&c, bytes) != CS_OK ||
-            ctx_start_pool(&c, threads, msg, sizeof msg) != CS_OK || !x || !out || !t || !ctxt) {
-            fprintf(stderr, "cfgserve-bench: out of memory for %lldx%lld batch %lld\n",
-                    (long long)sh.h, (long long)sh.w, (long long)sh.batch);
-            rc = 1;
-        } else {
-            for (int64_t i = 0; i < n_in; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
-            for (int64_t i = 0; i < sh.batch * L * cfg.cross_dim; i++)
-                ctxt[i] = (float)((i * 13) % 29) / 14.0f - 1.0f;
-            for (int64_t b = 0; b < sh.batch; b++) t[b] = 500.0f;
-            unet_input in = {.sample = x, .batch = sh.batch, .height = sh.h, .width = sh.w,
-                             .timesteps = t, .context = ctxt, .context_len = L};
-            double best = 1e30, flops = 0;
-            for (int r = 0; r < repeat; r++) {
-                c.flops = 0;
-                ctx_release(&c, 0);
-                double t0 = now_s();
-                unet_forward(&c, m, &in, out);
-                double dt = now_s() - t0;
-                if (dt < best) best = dt;
-                flops = c.flops;
-            }
-            const double rate = flops / best / 1e9;
-            printf("unet %lldx%lld batch %lld: %.0f ms  %.3f TFLOP  %.1f GFLOP/s  sgemm %.1f "
-                   "GFLOP/s  ratio %.2f  peak activations %.1f MiB  pool %d thread(s)\n",
-                   (long long)sh.h, (long long)sh.w, (long long)sh.batch, best * 1e3, flops / 1e12,
-                   rate, sgemm, rate / sgemm, c.peak / 1048576.0, threadpool_threads(c.pool));
-        }
-        ctx_deinit(&c);
-        free(x);
-        free(out);
-        free(t);
-        free(ctxt);
-    }
-    unet_free(m);
-    return rc;
+    return o.json ? write_json(o.json, &r) : 0;
 }

@@ -165,7 +165,10 @@ static void test_side_path(void) {
     for (size_t i = 0; i < sizeof down / 4; i++) down[i] = lb_rand(&seed);
     for (size_t i = 0; i < sizeof up / 4; i++) up[i] = lb_rand(&seed);
     for (size_t i = 0; i < sizeof x / 4; i++) x[i] = lb_rand(&seed);
-    cv.w = wt;
+    float wpk[6 * 45];
+    memcpy(wpk, wt, sizeof wt);
+    CHECK(gemm_pack_panels(wpk, 6, 45, CONV_PANELS));
+    cv.w = wpk;
     cv.b = bias;
     lora_delta d = {.rank = R, .alpha_over_r = 2.0 / R, .down = down, .up = up};
     const lora_delta *deltas[1] = {&d};
@@ -207,7 +210,10 @@ static void test_side_path(void) {
     CHECK(max_err < 1e-4);
 
     /* Linear: 7 -> 4, rows 5. */
-    linear_layer lin = {.in = 7, .out = 4, .lora_slot = 1, .w = wt, .b = bias};
+    float lwp[4 * 7];
+    memcpy(lwp, wt, sizeof lwp);
+    CHECK(gemm_pack_panels(lwp, 4, 7, LINEAR_PANELS));
+    linear_layer lin = {.in = 7, .out = 4, .lora_slot = 1, .w = lwp, .b = bias};
     float ly[B * 5 * 4], lref[5 * 4], lx[B * 5 * 7], ldown[R * 7], lup[4 * R];
     for (size_t i = 0; i < sizeof lx / 4; i++) lx[i] = lb_rand(&seed);
     for (size_t i = 0; i < sizeof ldown / 4; i++) ldown[i] = lb_rand(&seed);

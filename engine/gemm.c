@@ -1,0 +1,288 @@
+/*
+ * gemm.h drivers: block the products into items for the pool, pack the activation side
+ * per tile, run the ISA's 8 × 48 micro-kernel on a local tile and write the tile back.
+ *
+ * Loop order of one item, for each k-block of GEMM_KC:
+ *   linear (A = rows of x packed here, B = weight panels): for each weight panel (48 KiB,
+ *     stays in L1/L2) over all row panels of the item (the item's packed rows, in L2);
+ *   packed A (A = weight panels, B = activation tiles packed here): for each weight panel
+ *     over the item's activation tiles (in L2).
+ * The k-block loop is outermost, so y holds the running sums between blocks; the bias is
+ * added when the last block is written. Item and tile boundaries never change the
+ * operations on an element (gemm.h), so the split is free to follow the thread count.
+ */
+#include "gemm.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "gemm_kernels.h"
+#include "threadpool.h"
+
+/* ---- ISA choice ---- */
+
+static _Atomic int forced_isa = GEMM_ISA_AUTO;
+
+bool gemm_isa_supported(gemm_isa isa) {
+    switch (isa) {
+    case GEMM_ISA_AUTO:
+    case GEMM_ISA_PORTABLE:
+        return true;
+#if defined(__x86_64__) || defined(__i386__)
+    case GEMM_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case GEMM_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f");
+#endif
+    default:
+        return false;
+    }
+}
+
+gemm_isa gemm_active_isa(void) {
+    gemm_isa f = (gemm_isa)atomic_load(&forced_isa);
+    if (f != GEMM_ISA_AUTO) return f;
+    if (gemm_isa_supported(GEMM_ISA_AVX512)) return GEMM_ISA_AVX512;
+    if (gemm_isa_supported(GEMM_ISA_AVX2)) return GEMM_ISA_AVX2;
+    return GEMM_ISA_PORTABLE;
+}
+
+bool gemm_set_isa(gemm_isa isa) {
+    if (!gemm_isa_supported(isa)) return false;
+    atomic_store(&forced_isa, (int)isa);
+    return true;
+}
+
+const char *gemm_isa_name(gemm_isa isa) {
+    switch (isa) {
+    case GEMM_ISA_PORTABLE: return "portable";
+    case GEMM_ISA_AVX2: return "avx2+fma";
+    case GEMM_ISA_AVX512: return "avx512f";
+    default: return "auto";
+    }
+}
+
+static gemm_kernel_fn active_kernel(void) {
+    switch (gemm_active_isa()) {
+    case GEMM_ISA_AVX512: return gemm_kernel_avx512;
+    case GEMM_ISA_AVX2: return gemm_kernel_avx2;
+    default: return gemm_kernel_portable;
+    }
+}
+
+/* ---- packing ---- */
+
+bool gemm_pack_panels(float *w, int64_t rows, int64_t cols, int64_t width) {
+    CS_ASSERT(rows >= 0 && cols >= 0 && width > 0);
+    size_t bytes;
+    if (!cs_mul_size((size_t)(rows * cols), sizeof(float), &bytes)) return false;
+    float *t = cs_malloc(bytes ? bytes : 1);
+    if (!t) return false;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < cols; j++)
+            t[gemm_panel_index(rows, cols, width, r, j)] = w[r * cols + j];
+    memcpy(w, t, bytes);
+    free(t);
+    return true;
+}
+
+/* k-block [k0, k0 + kc) of the panel of `width` rows starting at row p0 of a packed
+ * rows × k matrix, as kc groups of `width` (zero-padded when the panel is narrower):
+ * straight from the packed data for full panels, else through pad. */
+static const float *panel_block(const float *packed, int64_t rows, int64_t k, int64_t width,
+                                int64_t p0, int64_t k0, int64_t kc, float *pad) {
+    const int64_t h = rows - p0 < width ? rows - p0 : width;
+    const float *src = packed + p0 * k + k0 * h;
+    if (h == width) return src;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        memcpy(pad + kk * width, src + kk * h, (size_t)h * sizeof(float));
+        memset(pad + kk * width + h, 0, (size_t)(width - h) * sizeof(float));
+    }
+    return pad;
+}
+
+/* Runs the kernel on the (h × w) corner of C at y (row stride ldy) through a local tile:
+ * loads the running sums unless first, stores them (plus the bias on the last block:
+ * bias_row[r] per row or bias_col[j] per column, either may be NULL). */
+static void tile_run(gemm_kernel_fn kern, int64_t kc, const float *a, const float *b, float *y,
+                     int64_t ldy, int64_t h, int64_t w, bool first, bool last,
+                     const float *bias_row, const float *bias_col) {
+    float c[GEMM_MR * GEMM_NR] __attribute__((aligned(64)));
+    if (h < GEMM_MR || w < GEMM_NR) memset(c, 0, sizeof c); /* no garbage in unused lanes */
+    if (!first) {
+        for (int64_t r = 0; r < h; r++)
+            memcpy(c + r * GEMM_NR, y + r * ldy, (size_t)w * sizeof(float));
+    }
+    kern(kc, a, b, c, !first);
+    for (int64_t r = 0; r < h; r++) {
+        float *yr = y + r * ldy;
+        const float *cr = c + r * GEMM_NR;
+        if (last && bias_row) {
+            for (int64_t j = 0; j < w; j++) yr[j] = cr[j] + bias_row[r];
+        } else if (last && bias_col) {
+            for (int64_t j = 0; j < w; j++) yr[j] = cr[j] + bias_col[j];
+        } else {
+            memcpy(yr, cr, (size_t)w * sizeof(float));
+        }
+    }
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* Blocks of `unit` multiples covering n so that there are at least `want` blocks when n
+ * allows: the block size in units. */
+static int64_t block_units(int64_t n, int64_t unit, int64_t max_units, int64_t want) {
+    int64_t units = ceil_div(n, unit);
+    int64_t per = ceil_div(units, want > 0 ? want : 1);
+    if (per > max_units) per = max_units;
+    return per < 1 ? 1 : per;
+}
+
+/* ---- linear: y(m, n) = x(m, k) · Wᵀ ---- */
+
+enum { LIN_MC = 128 }; /* rows of x per item (packed: 128 KiB per k-block) */
+
+typedef struct lin_job {
+    float *y;
+    const float *x, *w, *b;
+    int64_t m, k, n;
+    int64_t mc, nc, nblocks; /* item = (row block, column block) */
+    gemm_kernel_fn kern;
+} lin_job;
+
+/* a[i·kc·8 + kk·8 + r] = x[row0 + 8i + r][k0 + kk], zero past row m. */
+static void pack_rows(float *a, const float *x, int64_t m, int64_t k, int64_t row0, int64_t rows,
+                      int64_t k0, int64_t kc) {
+    for (int64_t i = 0; i < rows; i += GEMM_MR) {
+        float *dst = a + i * kc;
+        for (int64_t r = 0; r < GEMM_MR; r++) {
+            const int64_t row = row0 + i + r;
+            if (row >= m || i + r >= rows) {
+                for (int64_t kk = 0; kk < kc; kk++) dst[kk * GEMM_MR + r] = 0.0f;
+                continue;
+            }
+            const float *src = x + row * k + k0;
+            for (int64_t kk = 0; kk < kc; kk++) dst[kk * GEMM_MR + r] = src[kk];
+        }
+    }
+}
+
+static void lin_items(void *arg, int64_t i0, int64_t i1) {
+    const lin_job *j = arg;
+    float *a = cs_malloc((size_t)(j->mc * GEMM_KC) * sizeof(float));
+    float *pad = cs_malloc((size_t)(GEMM_KC * GEMM_NR) * sizeof(float));
+    CS_ASSERT(a && pad);
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t row0 = it / j->nblocks * j->mc, col0 = it % j->nblocks * j->nc;
+        const int64_t rows = j->m - row0 < j->mc ? j->m - row0 : j->mc;
+        const int64_t cols = j->n - col0 < j->nc ? j->n - col0 : j->nc;
+        const int64_t rpad = ceil_div(rows, GEMM_MR) * GEMM_MR;
+        for (int64_t k0 = 0; k0 < j->k; k0 += GEMM_KC) {
+            const int64_t kc = j->k - k0 < GEMM_KC ? j->k - k0 : GEMM_KC;
+            const bool first = k0 == 0, last = k0 + kc == j->k;
+            pack_rows(a, j->x, j->m, j->k, row0, rpad, k0, kc);
+            for (int64_t q = col0; q < col0 + cols; q += GEMM_NR) {
+                const int64_t w = j->n - q < GEMM_NR ? j->n - q : GEMM_NR;
+                const float *b = panel_block(j->w, j->n, j->k, GEMM_NR, q, k0, kc, pad);
+                for (int64_t i = 0; i < rows; i += GEMM_MR) {
+                    const int64_t h = rows - i < GEMM_MR ? rows - i : GEMM_MR;
+                    tile_run(j->kern, kc, a + i * kc, b, j->y + (row0 + i) * j->n + q, j->n, h,
+                             w, first, last, NULL, j->b ? j->b + q : NULL);
+                }
+            }
+        }
+    }
+    free(a);
+    free(pad);
+}
+
+void gemm_linear(threadpool *p, float *y, const float *x, const float *w_packed, const float *b,
+                 int64_t m, int64_t k, int64_t n) {
+    if (m <= 0 || n <= 0) return;
+    if (k == 0) {
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t c = 0; c < n; c++) y[r * n + c] = b ? b[c] : 0.0f;
+        return;
+    }
+    const int64_t want = 4 * (int64_t)threadpool_threads(p);
+    const int64_t mc = block_units(m, GEMM_MR, LIN_MC / GEMM_MR, want) * GEMM_MR;
+    const int64_t mblocks = ceil_div(m, mc);
+    // Few row blocks (short sequences): split the weight columns too.
+    const int64_t nc = block_units(n, GEMM_NR, INT64_MAX / GEMM_NR,
+                                   mblocks >= want ? 1 : ceil_div(want, mblocks)) * GEMM_NR;
+    lin_job j = {.y = y, .x = x, .w = w_packed, .b = b, .m = m, .k = k, .n = n, .mc = mc,
+                 .nc = nc, .nblocks = ceil_div(n, nc), .kern = active_kernel()};
+    threadpool_for(p, mblocks * j.nblocks, 1, lin_items, &j);
+}
+
+/* ---- packed A: y_b(m, cols) = W(m, k) · X_b(k, cols) ---- */
+
+enum { PA_TILES = 4 }; /* activation tiles of 48 columns per item (192 KiB per k-block) */
+
+typedef struct pa_job {
+    float *y;
+    const float *w, *bias;
+    int64_t batch, m, k, cols;
+    int64_t mc, col_blocks, m_blocks; /* item = (batch item, column block, row block) */
+    gemm_pack_fn pack;
+    const void *arg;
+    gemm_kernel_fn kern;
+} pa_job;
+
+static void pa_items(void *arg, int64_t i0, int64_t i1) {
+    const pa_job *j = arg;
+    float *bt = cs_malloc((size_t)(PA_TILES * GEMM_KC * GEMM_NR) * sizeof(float));
+    float *pad = cs_malloc((size_t)(GEMM_KC * GEMM_MR) * sizeof(float));
+    CS_ASSERT(bt && pad);
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t bi = it / (j->col_blocks * j->m_blocks);
+        const int64_t rest = it % (j->col_blocks * j->m_blocks);
+        const int64_t col0 = rest / j->m_blocks * PA_TILES * GEMM_NR;
+        const int64_t row0 = rest % j->m_blocks * j->mc;
+        const int64_t rows = j->m - row0 < j->mc ? j->m - row0 : j->mc;
+        const int64_t cols = j->cols - col0 < PA_TILES * GEMM_NR ? j->cols - col0
+                                                                  : PA_TILES * GEMM_NR;
+        float *yb = j->y + bi * j->m * j->cols;
+        for (int64_t k0 = 0; k0 < j->k; k0 += GEMM_KC) {
+            const int64_t kc = j->k - k0 < GEMM_KC ? j->k - k0 : GEMM_KC;
+            const bool first = k0 == 0, last = k0 + kc == j->k;
+            for (int64_t t = 0; t * GEMM_NR < cols; t++) {
+                const int64_t c0 = col0 + t * GEMM_NR;
+                const int64_t w = j->cols - c0 < GEMM_NR ? j->cols - c0 : GEMM_NR;
+                float *dst = bt + t * kc * GEMM_NR;
+                j->pack(j->arg, dst, bi, k0, kc, c0, w);
+                if (w < GEMM_NR)
+                    for (int64_t kk = 0; kk < kc; kk++)
+                        memset(dst + kk * GEMM_NR + w, 0, (size_t)(GEMM_NR - w) * sizeof(float));
+            }
+            for (int64_t i = row0; i < row0 + rows; i += GEMM_MR) {
+                const int64_t h = j->m - i < GEMM_MR ? j->m - i : GEMM_MR;
+                const float *a = panel_block(j->w, j->m, j->k, GEMM_MR, i, k0, kc, pad);
+                for (int64_t t = 0; t * GEMM_NR < cols; t++) {
+                    const int64_t c0 = col0 + t * GEMM_NR;
+                    const int64_t w = j->cols - c0 < GEMM_NR ? j->cols - c0 : GEMM_NR;
+                    tile_run(j->kern, kc, a, bt + t * kc * GEMM_NR, yb + i * j->cols + c0,
+                             j->cols, h, w, first, last, j->bias ? j->bias + i : NULL, NULL);
+                }
+            }
+        }
+    }
+    free(bt);
+    free(pad);
+}
+
+void gemm_packed_a(threadpool *p, float *y, const float *w_packed, const float *bias,
+                   int64_t batch, int64_t m, int64_t k, int64_t cols, gemm_pack_fn pack,
+                   const void *arg) {
+    if (batch <= 0 || m <= 0 || cols <= 0) return;
+    CS_ASSERT(k > 0);
+    const int64_t want = 4 * (int64_t)threadpool_threads(p);
+    const int64_t col_blocks = ceil_div(cols, PA_TILES * GEMM_NR);
+    const int64_t have = batch * col_blocks;
+    const int64_t mc = block_units(m, GEMM_MR, INT64_MAX / GEMM_MR,
+                                   have >= want ? 1 : ceil_div(want, have)) * GEMM_MR;
+    pa_job j = {.y = y, .w = w_packed, .bias = bias, .batch = batch, .m = m, .k = k,
+                .cols = cols, .mc = mc, .col_blocks = col_blocks, .m_blocks = ceil_div(m, mc),
+                .pack = pack, .arg = arg, .kern = active_kernel()};
+    threadpool_for(p, batch * col_blocks * j.m_blocks, 1, pa_items, &j);
+}

@@ -1,0 +1,85 @@
+/*
+ * Our own fp32 GEMM for the layers' hot products (linear layers and convolutions):
+ * micro-kernels for AVX-512, AVX2+FMA and a portable fallback, picked at run time from
+ * the CPU's features; threads from the engine's pool (threadpool.h).
+ *
+ * DESIGN.
+ * * One micro-kernel shape for every ISA: an 8 × 48 tile of C += A(8 × kc) · B(kc × 48),
+ *   both operands in panels (A: kc rows of 8, B: kc rows of 48). Every element of C is
+ *   ONE accumulator updated by a fused multiply-add per k in increasing k order, starting
+ *   from 0; blocking over k (GEMM_KC) stores and reloads that accumulator exactly. So an
+ *   element's bits depend only on its row of A and column of B: not on the tile, the
+ *   thread count, the other rows/columns of the call (batch companions), nor on the ISA
+ *   (the portable kernel uses fmaf). The bias is added after the full sum.
+ * * Weights are packed ONCE at load, in place (no second copy), into panels
+ *   (gemm_pack_panels): a linear weight W(out, in) is the B operand in panels of
+ *   GEMM_NR output rows, a conv weight W(out, in·k·k) the A operand in panels of GEMM_MR
+ *   output channels. A last, narrower panel keeps its own width (no padding), so the
+ *   packed tensor has the same size; the driver pads such panels per k-block.
+ * * The activation operand is packed per tile by the driver: rows of x for linear
+ *   layers, and for convolutions an implicit im2col of just the tile (no full im2col
+ *   buffer). The batch is packed along the tile dimension, so one call reads the
+ *   weights once per step for every row while each row's result stays bit-identical to
+ *   running it alone.
+ *
+ * Thread safety: the ISA choice is process-wide (gemm_set_isa: tests and benchmarks only);
+ * the products touch only their arguments.
+ */
+#ifndef CS_GEMM_H
+#define CS_GEMM_H
+
+#include "common.h"
+
+struct threadpool;
+
+enum {
+    GEMM_MR = 8,   /* rows of the A panels (conv weights: output channels) */
+    GEMM_NR = 48,  /* columns of the B panels (linear weights: output features) */
+    GEMM_KC = 256, /* k-block: one B panel of the block is 48 KiB */
+};
+
+typedef enum gemm_isa {
+    GEMM_ISA_AUTO = 0, /* the best the CPU has */
+    GEMM_ISA_PORTABLE,
+    GEMM_ISA_AVX2,
+    GEMM_ISA_AVX512,
+} gemm_isa;
+
+/* The kernel set in use; gemm_set_isa forces one (AUTO: back to the best). Forcing an ISA
+ * the CPU lacks is refused (returns false). */
+gemm_isa gemm_active_isa(void);
+bool gemm_set_isa(gemm_isa isa);
+bool gemm_isa_supported(gemm_isa isa);
+const char *gemm_isa_name(gemm_isa isa);
+
+/* Position of element (r, j) of a rows × cols matrix in its panel layout of `width` rows:
+ * panel p = r / width holds rows [p·width, p·width + h), h = min(width, rows - p·width),
+ * at offset p·width·cols, as cols groups of h (the group of column j is contiguous). */
+static inline int64_t gemm_panel_index(int64_t rows, int64_t cols, int64_t width, int64_t r,
+                                       int64_t j) {
+    const int64_t p0 = r / width * width, h = rows - p0 < width ? rows - p0 : width;
+    return p0 * cols + j * h + (r - p0);
+}
+
+/* Rearranges w (rows × cols, row-major) in place into the panel layout above; false when
+ * the temporary copy cannot be allocated (w is then unchanged). */
+bool gemm_pack_panels(float *w, int64_t rows, int64_t cols, int64_t width);
+
+/* y(m, n) = x(m, k) · W(n, k)ᵀ [+ b(n)], W packed in panels of GEMM_NR (a linear layer
+ * over m rows, the batch included). b may be NULL. */
+void gemm_linear(struct threadpool *p, float *y, const float *x, const float *w_packed,
+                 const float *b, int64_t m, int64_t k, int64_t n);
+
+/* Fills the B tile of item `batch`, k rows [k0, k0 + kc) × columns [col0, col0 + ncols)
+ * (ncols <= GEMM_NR): dst[kk · GEMM_NR + j]; the driver zeroes columns ncols.. itself. */
+typedef void (*gemm_pack_fn)(const void *arg, float *dst, int64_t batch, int64_t k0, int64_t kc,
+                             int64_t col0, int64_t ncols);
+
+/* For each item b < batch: y_b(m, cols) = W(m, k) · X_b(k, cols) [+ bias(m) per row], W
+ * packed in panels of GEMM_MR, X_b produced tile by tile by pack(arg, ...). y is (batch,
+ * m, cols) contiguous. */
+void gemm_packed_a(struct threadpool *p, float *y, const float *w_packed, const float *bias,
+                   int64_t batch, int64_t m, int64_t k, int64_t cols, gemm_pack_fn pack,
+                   const void *arg);
+
+#endif

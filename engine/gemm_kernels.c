@@ -1,0 +1,101 @@
+/*
+ * Micro-kernels of gemm_kernels.h. The SIMD ones are compiled with per-function target
+ * attributes, so the library stays runnable on any x86-64 (gemm.c calls them only when
+ * the CPU has the features) and builds on other architectures without them.
+ */
+#include "gemm_kernels.h"
+
+#include <math.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CS_GEMM_X86 1
+#endif
+
+void gemm_kernel_portable(int64_t kc, const float *a, const float *b, float *c, bool acc) {
+    for (int r = 0; r < GEMM_MR; r++)
+        for (int j = 0; j < GEMM_NR; j++) {
+            float s = acc ? c[r * GEMM_NR + j] : 0.0f;
+            for (int64_t k = 0; k < kc; k++)
+                s = fmaf(a[k * GEMM_MR + r], b[k * GEMM_NR + j], s);
+            c[r * GEMM_NR + j] = s;
+        }
+}
+
+#ifdef CS_GEMM_X86
+
+/* 8 rows × 3 vectors of 16: 24 accumulators, 3 loads of b and 8 broadcasts of a per k. */
+__attribute__((target("avx512f"))) void gemm_kernel_avx512(int64_t kc, const float *a,
+                                                            const float *b, float *c, bool acc) {
+    __m512 c0[GEMM_MR], c1[GEMM_MR], c2[GEMM_MR];
+    for (int r = 0; r < GEMM_MR; r++) {
+        c0[r] = acc ? _mm512_loadu_ps(c + r * GEMM_NR) : _mm512_setzero_ps();
+        c1[r] = acc ? _mm512_loadu_ps(c + r * GEMM_NR + 16) : _mm512_setzero_ps();
+        c2[r] = acc ? _mm512_loadu_ps(c + r * GEMM_NR + 32) : _mm512_setzero_ps();
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_loadu_ps(b + k * GEMM_NR);
+        const __m512 b1 = _mm512_loadu_ps(b + k * GEMM_NR + 16);
+        const __m512 b2 = _mm512_loadu_ps(b + k * GEMM_NR + 32);
+        const float *ak = a + k * GEMM_MR;
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) {
+            const __m512 ar = _mm512_set1_ps(ak[r]);
+            c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+            c2[r] = _mm512_fmadd_ps(ar, b2, c2[r]);
+        }
+    }
+    for (int r = 0; r < GEMM_MR; r++) {
+        _mm512_storeu_ps(c + r * GEMM_NR, c0[r]);
+        _mm512_storeu_ps(c + r * GEMM_NR + 16, c1[r]);
+        _mm512_storeu_ps(c + r * GEMM_NR + 32, c2[r]);
+    }
+}
+
+/* 16 ymm registers: the tile runs as 4 sub-tiles of 4 rows × 24 columns (12 accumulators,
+ * 3 loads of b, 1 broadcast). */
+__attribute__((target("avx2,fma"))) static void avx2_sub(int64_t kc, const float *a,
+                                                         const float *b, float *c, bool acc) {
+    __m256 c0[4], c1[4], c2[4];
+    for (int r = 0; r < 4; r++) {
+        c0[r] = acc ? _mm256_loadu_ps(c + r * GEMM_NR) : _mm256_setzero_ps();
+        c1[r] = acc ? _mm256_loadu_ps(c + r * GEMM_NR + 8) : _mm256_setzero_ps();
+        c2[r] = acc ? _mm256_loadu_ps(c + r * GEMM_NR + 16) : _mm256_setzero_ps();
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_loadu_ps(b + k * GEMM_NR);
+        const __m256 b1 = _mm256_loadu_ps(b + k * GEMM_NR + 8);
+        const __m256 b2 = _mm256_loadu_ps(b + k * GEMM_NR + 16);
+        const float *ak = a + k * GEMM_MR;
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const __m256 ar = _mm256_broadcast_ss(ak + r);
+            c0[r] = _mm256_fmadd_ps(ar, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(ar, b1, c1[r]);
+            c2[r] = _mm256_fmadd_ps(ar, b2, c2[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        _mm256_storeu_ps(c + r * GEMM_NR, c0[r]);
+        _mm256_storeu_ps(c + r * GEMM_NR + 8, c1[r]);
+        _mm256_storeu_ps(c + r * GEMM_NR + 16, c2[r]);
+    }
+}
+
+void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, bool acc) {
+    for (int rh = 0; rh < 2; rh++)
+        for (int ch = 0; ch < 2; ch++)
+            avx2_sub(kc, a + rh * 4, b + ch * 24, c + rh * 4 * GEMM_NR + ch * 24, acc);
+}
+
+#else
+
+void gemm_kernel_avx512(int64_t kc, const float *a, const float *b, float *c, bool acc) {
+    gemm_kernel_portable(kc, a, b, c, acc);
+}
+void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, bool acc) {
+    gemm_kernel_portable(kc, a, b, c, acc);
+}
+
+#endif

@@ -1,0 +1,151 @@
+/* Own GEMM (gemm.h): linear and conv products against the reference twins on odd shapes,
+ * and bit-exact across ISAs, thread counts and batch companions (fixed reduction order). */
+#include <stdlib.h>
+
+#include "check.h"
+#include "gemm.h"
+#include "ops.h"
+#include "threadpool.h"
+
+static float rnd(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+static float *rand_buf(int64_t n, uint64_t *s) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = rnd(s);
+    return p;
+}
+
+static double max_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+static const gemm_isa isas[] = {GEMM_ISA_PORTABLE, GEMM_ISA_AVX2, GEMM_ISA_AVX512};
+
+/* The packed layout is a permutation; gemm_panel_index names it. */
+static void test_panels(void) {
+    uint64_t s = 7;
+    const int64_t rows = 53, cols = 11;
+    float *w = rand_buf(rows * cols, &s), *p = malloc(sizeof(float) * rows * cols);
+    memcpy(p, w, sizeof(float) * rows * cols);
+    CHECK(gemm_pack_panels(p, rows, cols, GEMM_NR));
+    int bad = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < cols; j++)
+            bad += p[gemm_panel_index(rows, cols, GEMM_NR, r, j)] != w[r * cols + j];
+    CHECK_EQ_INT(bad, 0);
+    free(w);
+    free(p);
+}
+
+static void test_linear(threadpool *pool2) {
+    static const int64_t shapes[][3] = {{1, 1, 1},     {3, 17, 5},    {17, 69, 49},
+                                        {64 + 5, 300, 97}, {130, 513, 320}, {9, 4, 1}};
+    uint64_t s = 1;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int64_t m = shapes[t][0], k = shapes[t][1], n = shapes[t][2];
+        float *x = rand_buf(m * k, &s), *w = rand_buf(n * k, &s), *b = rand_buf(n, &s);
+        float *ref = malloc(sizeof(float) * m * n), *y = malloc(sizeof(float) * m * n),
+              *y0 = malloc(sizeof(float) * m * n), *one = malloc(sizeof(float) * n);
+        op_linear_ref(ref, x, w, b, m, k, n);
+        float *wp = malloc(sizeof(float) * n * k);
+        memcpy(wp, w, sizeof(float) * n * k);
+        CHECK(gemm_pack_panels(wp, n, k, GEMM_NR));
+        gemm_set_isa(GEMM_ISA_PORTABLE);
+        gemm_linear(NULL, y0, x, wp, b, m, k, n);
+        double err = max_diff(y0, ref, m * n);
+        printf("linear %lldx%lldx%lld: max abs error vs reference %.3g\n", (long long)m,
+               (long long)k, (long long)n, err);
+        CHECK(err < 1e-4 * sqrt((double)k));
+        for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+            if (!gemm_set_isa(isas[i])) continue;
+            for (int threads = 1; threads <= 2; threads++) {
+                memset(y, 0, sizeof(float) * m * n);
+                gemm_linear(threads == 1 ? NULL : pool2, y, x, wp, b, m, k, n);
+                CHECK(memcmp(y, y0, sizeof(float) * m * n) == 0);
+            }
+            /* A row alone gives the bits it has in the batch. */
+            const int64_t r = m / 2;
+            gemm_linear(pool2, one, x + r * k, wp, b, 1, k, n);
+            CHECK(memcmp(one, y0 + r * n, sizeof(float) * n) == 0);
+        }
+        gemm_set_isa(GEMM_ISA_AUTO);
+        free(x), free(w), free(b), free(ref), free(y), free(y0), free(one), free(wp);
+    }
+}
+
+static void test_conv(threadpool *pool2) {
+    static const op_conv2d_shape shapes[] = {
+        {.batch = 2, .in_ch = 3, .height = 7, .width = 9, .out_ch = 5, .kernel = 3, .stride = 1,
+         .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+        {.batch = 3, .in_ch = 5, .height = 9, .width = 7, .out_ch = 17, .kernel = 3, .stride = 2,
+         .pad_top = 0, .pad_left = 1, .pad_bottom = 1, .pad_right = 0},
+        {.batch = 2, .in_ch = 69, .height = 13, .width = 17, .out_ch = 33, .kernel = 1,
+         .stride = 1},
+        {.batch = 1, .in_ch = 32, .height = 16, .width = 16, .out_ch = 64 + 5, .kernel = 3,
+         .stride = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+        {.batch = 2, .in_ch = 40, .height = 5, .width = 3, .out_ch = 1, .kernel = 3, .stride = 1,
+         .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+    };
+    uint64_t s = 2;
+    cs_ctx c1, c2;
+    CHECK(ctx_init(&c1, 1 << 10) == CS_OK);
+    CHECK(ctx_init(&c2, 1 << 10) == CS_OK);
+    c2.pool = pool2;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const op_conv2d_shape *sh = &shapes[t];
+        const int64_t ho = op_conv2d_out_h(sh), wo = op_conv2d_out_w(sh);
+        const int64_t kd = sh->in_ch * sh->kernel * sh->kernel, nin = sh->in_ch * sh->height * sh->width,
+                      nout = sh->out_ch * ho * wo;
+        float *x = rand_buf(sh->batch * nin, &s), *w = rand_buf(sh->out_ch * kd, &s),
+              *b = rand_buf(sh->out_ch, &s);
+        float *ref = malloc(sizeof(float) * sh->batch * nout), *y = malloc(sizeof(float) * sh->batch * nout),
+              *y0 = malloc(sizeof(float) * sh->batch * nout), *one = malloc(sizeof(float) * nout);
+        op_conv2d_ref(ref, x, w, b, sh);
+        float *wp = malloc(sizeof(float) * sh->out_ch * kd);
+        memcpy(wp, w, sizeof(float) * sh->out_ch * kd);
+        CHECK(gemm_pack_panels(wp, sh->out_ch, kd, GEMM_MR));
+        gemm_set_isa(GEMM_ISA_PORTABLE);
+        op_conv2d_packed(&c1, y0, x, wp, b, sh);
+        double err = max_diff(y0, ref, sh->batch * nout);
+        printf("conv %lld->%lld k%lld s%lld: max abs error vs reference %.3g\n",
+               (long long)sh->in_ch, (long long)sh->out_ch, (long long)sh->kernel,
+               (long long)sh->stride, err);
+        CHECK(err < 1e-4 * sqrt((double)kd));
+        for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+            if (!gemm_set_isa(isas[i])) continue;
+            for (int threads = 1; threads <= 2; threads++) {
+                memset(y, 0, sizeof(float) * sh->batch * nout);
+                op_conv2d_packed(threads == 1 ? &c1 : &c2, y, x, wp, b, sh);
+                CHECK(memcmp(y, y0, sizeof(float) * sh->batch * nout) == 0);
+            }
+            op_conv2d_shape alone = *sh;
+            alone.batch = 1;
+            const int64_t bi = sh->batch - 1;
+            op_conv2d_packed(&c2, one, x + bi * nin, wp, b, &alone);
+            CHECK(memcmp(one, y0 + bi * nout, sizeof(float) * nout) == 0);
+        }
+        gemm_set_isa(GEMM_ISA_AUTO);
+        free(x), free(w), free(b), free(ref), free(y), free(y0), free(one), free(wp);
+    }
+    c2.pool = NULL;
+    ctx_deinit(&c1);
+    ctx_deinit(&c2);
+}
+
+int main(void) {
+    printf("gemm: active kernels %s\n", gemm_isa_name(gemm_active_isa()));
+    CHECK(!gemm_isa_supported(GEMM_ISA_AVX512) || gemm_active_isa() == GEMM_ISA_AVX512);
+    threadpool *pool2 = NULL;
+    char msg[256];
+    CHECK(threadpool_new(2, &pool2, msg, sizeof msg) == CS_OK);
+    test_panels();
+    test_linear(pool2);
+    test_conv(pool2);
+    threadpool_free(pool2);
+    return check_failures ? 1 : 0;
+}
