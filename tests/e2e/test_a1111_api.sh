@@ -78,15 +78,15 @@ check "samplers lists DPM++ 2M and Euler a" \
 
 # Progress and interrupt: a long job of this caller is seen and cut short.
 curl -s -o "$tmp/long" -H 'Content-Type: application/json' \
-  --data-binary '{"prompt":"x","steps":400,"width":64,"height":64}' "$URL/sdapi/v1/txt2img" &
+  --data-binary '{"prompt":"x","steps":500,"width":64,"height":64}' "$URL/sdapi/v1/txt2img" &
 lp=$!
 seen=no
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   curl -s "$URL/sdapi/v1/progress?skip_current_image=true" >"$tmp/prog"
-  if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["state"]["sampling_steps"]==400 and d["state"]["job_count"]==1 else 1)' "$tmp/prog"; then seen=yes; break; fi
+  if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["state"]["sampling_steps"]==500 and d["state"]["job_count"]==1 else 1)' "$tmp/prog"; then seen=yes; break; fi
   sleep 0.1
 done
-check "progress shows the caller's running job (400 steps)" "[ $seen = yes ]"
+check "progress shows the caller's running job (500 steps)" "[ $seen = yes ]"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST "$URL/sdapi/v1/interrupt")
 check "interrupt: 200 ($code)" "[ $code = 200 ]"
 wait $lp
@@ -100,10 +100,10 @@ le1_before=$(metric 'cfgserve_batch_size_images_bucket{le="1"}')
 total_before=$(metric 'cfgserve_batch_size_images_count')
 pids=()
 for i in 1 2 3; do
-  curl -s -o /dev/null --data-binary '{"prompt":"a green square","steps":12,"width":64,"height":64}' \
+  curl -s -o /dev/null --data-binary '{"prompt":"a green square","steps":30,"width":64,"height":64}' \
     "$URL/sdapi/v1/txt2img" &
   pids+=($!)
-  curl -s -o /dev/null -H 'Content-Type: application/json' --data-binary '{"prompt":"a green square","steps":12}' \
+  curl -s -o /dev/null -H 'Content-Type: application/json' --data-binary '{"prompt":"a green square","steps":30}' \
     "$URL/generate" &
   pids+=($!)
 done
