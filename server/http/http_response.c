@@ -75,18 +75,10 @@ enum MHD_Result http_respond_buf(http_req *r, int status, const char *content_ty
 }
 
 enum MHD_Result http_respond_json(http_req *r, int status, cJSON *obj) {
-    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
-    cJSON_Delete(obj);
-    if (!text) return MHD_NO;
-    size_t n = strlen(text);
-    char *body = realloc(text, n + 2); /* a final newline, for people reading curl output */
-    if (!body) {
-        free(text);
-        return MHD_NO;
-    }
-    body[n] = '\n';
-    body[n + 1] = '\0';
-    return http_respond_buf(r, status, "application/json", body, n + 1);
+    size_t len = 0;
+    char *body = api_print_json(obj, &len);
+    if (!body) return MHD_NO;
+    return http_respond_buf(r, status, "application/json", body, len);
 }
 
 enum MHD_Result http_respond_error(http_req *r, int status, const char *code, const char *field,
