@@ -26,6 +26,7 @@
  */
 #include <string.h>
 
+#include "batcher.h"
 #include "events.h"
 #include "histogram.h"
 #include "retire.h"

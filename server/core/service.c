@@ -16,6 +16,7 @@
 
 #include "histogram.h"
 #include "job_id.h"
+#include "batcher.h"
 #include "service_internal.h"
 
 _Thread_local service *service_tls_loop;
@@ -158,14 +159,6 @@ void service_run(service *s) {
     batcher_start(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     service_tls_loop = NULL;
-}
-
-bool service_set_draining(service *s) {
-    pthread_mutex_lock(&s->lock);
-    const bool first = !atomic_load(&s->draining);
-    atomic_store(&s->draining, true);
-    pthread_mutex_unlock(&s->lock);
-    return first;
 }
 
 void service_begin_drain(service *s) {

@@ -98,14 +98,14 @@ static inline void loop_leave(service *s) {
 /* The service whose loop runs on this thread (NULL elsewhere). */
 extern _Thread_local service *service_tls_loop;
 
-/* Loop-thread callbacks (batcher.c). */
-void batcher_on_requests(uv_async_t *h);
-void batcher_on_results(uv_async_t *h);
-void batcher_on_signal(uv_signal_t *h, int signum);
-/* Called by service_run before the loop starts: handles a drain requested earlier. */
-void batcher_start(service *s);
-
-/* Publishes the drain under the service lock; true when this call started it. */
-bool service_set_draining(service *s);
+/* Publishes the drain under the service lock; true when this call started it. Here, not
+ * in service.c, so the batcher (which service.c drives) never calls back up into it. */
+static inline bool service_set_draining(service *s) {
+    pthread_mutex_lock(&s->lock);
+    const bool first = !atomic_load(&s->draining);
+    atomic_store(&s->draining, true);
+    pthread_mutex_unlock(&s->lock);
+    return first;
+}
 
 #endif

@@ -25,37 +25,11 @@
 #include "http_drain.h"
 #include "log.h"
 
-const char *const http_route_names[ROUTE_COUNT] = {
-    "/generate", "/jobs",  "/jobs/{id}", "/jobs/{id}/events", "/jobs/{id}/image",
-    "/health",   "/ready", "/metrics",   "/v1/models",        "/sdapi/v1/txt2img",
-    "/sdapi/v1/img2img", "/sdapi/v1/{info}", "/sdapi/v1/{control}", "other"};
-
-/* Methods each route answers (GET routes answer HEAD too). */
-const char *const http_route_allow[ROUTE_COUNT] = {"POST, OPTIONS",
-                                                   "POST, OPTIONS",
-                                                   "GET, HEAD, DELETE, OPTIONS",
-                                                   "GET, HEAD, OPTIONS",
-                                                   "GET, HEAD, OPTIONS",
-                                                   "GET, HEAD, OPTIONS",
-                                                   "GET, HEAD, OPTIONS",
-                                                   "GET, HEAD, OPTIONS",
-                                                   "GET, HEAD, OPTIONS",
-                                                   "POST, OPTIONS",
-                                                   "POST, OPTIONS",
-                                                   "GET, HEAD, POST, OPTIONS",
-                                                   "POST, OPTIONS",
-                                                   ""};
-
 /* A refused upload is read and dropped (so the client can read the answer) up to this
  * many bytes and seconds per connection, for at most this many connections at once. */
 static const http_drain_limits k_drain_limits = {
     .max_bytes = (uint64_t)2 << 30, .max_seconds = 30.0, .max_sockets = 64};
 
-double http_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* The A1111 web UI's routes under /sdapi/v1/ this server answers (a1111_info.c has the
  * bodies); *sub receives the part after the prefix. */
