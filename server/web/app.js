@@ -1,11 +1,11 @@
-// The cfgserve page: a form over the native API (POST /jobs, then the job's Server-Sent
-// Events from GET /jobs/{id}/events read with fetch, so the API key can be sent), a
+// The cfgserve page: a form over the native API (POST /generate with "stream": true: its
+// Server-Sent Events are read with fetch, so the API key can be sent), a
 // progress bar with queue position and step previews, cancel (DELETE /jobs/{id}), and a
 // gallery of results with their parameters and a copy-as-curl button. No framework, no
 // network access beyond this server (the Content-Security-Policy allows 'self' only).
 'use strict';
 const $ = (id) => document.getElementById(id);
-let current = null; // the job being followed: {id, controller}
+let current = null; // the job being followed: {id} (null until its first event)
 
 function headers(extra) {
   const h = Object.assign({}, extra);
@@ -17,7 +17,6 @@ function headers(extra) {
 function setStatus(text) { $('status').textContent = text; }
 
 async function loadModel() {
-  $('key').value = localStorage.getItem('cfgserve-key') || '';
   const res = await fetch('/v1/models', { headers: headers() });
   if (!res.ok) { setStatus('cannot read /v1/models: ' + res.status + ' (API key?)'); return; }
   const m = (await res.json()).data[0];
@@ -81,7 +80,7 @@ function curlFor(params, seed) {
 
 function addResults(data, raw) {
   const { seeds, params } = rawParts(raw);
-  data.images.forEach((b64, i) => {
+  data.images.map((b64, i) => [b64, i]).reverse().forEach(([b64, i]) => {
     const card = document.createElement('figure');
     card.className = 'card';
     const img = new Image();
@@ -89,7 +88,7 @@ function addResults(data, raw) {
     img.alt = data.parameters.prompt;
     const pre = document.createElement('pre');
     const p = data.parameters;
-    pre.textContent = `${p.prompt}\nseed ${seeds[i]} · ${p.steps} steps · ${p.sampler} · cfg ${p.guidance_scale} · ${p.width}×${p.height}`;
+    pre.textContent = `${p.prompt}\nseed ${seeds[i]} · ${p.steps} steps · ${p.sampler || 'default sampler'} · cfg ${p.guidance_scale} · ${p.width}×${p.height}`;
     const copy = document.createElement('button');
     copy.type = 'button';
     copy.textContent = 'Copy curl';
@@ -127,14 +126,13 @@ function onEvent(type, raw) {
     addResults(d, raw);
   } else if (type === 'error') {
     document.querySelectorAll('#gallery .preview').forEach((c) => c.remove());
-    setStatus(d.code === 'cancelled' ? 'cancelled' : `error (${d.code}): ${d.message}`);
+    const err = d.error || d; // {"id", "error": {"code", "message"}}
+    setStatus(err.code === 'cancelled' ? 'cancelled' : `error (${err.code}): ${err.message}`);
   }
 }
 
-async function follow(id, controller) {
-  const res = await fetch(`/jobs/${id}/events`,
-    { headers: headers({ Accept: 'text/event-stream' }), signal: controller.signal });
-  if (!res.ok) throw new Error('events: HTTP ' + res.status);
+// Reads a Server-Sent Events body; the first event names the job (for cancel).
+async function follow(res) {
   const reader = res.body.getReader();
   const dec = new TextDecoder();
   let buf = '';
@@ -151,7 +149,11 @@ async function follow(id, controller) {
         if (line.startsWith('event:')) type = line.slice(6).trim();
         else if (line.startsWith('data:')) data += line.slice(5).trim();
       }
-      if (data) onEvent(type, data);
+      if (!data) continue;
+      if (current && !current.id) {
+        try { current.id = JSON.parse(data).id; $('cancel').disabled = false; } catch { /* keep going */ }
+      }
+      onEvent(type, data);
       if (type === 'done' || type === 'error') return;
     }
   }
@@ -165,15 +167,17 @@ async function generate(ev) {
   $('bar').value = 0;
   setStatus('submitting');
   try {
-    const res = await fetch('/jobs', { method: 'POST', headers: headers({ 'Content-Type': 'application/json' }),
-      body: JSON.stringify(request()) });
-    const answer = await res.json();
-    if (!res.ok) throw new Error(answer.error ? answer.error.message : 'HTTP ' + res.status);
-    current = { id: answer.id, controller: new AbortController() };
-    $('cancel').disabled = false;
-    await follow(current.id, current.controller);
+    current = { id: null };
+    const res = await fetch('/generate', { method: 'POST',
+      headers: headers({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
+      body: JSON.stringify(Object.assign(request(), { stream: true })) });
+    if (!res.ok) {
+      const answer = await res.json().catch(() => ({}));
+      throw new Error(answer.error ? answer.error.message : 'HTTP ' + res.status);
+    }
+    await follow(res);
   } catch (e) {
-    if (e.name !== 'AbortError') setStatus('error: ' + e.message);
+    setStatus('error: ' + e.message);
   } finally {
     current = null;
     $('go').disabled = false;
@@ -182,7 +186,7 @@ async function generate(ev) {
 }
 
 async function cancel() {
-  if (!current) return;
+  if (!current || !current.id) return;
   $('cancel').disabled = true;
   const res = await fetch(`/jobs/${current.id}`, { method: 'DELETE', headers: headers() });
   if (!res.ok && res.status !== 409) setStatus('cancel failed: HTTP ' + res.status);
@@ -193,6 +197,10 @@ document.addEventListener('DOMContentLoaded', () => {
   $('cancel').addEventListener('click', cancel);
   $('dice').addEventListener('click', () => { $('seed').value = Math.floor(Math.random() * 2 ** 32); });
   $('guidance').addEventListener('input', () => { $('guidance-out').value = $('guidance').value; });
-  $('key').addEventListener('change', loadModel);
+  $('key').value = localStorage.getItem('cfgserve-key') || '';
+  $('key').addEventListener('change', () => {
+    localStorage.setItem('cfgserve-key', $('key').value.trim());
+    loadModel().catch((e) => setStatus('error: ' + e.message));
+  });
   loadModel().catch((e) => setStatus('error: ' + e.message));
 });
