@@ -23,7 +23,8 @@ async function loadModel() {
   $('model').textContent = m.id + ' · ' + m.width + '×' + m.height;
   if (!$('width').value) $('width').value = m.width;
   if (!$('height').value) $('height').value = m.height;
-  $('width').step = $('height').step = m.size_multiple || 8;
+  // min and step together: the browser accepts min + k * step only.
+  $('width').min = $('height').min = $('width').step = $('height').step = m.size_multiple || 8;
   $('count').max = m.max_images || 8;
   $('steps').max = m.max_steps || 150;
   const sel = $('sampler');
