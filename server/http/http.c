@@ -162,11 +162,6 @@ static bool json_content_type(http_req *r) {
     return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
 }
 
-static bool form_content_type(http_req *r) {
-    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-    return ct && !strncasecmp(ct, "multipart/form-data", 19);
-}
-
 /* CORS preflight: 204 with what the browser may send. */
 static enum MHD_Result preflight(http_req *r) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
@@ -200,7 +195,7 @@ static enum MHD_Result on_first_call(http_req *r) {
                                       "the body must be JSON: send \"Content-Type: "
                                       "application/json\" (curl: -H 'Content-Type: "
                                       "application/json')");
-        if (r->route == ROUTE_OPENAI_EDITS && !form_content_type(r))
+        if (r->route == ROUTE_OPENAI_EDITS && !http_form_content_type(r))
             return http_respond_error(r, 415, "unsupported_media_type", NULL,
                                       "/v1/images/edits takes a multipart/form-data body (curl: "
                                       "-F image=@in.png -F prompt=...)");

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum { MAX_PARTS = 32, MAX_NAME = 64 };
 
@@ -94,4 +95,9 @@ bool http_form_parse(http_req *r, api_form *f, char *why, size_t why_size) {
         return false;
     }
     return true;
+}
+
+bool http_form_content_type(http_req *r) {
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    return ct && !strncasecmp(ct, "multipart/form-data", 19);
 }

@@ -163,6 +163,7 @@ enum MHD_Result http_a1111_route(http_req *r);
  * free with http_form_free, also after a failure). */
 bool http_form_parse(http_req *r, api_form *f, char *why, size_t why_size);
 void http_form_free(api_form *f);
+bool http_form_content_type(http_req *r); /* Content-Type: multipart/form-data */
 
 /* http_openai.c: GET /v1/images/files/{id}/{index}.png, and the URL base of answers. */
 enum MHD_Result http_openai_file(http_req *r);
