@@ -403,5 +403,5 @@ static char *render_none(const request_gen *g, const api_result *res, size_t *le
 }
 
 const api_dialect api_a1111_txt2img = {"a1111", parse_txt2img, a1111_render_result,
-                                       a1111_render_error};
-const api_dialect api_a1111_other = {"a1111", parse_none, render_none, a1111_render_error};
+                                       a1111_render_error, NULL};
+const api_dialect api_a1111_other = {"a1111", parse_none, render_none, a1111_render_error, NULL};

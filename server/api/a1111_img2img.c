@@ -51,4 +51,4 @@ static cs_status parse_img2img(const api_parse_ctx *c, const char *body, size_t 
 }
 
 const api_dialect api_a1111_img2img = {"a1111", parse_img2img, a1111_render_result,
-                                       a1111_render_error};
+                                       a1111_render_error, NULL};

@@ -75,4 +75,4 @@ static char *render_error(const request_error *e, int *status, size_t *len) {
     return api_print_json(root, len);
 }
 
-const api_dialect api_native = {"native", parse, render_result, render_error};
+const api_dialect api_native = {"native", parse, render_result, render_error, NULL};

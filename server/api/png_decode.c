@@ -47,9 +47,12 @@ static void on_read(png_structp png, png_bytep out, size_t n) {
     r->at += n;
 }
 
-cs_status png_decode_rgb8(const uint8_t *data, size_t len, int max_width, int max_height,
-                          const char *field, uint8_t **rgb, int *width, int *height, char *msg,
-                          size_t msg_size) {
+/* The decoder of both entry points: 3 channels (RGB, alpha dropped) or 4 (RGBA, a tRNS
+ * chunk made alpha, opaque filler when the file has no transparency; *had_alpha says
+ * whether it had any). */
+static cs_status decode(const uint8_t *data, size_t len, int max_width, int max_height,
+                        const char *field, int channels, uint8_t **rgb, int *width, int *height,
+                        bool *had_alpha, char *msg, size_t msg_size) {
     *rgb = NULL;
     *width = *height = 0;
     if (len < 8 || png_sig_cmp(data, 0, 8) != 0)
@@ -87,18 +90,24 @@ cs_status png_decode_rgb8(const uint8_t *data, size_t len, int max_width, int ma
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (depth == 16) png_set_strip_16(png);
-    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    const bool trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
+    if (had_alpha) *had_alpha = (color & PNG_COLOR_MASK_ALPHA) || trns;
+    if (channels == 3 && (color & PNG_COLOR_MASK_ALPHA)) png_set_strip_alpha(png);
+    if (channels == 4 && trns) png_set_tRNS_to_alpha(png);
     if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+    if (channels == 4 && !(color & PNG_COLOR_MASK_ALPHA) && !trns)
+        png_set_filler(png, 0xff, PNG_FILLER_AFTER);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    if (png_get_rowbytes(png, info) != (size_t)w * 3) png_error(png, "unexpected row layout");
-    pixels = malloc((size_t)w * h * 3);
+    if (png_get_rowbytes(png, info) != (size_t)w * (size_t)channels)
+        png_error(png, "unexpected row layout");
+    pixels = malloc((size_t)w * h * (size_t)channels);
     rows = malloc((size_t)h * sizeof *rows);
     if (!pixels || !rows) {
         st = fail(CS_ERR_NOMEM, msg, msg_size, "out of memory decoding %s", field);
         png_error(png, "out of memory");
     }
-    for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + (size_t)y * w * 3;
+    for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + (size_t)y * w * (size_t)channels;
     png_read_image(png, rows);
     png_read_end(png, NULL);
     free(rows);
@@ -106,6 +115,28 @@ cs_status png_decode_rgb8(const uint8_t *data, size_t len, int max_width, int ma
     *rgb = pixels;
     *width = (int)w;
     *height = (int)h;
+    return CS_OK;
+}
+
+cs_status png_decode_rgb8(const uint8_t *data, size_t len, int max_width, int max_height,
+                          const char *field, uint8_t **rgb, int *width, int *height, char *msg,
+                          size_t msg_size) {
+    return decode(data, len, max_width, max_height, field, 3, rgb, width, height, NULL, msg,
+                  msg_size);
+}
+
+cs_status png_decode_alpha8(const uint8_t *data, size_t len, int max_width, int max_height,
+                            const char *field, uint8_t **alpha, int *width, int *height,
+                            bool *had_alpha, char *msg, size_t msg_size) {
+    uint8_t *rgba = NULL;
+    cs_status st = decode(data, len, max_width, max_height, field, 4, &rgba, width, height,
+                          had_alpha, msg, msg_size);
+    if (st != CS_OK) return st;
+    const size_t n = (size_t)*width * (size_t)*height;
+    for (size_t i = 0; i < n; i++) /* in place: reads run ahead of writes */
+        rgba[i] = rgba[4 * i + 3];
+    uint8_t *shrunk = realloc(rgba, n);
+    *alpha = shrunk ? shrunk : rgba;
     return CS_OK;
 }
 

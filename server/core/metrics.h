@@ -14,7 +14,7 @@
 
 #include "service.h"
 
-enum { METRICS_MAX_ROUTES = 16 };
+enum { METRICS_MAX_ROUTES = 24 };
 
 typedef struct metrics metrics;
 

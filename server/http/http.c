@@ -54,12 +54,21 @@ static http_route classify_a1111(const char *url, const char **sub) {
 /* "/jobs/0-123/events" → ROUTE_JOB_EVENTS with *job = that id (job_id.h). */
 static http_route classify(const char *url, uint64_t *job, const char **sub) {
     if (!strncmp(url, "/sdapi/v1/", 10)) return classify_a1111(url, sub);
+    if (!strncmp(url, "/v1/images/files/", 17)) { /* /v1/images/files/{id}/{index}.png */
+        const char *p;
+        if (!job_id_parse(url + 17, &p, job) || !http_openai_file_path(p)) return ROUTE_NOT_FOUND;
+        *sub = p;
+        return ROUTE_OPENAI_FILE;
+    }
     static const struct {
         const char *path;
         http_route route;
     } fixed[] = {{"/generate", ROUTE_GENERATE}, {"/jobs", ROUTE_JOBS},
                  {"/health", ROUTE_HEALTH},     {"/ready", ROUTE_READY},
-                 {"/metrics", ROUTE_METRICS},   {"/v1/models", ROUTE_MODELS}};
+                 {"/metrics", ROUTE_METRICS},   {"/v1/models", ROUTE_MODELS},
+                 {"/v1/images/generations", ROUTE_OPENAI_GENERATIONS},
+                 {"/v1/images/edits", ROUTE_OPENAI_EDITS}};
+    if (http_page_path(url)) return ROUTE_PAGE;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (!strcmp(url, fixed[i].path)) return fixed[i].route;
     if (strncmp(url, "/jobs/", 6) != 0) return ROUTE_NOT_FOUND;
@@ -81,6 +90,8 @@ static bool method_allowed(http_route route, const char *method) {
     case ROUTE_A1111_TXT2IMG:
     case ROUTE_A1111_IMG2IMG:
     case ROUTE_A1111_CONTROL:
+    case ROUTE_OPENAI_GENERATIONS:
+    case ROUTE_OPENAI_EDITS:
         return !strcmp(method, "POST");
     case ROUTE_A1111_INFO:
         return !strcmp(method, "GET") || !strcmp(method, "HEAD") || !strcmp(method, "POST");
@@ -96,7 +107,8 @@ static bool method_allowed(http_route route, const char *method) {
 /* Constant-time check of "Authorization: Bearer KEY" (the length is not secret). */
 static bool authorized(http_req *r) {
     const char *key = r->srv->api_key;
-    if (!key[0] || r->route == ROUTE_HEALTH || r->route == ROUTE_READY) return true;
+    if (!key[0] || r->route == ROUTE_HEALTH || r->route == ROUTE_READY || r->route == ROUTE_PAGE)
+        return true; /* the page holds no data: it asks for the key and sends it */
     const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
     h += 7;
@@ -152,6 +164,10 @@ static enum MHD_Result on_first_call(http_req *r) {
                                       "the body must be JSON: send \"Content-Type: "
                                       "application/json\" (curl: -H 'Content-Type: "
                                       "application/json')");
+        if (r->route == ROUTE_OPENAI_EDITS && !http_form_content_type(r))
+            return http_respond_error(r, 415, "unsupported_media_type", NULL,
+                                      "/v1/images/edits takes a multipart/form-data body (curl: "
+                                      "-F image=@in.png -F prompt=...)");
         const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)r->srv->cfg.max_body)
             return http_respond_error(r, 413, "payload_too_large", NULL,
@@ -233,7 +249,10 @@ static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char
                      ? (r->route == ROUTE_A1111_TXT2IMG   ? &api_a1111_txt2img
                         : r->route == ROUTE_A1111_IMG2IMG ? &api_a1111_img2img
                                                           : &api_a1111_other)
-                     : &api_native;
+                 : r->route == ROUTE_OPENAI_GENERATIONS ? &api_openai_generations
+                 : r->route == ROUTE_OPENAI_EDITS       ? &api_openai_edits
+                 : !strncmp(url, "/v1/images", 10)      ? &api_openai_other
+                                                        : &api_native;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = ci ? ci->connect_fd : -1;
@@ -282,8 +301,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (r->status) return MHD_YES;
     if (r->route == ROUTE_GENERATE || r->route == ROUTE_JOBS ||
-        r->route == ROUTE_A1111_TXT2IMG || r->route == ROUTE_A1111_IMG2IMG)
+        r->route == ROUTE_A1111_TXT2IMG || r->route == ROUTE_A1111_IMG2IMG ||
+        r->route == ROUTE_OPENAI_GENERATIONS || r->route == ROUTE_OPENAI_EDITS)
         return http_generate(r);
+    if (r->route == ROUTE_OPENAI_FILE) return http_openai_file(r);
+    if (r->route == ROUTE_PAGE) return http_page(r);
     if (r->route == ROUTE_A1111_INFO || r->route == ROUTE_A1111_CONTROL) return http_a1111_route(r);
     return http_route_simple(r);
 }

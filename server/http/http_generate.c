@@ -68,7 +68,8 @@ static enum MHD_Result respond_result(http_req *r) {
     char jid[JOB_ID_TEXT_SIZE];
     /* An A1111 caller's interrupt ends its job early: the web UI then answers with what
      * it has (here: no images), not with an error. */
-    if (r->failed && r->dialect != &api_native && !strcmp(r->err_code, "cancelled"))
+    if (r->failed && (r->dialect == &api_a1111_txt2img || r->dialect == &api_a1111_img2img) &&
+        !strcmp(r->err_code, "cancelled"))
         r->failed = false, r->n_images = 0;
     else if (r->n_images < 1 && !r->failed)
         return http_respond_error(r, 500, "internal", NULL, "job %s finished without images",
@@ -110,7 +111,20 @@ enum MHD_Result http_generate(http_req *r) {
                                 s->cfg.max_height > 0 ? s->cfg.max_height : nh};
     const api_parse_ctx ctx = {.model = m, .defaults = cs_gen_default_params(m), .limits = lim};
     request_error e;
-    if (r->dialect->parse(&ctx, r->body ? r->body : "", r->body_len, &r->gen, &e) != CS_OK)
+    cs_status parsed;
+    if (r->dialect->parse_form) { /* a multipart body: the transport splits it */
+        api_form form = {0};
+        char why[200];
+        if (!http_form_parse(r, &form, why, sizeof why)) {
+            http_form_free(&form);
+            return http_respond_error(r, 400, "invalid_request", NULL, "%s", why);
+        }
+        parsed = r->dialect->parse_form(&ctx, &form, &r->gen, &e);
+        http_form_free(&form);
+    } else {
+        parsed = r->dialect->parse(&ctx, r->body ? r->body : "", r->body_len, &r->gen, &e);
+    }
+    if (parsed != CS_OK)
         return http_respond_error(r,
                                   !strcmp(e.code, "internal")    ? 500
                                   : !strcmp(e.code, "not_found") ? 404

@@ -45,6 +45,10 @@ typedef enum http_route {
     ROUTE_A1111_IMG2IMG, /* POST /sdapi/v1/img2img */
     ROUTE_A1111_INFO,    /* GET /sdapi/v1/{options,sd-models,samplers,...,progress}, POST options */
     ROUTE_A1111_CONTROL, /* POST /sdapi/v1/{interrupt,skip,refresh-checkpoints,refresh-loras} */
+    ROUTE_OPENAI_GENERATIONS, /* POST /v1/images/generations */
+    ROUTE_OPENAI_EDITS,       /* POST /v1/images/edits (multipart/form-data) */
+    ROUTE_OPENAI_FILE,        /* GET /v1/images/files/{id}/{index}.png */
+    ROUTE_PAGE,               /* GET / : the web page (http_page.c) */
     ROUTE_NOT_FOUND,
     ROUTE_COUNT
 } http_route;
@@ -154,6 +158,21 @@ int http_caller_jobs(const http_req *r, uint64_t *out, int max); /* most recent 
 
 /* http_a1111.c: GET/POST /sdapi/v1/<info> and POST /sdapi/v1/<control>. */
 enum MHD_Result http_a1111_route(http_req *r);
+
+/* http_form.c: the request's multipart/form-data body split into parts (f->parts owned;
+ * free with http_form_free, also after a failure). */
+bool http_form_parse(http_req *r, api_form *f, char *why, size_t why_size);
+void http_form_free(api_form *f);
+bool http_form_content_type(http_req *r); /* Content-Type: multipart/form-data */
+
+/* http_openai.c: GET /v1/images/files/{id}/{index}.png, and the URL base of answers. */
+enum MHD_Result http_openai_file(http_req *r);
+bool http_openai_file_path(const char *rest); /* "/<index>.png" */
+void http_base_url(http_req *r, char *out, size_t n);
+
+/* http_page.c: GET /, /web/app.js, /web/app.css (the page compiled into the binary). */
+bool http_page_path(const char *url);
+enum MHD_Result http_page(http_req *r);
 
 /* http_routes.c */
 enum MHD_Result http_route_simple(http_req *r);

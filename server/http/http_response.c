@@ -100,9 +100,12 @@ enum MHD_Result http_respond_error(http_req *r, int status, const char *code, co
 
 char *http_result_json(http_req *r, size_t *len) {
     const cs_model *m = atomic_load(&r->srv->model);
+    char base[300] = "";
+    if (r->mode != MODE_SSE) /* streams render on the loop thread: no header lookups there */
+        http_base_url(r, base, sizeof base);
     const api_result res = {.job_id = r->job_id, .n_images = r->n_images, .png = r->png,
                             .png_len = r->png_len, .seeds = r->seeds, .infotext = r->infotext,
-                            .model_name = m ? cs_model_name(m) : ""};
+                            .model_name = m ? cs_model_name(m) : "", .base_url = base};
     char *text = r->dialect->render_result(&r->gen, &res, len);
     while (text && *len > 0 && text[*len - 1] == '\n') /* one line: an SSE data field */
         text[--*len] = '\0';

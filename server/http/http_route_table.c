@@ -10,7 +10,8 @@
 const char *const http_route_names[ROUTE_COUNT] = {
     "/generate", "/jobs",  "/jobs/{id}", "/jobs/{id}/events", "/jobs/{id}/image",
     "/health",   "/ready", "/metrics",   "/v1/models",        "/sdapi/v1/txt2img",
-    "/sdapi/v1/img2img", "/sdapi/v1/{info}", "/sdapi/v1/{control}", "other"};
+    "/sdapi/v1/img2img", "/sdapi/v1/{info}", "/sdapi/v1/{control}", "/v1/images/generations",
+    "/v1/images/edits", "/v1/images/files/{id}", "/", "other"};
 
 /* Methods each route answers (GET routes answer HEAD too). */
 const char *const http_route_allow[ROUTE_COUNT] = {"POST, OPTIONS",
@@ -26,6 +27,10 @@ const char *const http_route_allow[ROUTE_COUNT] = {"POST, OPTIONS",
                                                    "POST, OPTIONS",
                                                    "GET, HEAD, POST, OPTIONS",
                                                    "POST, OPTIONS",
+                                                   "POST, OPTIONS",
+                                                   "POST, OPTIONS",
+                                                   "GET, HEAD, OPTIONS",
+                                                   "GET, HEAD, OPTIONS",
                                                    ""};
 
 double http_now(void) {
