@@ -311,7 +311,9 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
         const char *raw = json_body_raw(jb, k, &raw_len);
         st = apply_field(c->string, c, raw, raw_len, lim, out, e);
     }
-    if (jb && st == CS_OK) json_body_free(jb);
+    /* The tree goes on every path: a refused field leaves it built (the error keeps its
+     * own copy of the field name). */
+    if (jb) json_body_free(jb);
     free(jb);
     if (st == CS_OK && !out->prompt)
         st = request_fail(e, "invalid_parameter", "prompt", "prompt is required (a string)");
