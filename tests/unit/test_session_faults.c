@@ -7,6 +7,8 @@
  *     a session's arena gives an error message, never a crash. Skipped under ASan, whose
  *     shadow memory needs more address space than any useful limit.
  * Uses the golden tiny pipeline. */
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -177,7 +179,34 @@ static void test_out_of_memory(const cs_model *m) {
 #endif
 }
 
+/* 3. An assertion in a worker thread takes the whole process down (SIGABRT, message on
+ *    stderr): the main thread, blocked in pthread_join, must not be left hanging. */
+static void *failing_thread(void *arg) {
+    (void)arg;
+    CS_ASSERT(arg != NULL);
+    return NULL;
+}
+
+static void test_assert_in_thread_aborts(void) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20); /* a hang would end as SIGALRM, which the check below tells apart */
+        if (!freopen("/dev/null", "w", stderr)) _exit(3);
+        pthread_t t;
+        if (pthread_create(&t, NULL, failing_thread, NULL) != 0) _exit(3);
+        pthread_join(t, NULL);
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    printf("assertion in a worker thread: %s\n",
+           WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT ? "process aborted" : "NOT aborted");
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+}
+
 int main(void) {
+    test_assert_in_thread_aborts();
     struct stat sb;
     if (stat(MODEL_DIR, &sb) != 0) {
         printf("golden model not found at %s; nothing to test\n", MODEL_DIR);
