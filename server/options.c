@@ -103,6 +103,12 @@ static const opt_def OPTIONS[] = {
      "how long a finished job's result is kept"},
     {"retry_after", OPT_INT, F(retry_after), "1", 1, 3600, NULL, 0, "SECONDS",
      "Retry-After sent with 429 (queue full)"},
+    {"allowed_hosts", OPT_STR, F(allowed_hosts), "", 0, 0, NULL, 0, "NAMES",
+     "Host header names accepted (comma-separated; \"*\" = any); \"\" = the bound address "
+     "plus localhost, 127.0.0.1 and [::1] (any name when bound to all interfaces); others "
+     "get 421 (DNS rebinding)"},
+    {"metrics_auth", OPT_ENUM, F(metrics_auth), "off", 0, 0, "off|on", 0, "off|on",
+     "on: GET /metrics needs the API key too (default: open, for scrapers)"},
 };
 enum { N_OPTIONS = (int)(sizeof OPTIONS / sizeof OPTIONS[0]) };
 _Static_assert((int)N_OPTIONS <= (int)OPTIONS_MAX, "raise OPTIONS_MAX");

@@ -58,7 +58,7 @@ typedef enum req_mode {
 
 struct http_server {
     http_config cfg; /* strings point at the copies below */
-    char *host, *api_key, *cors_origin;
+    char *host, *api_key, *cors_origin, *allowed_hosts;
     struct MHD_Daemon *daemon;
     struct sockaddr_storage addr;
     int port;
