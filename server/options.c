@@ -107,6 +107,9 @@ static const opt_def OPTIONS[] = {
      "Host header names accepted (comma-separated; \"*\" = any); \"\" = the bound address "
      "plus localhost, 127.0.0.1 and [::1] (any name when bound to all interfaces); others "
      "get 421 (DNS rebinding)"},
+    {"header_timeout", OPT_INT, F(header_timeout), "10", 1, 3600, NULL, 0, "SECONDS",
+     "close a connection whose request headers are not complete this long after it opened "
+     "(slow-header and idle-connection storms cannot hold --max-connections)"},
     {"metrics_auth", OPT_ENUM, F(metrics_auth), "off", 0, 0, "off|on", 0, "off|on",
      "on: GET /metrics needs the API key too (default: open, for scrapers)"},
 };

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "http_drain.h"
+#include "http_conns.h"
 #include "http_guard.h"
 #include "log.h"
 
@@ -260,6 +261,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     (void)version;
     http_req *r = *con_cls;
     if (!r) {
+        http_conns_request_begin(((http_server *)cls)->conns, conn);
         if (!(r = req_new(cls, conn, url, method))) return MHD_NO;
         *con_cls = r;
         enum MHD_Result ret = on_first_call(r);
@@ -285,8 +287,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)conn;
     http_server *s = cls;
+    http_conns_request_end(s->conns, conn);
     http_req *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
@@ -367,6 +369,7 @@ void http_stop(http_server *h, int grace_ms) {
     } else {
         http_watcher_stop(h);
     }
+    http_conns_stop(h->conns);
     http_drain_stop(h->drain);
     metrics_free(h->metrics);
     pthread_mutex_destroy(&h->watch_mu);
@@ -407,6 +410,8 @@ cs_status http_start(const http_config *cfg, http_server **out, char *msg, size_
     }
     cs_status st = resolve(s, msg, n);
     if (st == CS_OK) st = http_drain_start(&k_drain_limits, &s->drain, msg, n);
+    if (st == CS_OK && cfg->header_timeout_s > 0)
+        st = http_conns_start(cfg->header_timeout_s, cfg->idle_timeout_s, &s->conns, msg, n);
     if (st != CS_OK) {
         http_stop(s, 0);
         return st;
@@ -418,6 +423,7 @@ cs_status http_start(const http_config *cfg, http_server **out, char *msg, size_
         flags, (uint16_t)cfg->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         s, /* first, so it catches every message */
         MHD_OPTION_SOCK_ADDR, &s->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, s->conns ? http_conns_notify : NULL, s->conns,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->idle_timeout_s, MHD_OPTION_END);
     if (!s->daemon) {

@@ -66,6 +66,7 @@ struct http_server {
     _Atomic(service *) svc;
     metrics *metrics;
     struct http_drain *drain; /* lingering close of refused uploads */
+    struct http_conns *conns; /* header deadline (http_conns.h); NULL = none */
     atomic_ullong next_id; /* request ids (log lines, registry tokens) */
 
     pthread_t watcher;
