@@ -110,8 +110,8 @@ static const opt_def OPTIONS[] = {
     {"header_timeout", OPT_INT, F(header_timeout), "10", 1, 3600, NULL, 0, "SECONDS",
      "close a connection whose request headers are not complete this long after it opened "
      "(slow-header and idle-connection storms cannot hold --max-connections)"},
-    {"metrics_auth", OPT_ENUM, F(metrics_auth), "off", 0, 0, "off|on", 0, "off|on",
-     "on: GET /metrics needs the API key too (default: open, for scrapers)"},
+    {"metrics_auth", OPT_ENUM, F(metrics_auth), "on", 0, 0, "on|off", 0, "on|off",
+     "on: GET /metrics needs the API key like every route; off: open to scrapers without it"},
 };
 enum { N_OPTIONS = (int)(sizeof OPTIONS / sizeof OPTIONS[0]) };
 _Static_assert((int)N_OPTIONS <= (int)OPTIONS_MAX, "raise OPTIONS_MAX");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Locked doors (issue 13 item 5): the API key (Bearer, constant-time compare: a wrong key
 # of the right length and one of another length are both refused), /metrics behind the
-# key with --metrics-auth on (open by default), no reflective CORS (an unlisted Origin
+# key (default; --metrics-auth off opens it), no reflective CORS (an unlisted Origin
 # gets no Access-Control-Allow-Origin; "*" is sent literally, never the caller's origin),
 # Host checks against DNS rebinding (--allowed-hosts; default: the bound address plus
 # loopback names; 421 with a JSON error otherwise; probes exempt), the Origin of
@@ -10,11 +10,11 @@
 source "$(dirname "$0")/lib_server.sh"
 
 code() { curl -s -o "$tmp/out" -w '%{http_code}' "$@"; }
-start_server doors --api-key s3cret-key --metrics-auth on --cors-origin https://ui.example \
+start_server doors --api-key s3cret-key --cors-origin https://ui.example \
   --log-level debug
 auth=(-H 'Authorization: Bearer s3cret-key')
 check "health open without key" "[ $(code "$URL/health") = 200 ]"
-check "metrics need the key (--metrics-auth on)" "[ $(code "$URL/metrics") = 401 ]"
+check "metrics need the key (default)" "[ $(code "$URL/metrics") = 401 ]"
 check "metrics with the key" "[ $(code "${auth[@]}" "$URL/metrics") = 200 ]"
 check "wrong key, same length: 401" \
   "[ $(code -H 'Authorization: Bearer s3cret-kez' "$URL/jobs/1-1") = 401 ]"
@@ -55,10 +55,11 @@ check "prompts never reach the log" "! grep -q ZQXJ-secret-prompt-marker $SLOG"
 check "the key never reaches the log" "! grep -q s3cret-key $SLOG"
 stop_server
 
-# Defaults: /metrics open, "*" hosts when bound to all interfaces is not tested here
-# (loopback only); --allowed-hosts "*" accepts any name.
-start_server open --allowed-hosts '*' --api-key k2
-check "metrics open by default" "[ $(code "$URL/metrics") = 200 ]"
+# --metrics-auth off; --allowed-hosts "*" accepts any name ("*" is also the default when
+# bound to all interfaces, not tested here: loopback only).
+start_server open --allowed-hosts '*' --api-key k2 --metrics-auth off
+check "--metrics-auth off: metrics open without the key" "[ $(code "$URL/metrics") = 200 ]"
+check "--metrics-auth off: other routes still need it" "[ $(code "$URL/v1/models") = 401 ]"
 check "--allowed-hosts '*' accepts any Host" \
   "[ $(code -H 'Host: anything.example' "$URL/metrics") = 200 ]"
 stop_server
