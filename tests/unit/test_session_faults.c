@@ -104,6 +104,7 @@ static void test_nan_job_fails_alone(cs_model *m, const char *dir) {
     cs_session_free(s);
 }
 
+#ifndef UNDER_SANITIZER
 /* Runs fn in a child under an address-space limit of `extra` bytes beyond the current
  * size; returns the child's exit status (0 done, 1 refused with a message), or 128+signal. */
 static int in_child_with_limit(size_t extra, int (*fn)(void *), void *arg) {
@@ -155,6 +156,8 @@ static int new_session(void *arg) {
     cs_session_free(s);
     return 0;
 }
+
+#endif
 
 static void test_out_of_memory(const cs_model *m) {
 #ifdef UNDER_SANITIZER
