@@ -289,7 +289,7 @@ def phase_soak(srv, seconds, connections, steps):
     def pct(v, q):
         return v[min(len(v) - 1, int(q * len(v)))] if v else 0.0
     ok_lat = srv.latencies(200, log_at)
-    ok = srv.alive() and failed == 0 and s5 == 0 and sock[3] == 0 and total > 0 and ok_lat
+    ok = srv.alive() and failed == 0 and s5 == 0 and sock[3] == 0 and total > 0 and bool(ok_lat)
     log("soak: %d s, %d connections: %d responses (%d non-2xx), server 429s %d, 5xx %d, jobs "
         "completed %d failed %d; socket errors connect/read/write/timeout %s; latency (all "
         "responses, wrk) p50 %.0f ms p99 %.0f ms max %.0f ms; completed generations (%d, server "
