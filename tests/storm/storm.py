@@ -256,7 +256,7 @@ def phase_idle(srv, n, hold):
 
 
 # ---- soak with wrk ----------------------------------------------------------------
-def phase_soak(srv, seconds, connections, steps):
+def write_post_lua(srv, steps):
     lua = os.path.join(srv.dir, "post.lua")
     with open(lua, "w") as f:
         f.write('wrk.method = "POST"\n'
@@ -268,6 +268,11 @@ def phase_soak(srv, seconds, connections, steps):
                 'done = function(summary, latency, requests)\n'
                 '  io.write(string.format("LAT p50 %%d p99 %%d max %%d\\n", latency:percentile(50), latency:percentile(99), latency.max))\n'
                 'end\n' % steps)
+    return lua
+
+
+def phase_soak(srv, seconds, connections, steps):
+    lua = write_post_lua(srv, steps)
     # wrk's "response" runs per thread; count statuses from the summary instead.
     log_at = os.path.getsize(srv.logf)
     cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", "%ds" % seconds, "--timeout", "120s",
@@ -335,6 +340,12 @@ def main():
         # arenas fill during the first minutes of traffic: warm them with a small cut
         # storm and a burst of 429s before taking the baseline.
         phase_sse(srv, 64, a.sse_concurrency, max(a.steps, 20), step_time, quiet=True)
+        # ... and a 10 s burst at full concurrency (every connection slot, queue and batch
+        # row in use once), as a server meets it within its first minutes in service.
+        subprocess.run(["wrk", "-t", "2", "-c", str(4 * (a.queue_size + 8)), "-d", "10s", "-s",
+                        write_post_lua(srv, a.steps), "http://127.0.0.1:%d/generate" % srv.port],
+                       capture_output=True, timeout=300)
+        time.sleep(2)
         for i in range(3):
             generate(srv, {"prompt": "warm up %d" % i, "steps": a.steps, "seed": i})
         base = srv.rss_kib()
