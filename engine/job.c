@@ -275,6 +275,7 @@ guidance_rows job_rows(const cs_job *j) {
 int cs_job_step(const cs_job *j) { return j->step - j->first_step; }
 int cs_job_steps(const cs_job *j) { return j->steps - j->first_step; }
 int cs_job_done(const cs_job *j) { return j->step >= j->steps; }
+const char *cs_job_error(const cs_job *j) { return j->error[0] ? j->error : NULL; }
 int cs_job_num_images(const cs_job *j) { return j->n_images; }
 
 uint64_t cs_job_seed(const cs_job *j, int image) {

@@ -44,6 +44,9 @@ struct cs_job {
     float *masked_latents;         /* (n, C, h, w) the masked image's (inpainting UNet) */
     float *init_noise;             /* (n, C, h, w) noise added to init_latents */
     float *mask;                   /* (h, w) latent mask, 1 = repaint; NULL without a mask */
+    /* Non-empty once a step left non-finite latents (cs_job_error): the job is failed and
+     * cs_step refuses it; its batch companions are not affected. */
+    char error[160];
 };
 
 /* Replaces the job's initial noise by given latents (n, C, h, w), scaled by the

@@ -2,7 +2,24 @@
 #include "json_strict.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* cJSON answers NULL both for bad syntax and for a failed allocation. Its allocator hooks
+ * count this thread's failures so an out-of-memory parse is reported as such rather than
+ * as "invalid JSON" (the hooks are process-wide, installed once; they only wrap malloc). */
+static _Thread_local unsigned long t_alloc_failures;
+static void *counting_malloc(size_t n) {
+    void *p = malloc(n);
+    if (!p) t_alloc_failures++;
+    return p;
+}
+static void install_hooks(void) {
+    cJSON_Hooks h = {.malloc_fn = counting_malloc, .free_fn = free};
+    cJSON_InitHooks(&h);
+}
+static pthread_once_t g_hooks_once = PTHREAD_ONCE_INIT;
 
 /* Offset of the first byte that is not well-formed UTF-8 (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF) or is a control byte other than tab, LF and CR;
@@ -57,8 +74,15 @@ cJSON *json_parse_strict(const char *text, size_t len, char *why, size_t why_siz
     memcpy(copy, text, len);
     copy[len] = '\0';
     const char *end = NULL;
+    pthread_once(&g_hooks_once, install_hooks);
+    const unsigned long failures = t_alloc_failures;
     cJSON *root = cJSON_ParseWithLengthOpts(copy, len, &end, 0);
     size_t at = end ? (size_t)(end - copy) : 0;
+    if (!root && t_alloc_failures != failures) {
+        cs_errf(CS_ERR_NOMEM, why, why_size, "out of memory parsing %zu bytes of JSON", len);
+        free(copy);
+        return NULL;
+    }
     if (!root) {
         cs_errf(CS_ERR_FORMAT, why, why_size, "invalid JSON at byte %zu", at);
         free(copy);

@@ -2,6 +2,8 @@
  * decoding (see session.h for the design). */
 #include "session.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "img2img.h"
@@ -171,6 +173,25 @@ static int64_t pack_job(cs_session *s, cs_job *j, int64_t row) {
     return row - start;
 }
 
+/* Fails the job (alone) when its latents hold a NaN or an Inf: once there, they spread to
+ * every later step and decode to a black or garbage image, so the client gets a clear
+ * error instead. One pass over the latents (C·h·w per image), negligible beside the UNet. */
+static void check_finite(cs_job *j) {
+    const int64_t img = j->image_numel;
+    for (int64_t i = 0; i < j->n_images; i++) {
+        const float *x = j->latents + i * img;
+        int bad = 0;
+        for (int64_t k = 0; k < img; k++) bad |= !isfinite(x[k]);
+        if (bad) {
+            snprintf(j->error, sizeof j->error,
+                     "numerical error at step %d of %d: the latents of image %lld hold NaN or "
+                     "Inf values",
+                     j->step, j->steps, (long long)i);
+            return;
+        }
+    }
+}
+
 /* Combines a job's rows of the UNet output and advances its scheduler by one step. */
 static void finish_job_step(cs_session *s, cs_job *j, int64_t row) {
     const guidance_rows g = job_rows(j);
@@ -194,6 +215,7 @@ static void finish_job_step(cs_session *s, cs_job *j, int64_t row) {
     sched_step(j->sched, j->step, j->eps, j->latents, noise, NULL);
     img2img_after_step(j, j->step);
     j->step++;
+    check_finite(j);
 }
 
 void session_encode_image(cs_session *s, const uint8_t *rgb, const uint8_t *mask, int64_t height,
@@ -266,6 +288,9 @@ cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t m
             return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size, "cs_step: job %d is for another model", i);
         if (cs_job_done(j))
             return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size, "cs_step: job %d is already done", i);
+        if (j->error[0])
+            return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size, "cs_step: job %d failed: %s", i,
+                           j->error);
         if (j->lat_h != jobs[0]->lat_h || j->lat_w != jobs[0]->lat_w)
             return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size,
                            "cs_step: job %d is %lldx%lld but job 0 is %lldx%lld; jobs in one step "

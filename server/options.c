@@ -103,6 +103,15 @@ static const opt_def OPTIONS[] = {
      "how long a finished job's result is kept"},
     {"retry_after", OPT_INT, F(retry_after), "1", 1, 3600, NULL, 0, "SECONDS",
      "Retry-After sent with 429 (queue full)"},
+    {"allowed_hosts", OPT_STR, F(allowed_hosts), "", 0, 0, NULL, 0, "NAMES",
+     "Host header names accepted (comma-separated; \"*\" = any); \"\" = the bound address "
+     "plus localhost, 127.0.0.1 and [::1] (any name when bound to all interfaces); others "
+     "get 421 (DNS rebinding)"},
+    {"header_timeout", OPT_INT, F(header_timeout), "10", 1, 3600, NULL, 0, "SECONDS",
+     "close a connection whose request headers are not complete this long after it opened "
+     "(slow-header and idle-connection storms cannot hold --max-connections)"},
+    {"metrics_auth", OPT_ENUM, F(metrics_auth), "on", 0, 0, "on|off", 0, "on|off",
+     "on: GET /metrics needs the API key like every route; off: open to scrapers without it"},
 };
 enum { N_OPTIONS = (int)(sizeof OPTIONS / sizeof OPTIONS[0]) };
 _Static_assert((int)N_OPTIONS <= (int)OPTIONS_MAX, "raise OPTIONS_MAX");

@@ -55,6 +55,9 @@ typedef struct server_options {
     int max_finished;                  /* finished jobs kept for GET /jobs/{id} */
     int finished_ttl;                  /* seconds a finished job is kept */
     int retry_after;                   /* seconds, sent with 429 */
+    char *allowed_hosts; /* Host header names accepted; "" = the bind address's + loopback */
+    char *metrics_auth;  /* "on" (default): /metrics needs the API key; "off": open */
+    int header_timeout;  /* seconds from connect to complete request headers */
     option_source source[OPTIONS_MAX]; /* where each option's value came from */
 } server_options;
 

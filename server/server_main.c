@@ -115,7 +115,10 @@ int main(int argc, char **argv) {
                             .max_connections = o.max_connections,
                             .retry_after_s = o.retry_after,
                             .max_width = o.max_width,
-                            .max_height = o.max_height};
+                            .max_height = o.max_height,
+                            .allowed_hosts = o.allowed_hosts,
+                            .metrics_auth = !strcmp(o.metrics_auth, "on"),
+                            .header_timeout_s = o.header_timeout};
     if (http_start(&hc, &http, msg, sizeof msg) != CS_OK) {
         log_msg(CS_LOG_ERROR, "%s", msg);
         goto done;

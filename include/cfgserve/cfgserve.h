@@ -238,6 +238,10 @@ CS_API int cs_job_step(const cs_job *j);   /* steps done */
 /* Steps that run in all (the sampler may add one; img2img runs the schedule's last ones). */
 CS_API int cs_job_steps(const cs_job *j);
 CS_API int cs_job_done(const cs_job *j);   /* all steps done */
+/* NULL, or why the job failed inside cs_step ("numerical error at step k ...": its latents
+ * went NaN/Inf, e.g. through an overflowing LoRA). A failed job is refused by cs_step;
+ * the other jobs of the batch go on unaffected. */
+CS_API const char *cs_job_error(const cs_job *j);
 CS_API int cs_job_num_images(const cs_job *j);
 CS_API uint64_t cs_job_seed(const cs_job *j, int image);
 /* Number of UNet rows the job's next step needs (0 when done). */

@@ -142,6 +142,10 @@ static cs_status take_lora_tags(char *prompt, request_gen *r, request_error *e) 
         char *unet = strtok_r(NULL, ":", &save);
         double weight = 1.0, unet_w;
         char *stop = NULL;
+        if (!name) /* "<lora::>": strtok_r finds no name at all */
+            return request_fail(e, "invalid_parameter", "prompt",
+                                "prompt: <%.*s:...>: the LoRA name is empty", (int)kind_len,
+                                p + 1);
         if (te && (weight = strtod(te, &stop), *stop || !isfinite(weight)))
             return request_fail(e, "invalid_parameter", "prompt",
                                 "prompt: <lora:%s:%s>: the weight is not a number", name, te);

@@ -47,6 +47,26 @@ static void on_read(png_structp png, png_bytep out, size_t n) {
     r->at += n;
 }
 
+/* Every chunk's declared length must fit in the bytes that follow it. libpng allocates a
+ * text chunk's buffer from the declared length before reading it, so a tiny file
+ * declaring a 600 MB tEXt chunk would otherwise allocate 600 MB: with this walk no
+ * allocation exceeds the input's own size. */
+static cs_status check_chunk_lengths(const uint8_t *d, size_t len, const char *field, char *msg,
+                                     size_t msg_size) {
+    for (size_t at = 8; at + 8 <= len;) {
+        const uint32_t n = (uint32_t)d[at] << 24 | (uint32_t)d[at + 1] << 16 |
+                           (uint32_t)d[at + 2] << 8 | d[at + 3];
+        if (n > 0x7fffffffu || n > len - at - 8 || len - at - 8 - n < 4)
+            return fail(CS_ERR_INVALID_ARG, msg, msg_size,
+                        "%s is not a valid PNG: the file is truncated or corrupt (the chunk "
+                        "at byte %zu declares %u bytes but only %zu remain)",
+                        field, at, (unsigned)n, len - at - 8);
+        if (!memcmp(d + at + 4, "IEND", 4)) break;
+        at += 12 + (size_t)n;
+    }
+    return CS_OK;
+}
+
 /* The decoder of both entry points: 3 channels (RGB, alpha dropped) or 4 (RGBA, a tRNS
  * chunk made alpha, opaque filler when the file has no transparency; *had_alpha says
  * whether it had any). */
@@ -57,6 +77,8 @@ static cs_status decode(const uint8_t *data, size_t len, int max_width, int max_
     *width = *height = 0;
     if (len < 8 || png_sig_cmp(data, 0, 8) != 0)
         return fail(CS_ERR_INVALID_ARG, msg, msg_size, "%s is not a PNG file (bad signature)", field);
+    cs_status pre = check_chunk_lengths(data, len, field, msg, msg_size);
+    if (pre != CS_OK) return pre;
     reader r = {.data = data, .len = len};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;

@@ -306,6 +306,9 @@ static void stepped(service *s, worker_task *t) {
             retire_job(s, r, SERVICE_JOB_FAILED, retire_code_of(t->step_status), t->step_msg);
         } else if (r->stop_reason) {
             retire_if_stopped(s, r);
+        } else if (cs_job_error(r->work.job)) {
+            /* This job's numbers went bad; its batch companions carry on. */
+            retire_job(s, r, SERVICE_JOB_FAILED, "numerical_error", cs_job_error(r->work.job));
         } else {
             pthread_mutex_lock(&s->lock);
             r->step = cs_job_step(r->work.job);

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "http_drain.h"
+#include "http_conns.h"
+#include "http_guard.h"
 #include "log.h"
 
 /* A refused upload is read and dropped (so the client can read the answer) up to this
@@ -109,15 +111,10 @@ static bool authorized(http_req *r) {
     const char *key = r->srv->api_key;
     if (!key[0] || r->route == ROUTE_HEALTH || r->route == ROUTE_READY || r->route == ROUTE_PAGE)
         return true; /* the page holds no data: it asks for the key and sends it */
+    if (r->route == ROUTE_METRICS && !r->srv->cfg.metrics_auth) return true;
     const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
-    size_t n = strlen(key);
-    if (strlen(h) != n) return false;
-    unsigned char diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(h[i] ^ key[i]);
-    return diff == 0;
+    return guard_key_equal(h + 7, key);
 }
 
 /* application/json, with or without parameters (charset). A missing header is accepted:
@@ -154,6 +151,21 @@ static enum MHD_Result on_first_call(http_req *r) {
         return http_respond_error(r, 405, "method_not_allowed", NULL,
                                   "%s does not accept %s (allowed: %s)", r->path, r->method,
                                   http_route_allow[r->route]);
+    const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
+    /* Probes (kubelet, load balancers) send whatever address they dialled. */
+    if (r->route != ROUTE_HEALTH && r->route != ROUTE_READY &&
+        !guard_host_allowed(host, r->srv->allowed_hosts))
+        return http_respond_error(r, 421, "misdirected_host", NULL,
+                                  "Host \"%.100s\" is not served here (allowed: %.200s; see "
+                                  "--allowed-hosts)",
+                                  host, r->srv->allowed_hosts);
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD") && strcmp(r->method, "OPTIONS") &&
+        !guard_origin_allowed(origin, host, r->srv->cors_origin))
+        return http_respond_error(r, 403, "forbidden_origin", NULL,
+                                  "requests from the web page origin \"%.100s\" are not allowed "
+                                  "(see --cors-origin)",
+                                  origin);
     if (!strcmp(r->method, "OPTIONS")) return preflight(r);
     if (!authorized(r))
         return http_respond_error(r, 401, "unauthorized", NULL,
@@ -281,6 +293,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     (void)version;
     http_req *r = *con_cls;
     if (!r) {
+        http_conns_request_begin(((http_server *)cls)->conns, conn);
         if (!(r = req_new(cls, conn, url, method))) return MHD_NO;
         *con_cls = r;
         enum MHD_Result ret = on_first_call(r);
@@ -312,8 +325,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)conn;
     http_server *s = cls;
+    http_conns_request_end(s->conns, conn);
     http_req *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
@@ -394,6 +407,7 @@ void http_stop(http_server *h, int grace_ms) {
     } else {
         http_watcher_stop(h);
     }
+    http_conns_stop(h->conns);
     http_drain_stop(h->drain);
     metrics_free(h->metrics);
     pthread_mutex_destroy(&h->watch_mu);
@@ -401,6 +415,7 @@ void http_stop(http_server *h, int grace_ms) {
     free(h->host);
     free(h->api_key);
     free(h->cors_origin);
+    free(h->allowed_hosts);
     free(h);
 }
 
@@ -412,22 +427,29 @@ cs_status http_start(const http_config *cfg, http_server **out, char *msg, size_
     s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
     s->api_key = strdup(cfg->api_key ? cfg->api_key : "");
     s->cors_origin = strdup(cfg->cors_origin ? cfg->cors_origin : "");
+    char hosts[512];
+    s->allowed_hosts = strdup(cfg->allowed_hosts && cfg->allowed_hosts[0]
+                                  ? cfg->allowed_hosts
+                                  : guard_default_hosts(s->host, hosts, sizeof hosts));
     s->cfg.host = s->host;
     s->cfg.api_key = s->api_key;
     s->cfg.cors_origin = s->cors_origin;
+    s->cfg.allowed_hosts = s->allowed_hosts;
     atomic_init(&s->model, NULL);
     atomic_init(&s->svc, NULL);
     atomic_init(&s->next_id, 1);
     pthread_mutex_init(&s->watch_mu, NULL);
     pthread_cond_init(&s->watch_cond, NULL);
     s->metrics = metrics_new(http_route_names, ROUTE_COUNT);
-    if (!s->host || !s->api_key || !s->cors_origin || !s->metrics) {
+    if (!s->host || !s->api_key || !s->cors_origin || !s->allowed_hosts || !s->metrics) {
         http_stop(s, 0);
         snprintf(msg, n, "out of memory");
         return CS_ERR_NOMEM;
     }
     cs_status st = resolve(s, msg, n);
     if (st == CS_OK) st = http_drain_start(&k_drain_limits, &s->drain, msg, n);
+    if (st == CS_OK && cfg->header_timeout_s > 0)
+        st = http_conns_start(cfg->header_timeout_s, cfg->idle_timeout_s, &s->conns, msg, n);
     if (st != CS_OK) {
         http_stop(s, 0);
         return st;
@@ -439,6 +461,7 @@ cs_status http_start(const http_config *cfg, http_server **out, char *msg, size_
         flags, (uint16_t)cfg->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         s, /* first, so it catches every message */
         MHD_OPTION_SOCK_ADDR, &s->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, s->conns ? http_conns_notify : NULL, s->conns,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->idle_timeout_s, MHD_OPTION_END);
     if (!s->daemon) {

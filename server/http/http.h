@@ -15,6 +15,8 @@
 
 #include <cfgserve/cfgserve.h>
 
+#include <stdbool.h>
+
 #include "service.h"
 
 typedef struct http_config {
@@ -28,6 +30,9 @@ typedef struct http_config {
     int max_connections;
     int retry_after_s;         /* for 429 */
     int max_width, max_height; /* largest accepted image (0 = the model's native size) */
+    const char *allowed_hosts; /* NULL/"" = bound address + loopback names; "*" = any */
+    bool metrics_auth;         /* /metrics needs the API key (when one is set) */
+    int header_timeout_s;      /* connect -> complete headers; 0 = no deadline */
 } http_config;
 
 typedef struct http_server http_server;

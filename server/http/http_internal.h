@@ -67,7 +67,7 @@ typedef enum req_mode {
 
 struct http_server {
     http_config cfg; /* strings point at the copies below */
-    char *host, *api_key, *cors_origin;
+    char *host, *api_key, *cors_origin, *allowed_hosts;
     struct MHD_Daemon *daemon;
     struct sockaddr_storage addr;
     int port;
@@ -75,6 +75,7 @@ struct http_server {
     _Atomic(service *) svc;
     metrics *metrics;
     struct http_drain *drain; /* lingering close of refused uploads */
+    struct http_conns *conns; /* header deadline (http_conns.h); NULL = none */
     atomic_ullong next_id; /* request ids (log lines, registry tokens) */
 
     pthread_t watcher;

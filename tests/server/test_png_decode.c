@@ -127,6 +127,14 @@ int main(void) {
     const uint32_t crc = crc32_png(bomb + 12, 17); /* "IHDR" + 13 data bytes */
     for (int i = 0; i < 4; i++) bomb[29 + i] = (uint8_t)(crc >> (24 - 8 * i));
     decode_fails(bomb, b.len, 4096, "exceeds");
+    /* a text chunk declaring 688 MB in an 80-byte file: refused from the chunk lengths
+     * (libpng would allocate the declared size before finding the file short) */
+    uint8_t *text_bomb = malloc(b.len + 16);
+    memcpy(text_bomb, b.p, 33); /* signature + IHDR */
+    memcpy(text_bomb + 33, "\x29\x00\x00\x04tEXta\0b\0", 12);
+    memcpy(text_bomb + 45, b.p + 33, b.len - 33);
+    decode_fails(text_bomb, b.len + 12, 64, "declares 687865860 bytes");
+    free(text_bomb);
     /* a corrupt data stream */
     memcpy(bomb, b.p, b.len);
     bomb[b.len - 20] ^= 0xff;
