@@ -342,9 +342,9 @@ def main():
         # arenas fill during the first minutes of traffic: warm them with a small cut
         # storm and a burst of 429s before taking the baseline.
         phase_sse(srv, 64, a.sse_concurrency, max(a.steps, 20), step_time, quiet=True)
-        # ... and a 10 s burst at full concurrency (every connection slot, queue and batch
+        # ... and a 20 s burst at full concurrency (every connection slot, queue and batch
         # row in use once), as a server meets it within its first minutes in service.
-        subprocess.run(["wrk", "-t", "2", "-c", str(4 * (a.queue_size + 8)), "-d", "10s", "-s",
+        subprocess.run(["wrk", "-t", "2", "-c", str(4 * (a.queue_size + 8)), "-d", "20s", "-s",
                         write_post_lua(srv, a.steps), "http://127.0.0.1:%d/generate" % srv.port],
                        capture_output=True, timeout=300)
         time.sleep(2)
