@@ -1,6 +1,8 @@
 /* The A1111 prompt language: attention parser, chunker, emphasis (see prompt_syntax.h). */
 #include "prompt_syntax.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +10,8 @@ enum { CHUNK_IDS = PROMPT_CHUNK_TOKENS + 2 };
 
 static const double k_round_mult = 1.1;
 #define SQUARE_MULT (1.0 / 1.1)
+/* Far beyond any weight that steers an image; keeps the encoder's floats finite. */
+#define PROMPT_MAX_WEIGHT 1000.0
 
 static bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -189,6 +193,24 @@ cs_status prompt_parse_attention(const char *s, prompt_pieces *out, char *msg, s
         }
     }
     out->count = w;
+    /* Nesting multiplies: 2,000 brackets or "(x:1e39)" overflow the float the encoder
+     * scales by, and a NaN from inf*0 would poison the whole batch row. */
+    for (int i = 0; i < out->count; i++) {
+        double wt = out->items[i].weight;
+        if (!(fabs(wt) <= PROMPT_MAX_WEIGHT)) {
+            /* At most 40 bytes of the text, cut on a UTF-8 boundary. */
+            const char *t = out->items[i].text;
+            size_t cut = strlen(t);
+            if (cut > 40)
+                for (cut = 40; cut > 0 && ((unsigned char)t[cut] & 0xC0) == 0x80;) cut--;
+            char shown[48];
+            snprintf(shown, sizeof shown, "%.*s", (int)cut, t);
+            prompt_pieces_free(out);
+            return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                           "prompt: the weight of \"%s\" comes to %g, outside [-%g, %g]", shown,
+                           wt, PROMPT_MAX_WEIGHT, PROMPT_MAX_WEIGHT);
+        }
+    }
     /* Only an untouched marker is a break: one inside brackets had its weight scaled
      * and is the word "BREAK" to the web UI. */
     for (int i = 0; i < out->count; i++)

@@ -10,7 +10,9 @@
 #   tests/fuzz/run_all.sh SECONDS --prebuilt BINDIR WORKDIR [TARGET...]
 #       the same with already built targets (what the ctest "fuzz" entries use).
 #
-# Environment: FUZZ_JOBS=N runs N targets at a time (default 1: the machine is shared).
+# Environment: FUZZ_JOBS=N runs N targets at a time (default 1: the machine is shared);
+# FUZZ_SEED=N fixes libFuzzer's seed (the ctest smoke does: the same mutations every run,
+# so a CI result depends on the code, not on luck; long manual runs leave it random).
 # Exits non-zero when any target reports a crash, leak, timeout, out-of-memory (a
 # decompression bomb is one: -malloc_limit_mb) or invariant failure; the input that
 # triggered it is saved under <work>/<target>/artifacts/ (replay: BINDIR/<target> FILE).
@@ -61,7 +63,7 @@ run_one() { # TARGET: fuzzes it; writes its summary line to <work>/<target>/summ
     # shellcheck disable=SC2046
     "$bindir/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -malloc_limit_mb=512 -max_len="$(max_len "$t")" $(dict "$t") -print_final_stats=1 \
-        -artifact_prefix="$w/artifacts/" "$w/corpus" "$root/tests/fuzz/corpus/$t" \
+        ${FUZZ_SEED:+-seed=$FUZZ_SEED} -artifact_prefix="$w/artifacts/" "$w/corpus" "$root/tests/fuzz/corpus/$t" \
         >"$w/fuzz.log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$w/fuzz.log" | tail -n 1)

@@ -82,6 +82,24 @@ static void test_parser(void) {
         CHECK_EQ_INT(prompt_parse_attention("(x:1.2.3)", &p, msg, sizeof msg), CS_ERR_INVALID_ARG);
         CHECK_STR_CONTAINS(msg, "1.2.3");
         CHECK_EQ_INT(prompt_parse_attention("(x:.)", &p, msg, sizeof msg), CS_ERR_INVALID_ARG);
+        /* Weights that would overflow the encoder's floats are refused by name, whether
+         * written out or reached by nesting; a large but sane weight passes. */
+        CHECK_EQ_INT(prompt_parse_attention("a (huge:1e39) b", &p, msg, sizeof msg), CS_OK);
+        prompt_pieces_free(&p); /* "1e39" is not a weight ("e"): text inside "(...)" */
+        CHECK_EQ_INT(prompt_parse_attention("a (huge:99999999999999999999999999999999999999999) b", &p, msg, sizeof msg),
+                     CS_ERR_INVALID_ARG);
+        CHECK_STR_CONTAINS(msg, "huge");
+        CHECK_EQ_INT(p.count, 0);
+        char deep[4096];
+        int k = 0;
+        for (; k < 1000; k++) deep[k] = '(';
+        memcpy(deep + k, "deep", 5);
+        CHECK_EQ_INT(prompt_parse_attention(deep, &p, msg, sizeof msg), CS_ERR_INVALID_ARG);
+        CHECK_STR_CONTAINS(msg, "deep");
+        CHECK_EQ_INT(prompt_parse_attention("(x:999)", &p, msg, sizeof msg), CS_OK);
+        prompt_pieces_free(&p);
+        CHECK_EQ_INT(prompt_parse_attention("(x:0) (0 times inf:0)", &p, msg, sizeof msg), CS_OK);
+        prompt_pieces_free(&p);
     }
 }
 
