@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generates the Unicode data the CLIP tokenizer needs: engine/unicode_tables_props.c
+"""Generates the Unicode data the CLIP tokenizer needs: engine/text/unicode_tables_props.c
 (character properties, combining classes, lowercase mapping) and
-engine/unicode_tables_norm.c (canonical decomposition and composition, for NFC).
+engine/text/unicode_tables_norm.c (canonical decomposition and composition, for NFC).
 
 The tokenizer must reproduce transformers' slow CLIPTokenizer without ftfy, which runs
 Python's `unicodedata` (general categories, NFC) and `str` methods (lower(), isspace())
@@ -9,7 +9,7 @@ plus the `regex` module's \\p{L} / \\p{N}. This script asks the same Python func
 the C tables agree with CPython's Unicode database version (3.11: Unicode 14.0) by
 construction. Run it with the Python whose Unicode version you want to match:
 
-    python3 engine/tools/gen_unicode_tables.py engine
+    python3 engine/tools/gen_unicode_tables.py engine/text
 
 Tables (all sorted, searched by binary search; see unicode_tables.h):
   * uni_prop_ranges: (start << 8 | flags) for every maximal run of code points with the same
@@ -193,7 +193,7 @@ def main():
                for cp, _ in decomp)
     max_decomp = max(len(f) for _, f in decomp)
 
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else "engine"
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "engine/text"
     out = open(os.path.join(out_dir, "unicode_tables_props.c"), "w")
 
     def w(text):
