@@ -62,7 +62,7 @@ const char *gemm_isa_name(gemm_isa isa) {
     }
 }
 
-static gemm_kernel_fn active_kernel(void) {
+gemm_kernel_fn gemm_kernel_active(void) {
     switch (gemm_active_isa()) {
     case GEMM_ISA_AVX512: return gemm_kernel_avx512;
     case GEMM_ISA_AVX2: return gemm_kernel_avx2;
@@ -211,7 +211,7 @@ void gemm_linear(threadpool *p, float *y, const float *x, const float *w_packed,
     const int64_t nc = block_units(n, GEMM_NR, INT64_MAX / GEMM_NR,
                                    mblocks >= want ? 1 : ceil_div(want, mblocks)) * GEMM_NR;
     lin_job j = {.y = y, .x = x, .w = w_packed, .b = b, .m = m, .k = k, .n = n, .mc = mc,
-                 .nc = nc, .nblocks = ceil_div(n, nc), .kern = active_kernel()};
+                 .nc = nc, .nblocks = ceil_div(n, nc), .kern = gemm_kernel_active()};
     threadpool_for(p, mblocks * j.nblocks, 1, lin_items, &j);
 }
 
@@ -283,6 +283,6 @@ void gemm_packed_a(threadpool *p, float *y, const float *w_packed, const float *
                                    have >= want ? 1 : ceil_div(want, have)) * GEMM_MR;
     pa_job j = {.y = y, .w = w_packed, .bias = bias, .batch = batch, .m = m, .k = k,
                 .cols = cols, .mc = mc, .col_blocks = col_blocks, .m_blocks = ceil_div(m, mc),
-                .pack = pack, .arg = arg, .kern = active_kernel()};
+                .pack = pack, .arg = arg, .kern = gemm_kernel_active()};
     threadpool_for(p, batch * col_blocks * j.m_blocks, 1, pa_items, &j);
 }

@@ -1,139 +1,259 @@
 /*
- * Multi-head attention of ops.h: per (batch, head) and chunk of query rows, scores =
- * scale · q kᵀ (OpenBLAS sgemm), a softmax per row, out = scores · v (sgemm).
+ * Multi-head attention of ops.h as one fused, flash-style kernel: no (tokens × tokens)
+ * score matrix exists anywhere. A work item is (batch, head, block of queries); it walks
+ * the keys in blocks of FA_KEYS and per block computes, in the transposed orientation
+ * that suits our GEMM micro-kernel (gemm_kernels.h: C(8 × 48) += A(8 × k) · B(k × 48)),
+ *   Sᵀ = k qᵀ          keys down (A panels of 8 keys), queries across (B panels of 48),
+ *   online softmax     down each query's column: running max m and sum l per query,
+ *                      P = exp(scale·S - m_new), earlier sums rescaled by exp(m_old - m_new),
+ *   Oᵀ += vᵀ Pᵀ        A = vᵀ panels (8 head dims × keys), B = Pᵀ exactly as the first
+ *                      product left it (keys × 48 queries), so P is never moved,
+ * and at the end writes O = Oᵀ / l back transposed. The softmax runs across 48 queries
+ * at once (one vector lane each) on rows that are contiguous in L1. Everything an item
+ * touches (its query panels, one key and one value block, Sᵀ and Oᵀ: a few hundred KiB)
+ * stays in the core's cache; the former design streamed 16 MB chunks of scores through
+ * memory three times.
  *
- * The softmax rows are spread over the ctx's thread pool (OpenBLAS threads the products
- * itself). Its exp is our own vector code (ops_simd.h): AVX2 + FMA where the CPU has
- * them (8 lanes), SSE2 otherwise (4 lanes). Every row goes through the same code, with
- * row tails padded into a full vector, so a value depends only on its row, never on its
- * position, chunk, thread count or batch companions. Max and sum are exact-order
- * reductions per row (sum in double), one pass each, and the normalising pass multiplies
- * by 1/sum.
+ * Determinism: the micro-kernels give the same bits on every ISA (one FMA chain per
+ * element in k order), key blocks are walked in one fixed order, and a query's numbers
+ * depend only on its own row of q and the keys/values, never on the other queries of its
+ * item, the batch, the thread count or the item split. The exp is ops_simd.h's (AVX2 or
+ * SSE2: a CPU without AVX2 may differ in the last bits, as for every ops kernel).
  *
- * Scratch (the scores of one chunk of query rows) comes from the ctx arena and is
- * released before returning; while c->measuring it is reserved and released without
- * touching data. The chunk bound keeps it at 16 MB however long the sequences are.
+ * Scratch is per pool chunk (cs_malloc, like gemm.c's packing buffers), not from the ctx
+ * arena, so the measuring pass reserves nothing.
  *
- * Thread safety: only the given buffers and ctx are touched; a ctx has one caller thread.
+ * Thread safety: only the given buffers are touched; a ctx has one caller thread.
  */
 #include "ops.h"
 
-#include <cblas.h>
-#include <limits.h>
 #include <math.h>
 #include <string.h>
 
+#include "gemm.h"
+#include "gemm_kernels.h"
 #include "ops_simd.h"
 #include "threadpool.h"
 
-/* Most floats of scores one chunk of query rows may use (16 MB). */
-enum { ATTN_CHUNK_FLOATS = 4 << 20 };
-/* Least scores per pool chunk of softmax rows (a few microseconds of exp). */
-enum { ATTN_SOFTMAX_GRAIN = 8192 };
+enum {
+    FA_QPANELS = 2,                   /* query panels of 48 per item */
+    FA_QUERIES = FA_QPANELS * GEMM_NR, /* queries per item */
+    FA_TILE = GEMM_MR * GEMM_NR,
+};
 
-/* cblas takes int dimensions in the Debian (LP64) build. */
-static int blas_dim(int64_t v) {
-    CS_ASSERT(v >= 0 && v <= INT_MAX);
-    return (int)v;
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+/* Keys per block, a multiple of GEMM_MR: the Pᵀ panel (keys × 48) is the B operand of
+ * the second product, so keep it at GEMM_KC; fewer for wide heads, so one key and one
+ * value block (2 · keys · head_dim floats) stay near 1 MiB. */
+static int64_t key_block(int64_t hd) {
+    int64_t keys = (1 << 17) / (2 * hd) / GEMM_MR * GEMM_MR;
+    if (keys > GEMM_KC) keys = GEMM_KC;
+    return keys < GEMM_MR ? GEMM_MR : keys;
 }
 
-/* ---- softmax rows ---- */
+/* ---- the online softmax of one block, 48 queries wide ---- */
 
-/* In place softmax of the first n (>= 1) entries of p(len); entries [n, len) become 0
- * (the causally masked keys). Max-subtracted so exp never overflows; sum in double.
- * The last n % 4 entries go through a padded vector (-inf pads: exp gives 0). */
-static void softmax_row_sse2(float *p, int64_t n, int64_t len) {
-    const int64_t body = n & ~(int64_t)3, rem = n - body;
-    float tail[4];
-    for (int l = 0; l < 4; l++)
-        tail[l] = l < rem ? p[body + l] : -INFINITY;
-    __m128 vmx = _mm_loadu_ps(tail);
-    for (int64_t j = 0; j < body; j += 4)
-        vmx = _mm_max_ps(vmx, _mm_loadu_ps(p + j));
-    float lanes[4];
-    _mm_storeu_ps(lanes, vmx);
-    float mx = lanes[0];
-    for (int l = 1; l < 4; l++)
-        mx = lanes[l] > mx ? lanes[l] : mx;
-
-    vmx = _mm_set1_ps(mx);
-    __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd();
-    for (int64_t j = 0; j < body + (rem ? 4 : 0); j += 4) {
-        float *at = j < body ? p + j : tail; // (4) entries j..j+3
-        const __m128 e = ops_exp_nonpos4(_mm_sub_ps(_mm_loadu_ps(at), vmx));
-        _mm_storeu_ps(at, e);
-        s0 = _mm_add_pd(s0, _mm_cvtps_pd(e));
-        s1 = _mm_add_pd(s1, _mm_cvtps_pd(_mm_movehl_ps(e, e)));
+/* s: `keys` rows of 48 scores (one query a lane), in place: scaled, then P; masked
+ * scores hold -inf (P 0). m, l: the running max and sum per query, updated; alpha: how
+ * much the earlier sums shrink, exp(m_old - m_new). Every query has a key it sees in its
+ * first block, so m is finite from then on. */
+static void softmax_block_sse2(float *s, int64_t keys, float scale, float *m, double *l,
+                               float *alpha) {
+    for (int v = 0; v < GEMM_NR; v += 4) {
+        const __m128 sc = _mm_set1_ps(scale);
+        __m128 mx = _mm_loadu_ps(m + v);
+        const __m128 m_old = mx;
+        for (int64_t r = 0; r < keys; r++) {
+            const __m128 x = _mm_mul_ps(_mm_loadu_ps(s + r * GEMM_NR + v), sc);
+            _mm_storeu_ps(s + r * GEMM_NR + v, x);
+            mx = _mm_max_ps(mx, x);
+        }
+        __m128 sum = _mm_setzero_ps();
+        for (int64_t r = 0; r < keys; r++) {
+            const __m128 e = ops_exp_nonpos4(_mm_sub_ps(_mm_loadu_ps(s + r * GEMM_NR + v), mx));
+            _mm_storeu_ps(s + r * GEMM_NR + v, e);
+            sum = _mm_add_ps(sum, e);
+        }
+        const __m128 a = ops_exp_nonpos4(_mm_sub_ps(m_old, mx));
+        float sums[4], as[4];
+        _mm_storeu_ps(sums, sum);
+        _mm_storeu_ps(as, a);
+        _mm_storeu_ps(m + v, mx);
+        for (int i = 0; i < 4; i++) {
+            alpha[v + i] = as[i];
+            l[v + i] = l[v + i] * as[i] + sums[i];
+        }
     }
-    double part[2];
-    _mm_storeu_pd(part, _mm_add_pd(s0, s1));
-    const float inv = (float)(1.0 / (part[0] + part[1]));
-    for (int64_t j = 0; j < body; j++)
-        p[j] *= inv;
-    for (int64_t l = 0; l < rem; l++)
-        p[body + l] = tail[l] * inv;
-    for (int64_t j = n; j < len; j++)
-        p[j] = 0.0f;
 }
 
-/* softmax_row_sse2 with 8 lanes and FMA: the same contract. */
-OPS_TARGET_AVX2 static void softmax_row_avx2(float *p, int64_t n, int64_t len) {
-    const int64_t body = n & ~(int64_t)7, rem = n - body;
-    float tail[8];
-    for (int l = 0; l < 8; l++)
-        tail[l] = l < rem ? p[body + l] : -INFINITY;
-    __m256 vmx = _mm256_loadu_ps(tail);
-    for (int64_t j = 0; j < body; j += 8)
-        vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(p + j));
-    float lanes[8];
-    _mm256_storeu_ps(lanes, vmx);
-    float mx = lanes[0];
-    for (int l = 1; l < 8; l++)
-        mx = lanes[l] > mx ? lanes[l] : mx;
-
-    vmx = _mm256_set1_ps(mx);
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-    for (int64_t j = 0; j < body + (rem ? 8 : 0); j += 8) {
-        float *at = j < body ? p + j : tail; // (8) entries j..j+7
-        const __m256 e = ops_exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(at), vmx));
-        _mm256_storeu_ps(at, e);
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+OPS_TARGET_AVX2 static void softmax_block_avx2(float *s, int64_t keys, float scale, float *m,
+                                               double *l, float *alpha) {
+    for (int v = 0; v < GEMM_NR; v += 8) {
+        const __m256 sc = _mm256_set1_ps(scale);
+        __m256 mx = _mm256_loadu_ps(m + v);
+        const __m256 m_old = mx;
+        for (int64_t r = 0; r < keys; r++) {
+            const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(s + r * GEMM_NR + v), sc);
+            _mm256_storeu_ps(s + r * GEMM_NR + v, x);
+            mx = _mm256_max_ps(mx, x);
+        }
+        __m256 sum = _mm256_setzero_ps();
+        for (int64_t r = 0; r < keys; r++) {
+            const __m256 e =
+                ops_exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(s + r * GEMM_NR + v), mx));
+            _mm256_storeu_ps(s + r * GEMM_NR + v, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        const __m256 a = ops_exp_nonpos8(_mm256_sub_ps(m_old, mx));
+        float sums[8], as[8];
+        _mm256_storeu_ps(sums, sum);
+        _mm256_storeu_ps(as, a);
+        _mm256_storeu_ps(m + v, mx);
+        for (int i = 0; i < 8; i++) {
+            alpha[v + i] = as[i];
+            l[v + i] = l[v + i] * as[i] + sums[i];
+        }
     }
-    double part[4];
-    _mm256_storeu_pd(part, _mm256_add_pd(s0, s1));
-    const float inv = (float)(1.0 / ((part[0] + part[1]) + (part[2] + part[3])));
-    const __m256 vinv = _mm256_set1_ps(inv);
-    for (int64_t j = 0; j < body; j += 8)
-        _mm256_storeu_ps(p + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), vinv));
-    for (int64_t l = 0; l < rem; l++)
-        p[body + l] = tail[l] * inv;
-    for (int64_t j = n; j < len; j++)
-        p[j] = 0.0f;
 }
 
-typedef void (*softmax_row_fn)(float *p, int64_t n, int64_t len);
+typedef void (*softmax_block_fn)(float *s, int64_t keys, float scale, float *m, double *l,
+                                 float *alpha);
 
-/* The softmax row kernel for this CPU. */
-static softmax_row_fn softmax_row_pick(void) {
-    return ops_have_avx2() ? softmax_row_avx2 : softmax_row_sse2;
+/* ---- the items ---- */
+
+typedef struct flash_job {
+    float *out;
+    const float *q, *k, *v;
+    const op_attn_shape *s;
+    int64_t qblocks, kb, hdp; /* query blocks per head, keys per block, head_dim padded to 8 */
+    gemm_kernel_fn kern;
+    softmax_block_fn softmax;
+} flash_job;
+
+typedef struct flash_scratch {
+    float *qb;    /* FA_QPANELS panels of hd × 48: the item's queries (B operand) */
+    float *ka;    /* kb / 8 panels of hd × 8: one key block (A operand) */
+    float *va;    /* hdp / 8 panels of kb × 8: one value block, transposed (A operand) */
+    float *st;    /* FA_QPANELS blocks of kb × 48: Sᵀ, then Pᵀ (B operand) */
+    float *ot;    /* FA_QPANELS × (hdp / 8) tiles of 8 × 48: Oᵀ */
+    float *m, *alpha;
+    double *l;
+} flash_scratch;
+
+static bool scratch_new(flash_scratch *x, int64_t hd, int64_t kb, int64_t hdp) {
+    *x = (flash_scratch){
+        .qb = cs_malloc((size_t)(FA_QUERIES * hd) * sizeof(float)),
+        .ka = cs_malloc((size_t)(kb * hd) * sizeof(float)),
+        .va = cs_malloc((size_t)(kb * hdp) * sizeof(float)),
+        .st = cs_malloc((size_t)(FA_QUERIES * kb) * sizeof(float)),
+        .ot = cs_malloc((size_t)(FA_QUERIES * hdp) * sizeof(float)),
+        .m = cs_malloc(FA_QUERIES * sizeof(float)),
+        .alpha = cs_malloc(GEMM_NR * sizeof(float)),
+        .l = cs_malloc(FA_QUERIES * sizeof(double)),
+    };
+    return x->qb && x->ka && x->va && x->st && x->ot && x->m && x->alpha && x->l;
 }
 
-/* Rows of one chunk of scores(rows, Lk); row r is query i0 + r. */
-typedef struct softmax_job {
-    float *scores;
-    int64_t lk, i0;
-    bool causal;
-    softmax_row_fn row_fn;
-} softmax_job;
+static void scratch_free(flash_scratch *x) {
+    free(x->qb), free(x->ka), free(x->va), free(x->st), free(x->ot), free(x->m);
+    free(x->alpha), free(x->l);
+}
 
-static void softmax_chunk(void *p, int64_t r0, int64_t r1) {
-    const softmax_job *j = p;
-    for (int64_t r = r0; r < r1; r++) {
-        int64_t visible = j->lk;
-        if (j->causal && j->i0 + r + 1 < j->lk) visible = j->i0 + r + 1;
-        j->row_fn(j->scores + r * j->lk, visible, j->lk);
+/* `rows` rows of `cols` values at base (row stride ld) as panels of `width` rows:
+ * dst[(p · cols + c) · width + r] = base[(p + r) · ld + c]; rows and columns past the
+ * data, up to `padded` rows and `cols_pad` columns, are zero. */
+static void pack_panels(float *dst, const float *base, int64_t ld, int64_t rows, int64_t padded,
+                        int64_t cols, int64_t width) {
+    for (int64_t p = 0; p < padded; p += width) {
+        float *panel = dst + p * cols;
+        for (int64_t r = 0; r < width; r++) {
+            if (p + r >= rows) {
+                for (int64_t c = 0; c < cols; c++) panel[c * width + r] = 0.0f;
+                continue;
+            }
+            const float *src = base + (p + r) * ld;
+            for (int64_t c = 0; c < cols; c++) panel[c * width + r] = src[c];
+        }
     }
+}
+
+/* vᵀ of `keys` value rows (stride ld) as panels of 8 head dims: dst[(dp · kpad + kk) · 8
+ * + d] = v[kk][dp + d]; zero past keys (up to kpad) and past hd (up to hdp). */
+static void pack_values(float *dst, const float *v, int64_t ld, int64_t keys, int64_t kpad,
+                        int64_t hd, int64_t hdp) {
+    for (int64_t dp = 0; dp < hdp; dp += GEMM_MR) {
+        const int64_t w = hd - dp < GEMM_MR ? hd - dp : GEMM_MR;
+        float *panel = dst + dp * kpad;
+        for (int64_t kk = 0; kk < kpad; kk++) {
+            float *row = panel + kk * GEMM_MR;
+            if (kk < keys) {
+                memcpy(row, v + kk * ld + dp, (size_t)w * sizeof(float));
+                memset(row + w, 0, (size_t)(GEMM_MR - w) * sizeof(float));
+            } else {
+                memset(row, 0, GEMM_MR * sizeof(float));
+            }
+        }
+    }
+}
+
+static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
+    const op_attn_shape *s = j->s;
+    const int64_t lq = s->q_len, lk = s->kv_len, hd = s->head_dim, hdp = j->hdp;
+    const int64_t bh = item / j->qblocks, b = bh / s->heads, h = bh % s->heads;
+    const int64_t q0 = item % j->qblocks * FA_QUERIES;
+    const int64_t queries = lq - q0 < FA_QUERIES ? lq - q0 : FA_QUERIES;
+    const int64_t npanel = (queries + GEMM_NR - 1) / GEMM_NR, ndp = hdp / GEMM_MR;
+    pack_panels(x->qb, j->q + (b * lq + q0) * s->q_stride + h * hd, s->q_stride, queries,
+                npanel * GEMM_NR, hd, GEMM_NR);
+    memset(x->ot, 0, (size_t)(npanel * GEMM_NR * hdp) * sizeof(float));
+    for (int64_t i = 0; i < npanel * GEMM_NR; i++) x->m[i] = -INFINITY, x->l[i] = 0.0;
+    /* Causal queries see keys [0, q + 1): no key block past the item's last query. */
+    const int64_t key_end = s->causal && q0 + queries < lk ? q0 + queries : lk;
+    for (int64_t k0 = 0; k0 < key_end; k0 += j->kb) {
+        const int64_t keys = key_end - k0 < j->kb ? key_end - k0 : j->kb;
+        const int64_t kpad = round_up(keys, GEMM_MR);
+        pack_panels(x->ka, j->k + (b * lk + k0) * s->kv_stride + h * hd, s->kv_stride, keys, kpad,
+                    hd, GEMM_MR);
+        pack_values(x->va, j->v + (b * lk + k0) * s->kv_stride + h * hd, s->kv_stride, keys,
+                    kpad, hd, hdp);
+        for (int64_t t = 0; t < npanel; t++) {
+            float *st = x->st + t * kpad * GEMM_NR; /* (kpad keys, 48 queries) */
+            for (int64_t i = 0; i < kpad; i += GEMM_MR)
+                j->kern(hd, x->ka + i * hd, x->qb + t * hd * GEMM_NR, st + i * GEMM_NR, false);
+            /* Padding keys, and keys after a causal query, get no weight. */
+            for (int64_t kk = keys; kk < kpad; kk++)
+                for (int64_t c = 0; c < GEMM_NR; c++) st[kk * GEMM_NR + c] = -INFINITY;
+            if (s->causal) {
+                for (int64_t kk = 0; kk < keys; kk++)
+                    for (int64_t c = 0; c < GEMM_NR; c++)
+                        if (k0 + kk > q0 + t * GEMM_NR + c) st[kk * GEMM_NR + c] = -INFINITY;
+            }
+            float *m = x->m + t * GEMM_NR;
+            j->softmax(st, kpad, s->scale, m, x->l + t * GEMM_NR, x->alpha);
+            float *ot = x->ot + t * hdp * GEMM_NR; /* (hdp dims, 48 queries) */
+            for (int64_t d = 0; d < hdp; d++)
+                for (int64_t c = 0; c < GEMM_NR; c++) ot[d * GEMM_NR + c] *= x->alpha[c];
+            for (int64_t dp = 0; dp < ndp; dp++)
+                j->kern(kpad, x->va + dp * kpad * GEMM_MR, st, ot + dp * FA_TILE, true);
+        }
+    }
+    for (int64_t t = 0; t < npanel; t++) {
+        const float *ot = x->ot + t * hdp * GEMM_NR;
+        for (int64_t c = 0; c < GEMM_NR && t * GEMM_NR + c < queries; c++) {
+            const float inv = (float)(1.0 / x->l[t * GEMM_NR + c]);
+            float *dst = j->out + (b * lq + q0 + t * GEMM_NR + c) * s->out_stride + h * hd;
+            for (int64_t d = 0; d < hd; d++) dst[d] = ot[d * GEMM_NR + c] * inv;
+        }
+    }
+}
+
+static void flash_items(void *arg, int64_t i0, int64_t i1) {
+    const flash_job *j = arg;
+    flash_scratch x;
+    CS_ASSERT(scratch_new(&x, j->s->head_dim, j->kb, j->hdp));
+    for (int64_t it = i0; it < i1; it++) flash_item(j, &x, it);
+    scratch_free(&x);
 }
 
 void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const float *v,
@@ -142,40 +262,17 @@ void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const f
     CS_ASSERT(s->batch >= 0 && s->heads > 0 && lq >= 0 && lk > 0 && hd > 0);
     CS_ASSERT(s->q_stride >= s->heads * hd && s->kv_stride >= s->heads * hd &&
               s->out_stride >= s->heads * hd);
-    int64_t chunk = ATTN_CHUNK_FLOATS / lk;
-    if (chunk < 1) chunk = 1;
-    if (chunk > lq) chunk = lq;
-    size_t mark = ctx_mark(c);
-    float *scores = ctx_alloc(c, chunk * lk); // (chunk, Lk)
-    if (c->measuring || s->batch == 0 || lq == 0) {
-        ctx_release(c, mark);
-        return;
-    }
-
-    softmax_job sj = {
-        .scores = scores, .lk = lk, .causal = s->causal, .row_fn = softmax_row_pick()};
-    const int64_t grain = lk >= ATTN_SOFTMAX_GRAIN ? 1 : ATTN_SOFTMAX_GRAIN / lk;
-    for (int64_t bi = 0; bi < s->batch; bi++) {
-        for (int64_t h = 0; h < s->heads; h++) {
-            const float *kb = k + bi * lk * s->kv_stride + h * hd; // (Lk, hd), row stride kv
-            const float *vb = v + bi * lk * s->kv_stride + h * hd; // (Lk, hd)
-            for (int64_t i0 = 0; i0 < lq; i0 += chunk) {
-                int64_t rows = i0 + chunk < lq ? chunk : lq - i0;
-                const float *qb = q + (bi * lq + i0) * s->q_stride + h * hd; // (rows, hd)
-                float *ob = out + (bi * lq + i0) * s->out_stride + h * hd;   // (rows, hd)
-                // scores(rows, Lk) = scale · qb · kbᵀ
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_dim(rows), blas_dim(lk),
-                            blas_dim(hd), s->scale, qb, blas_dim(s->q_stride), kb,
-                            blas_dim(s->kv_stride), 0.0f, scores, blas_dim(lk));
-                sj.i0 = i0;
-                threadpool_for(c->pool, rows, grain, softmax_chunk, &sj);
-                // ob(rows, hd) = scores(rows, Lk) · vb(Lk, hd)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_dim(rows), blas_dim(hd),
-                            blas_dim(lk), 1.0f, scores, blas_dim(lk), vb, blas_dim(s->kv_stride),
-                            0.0f, ob, blas_dim(s->out_stride));
-            }
-        }
-    }
-    ctx_release(c, mark);
+    if (c->measuring || s->batch == 0 || lq == 0) return;
+    flash_job j = {.out = out,
+                   .q = q,
+                   .k = k,
+                   .v = v,
+                   .s = s,
+                   .qblocks = (lq + FA_QUERIES - 1) / FA_QUERIES,
+                   .kb = key_block(hd),
+                   .hdp = round_up(hd, GEMM_MR),
+                   .kern = gemm_kernel_active(),
+                   .softmax = ops_have_avx2() ? softmax_block_avx2 : softmax_block_sse2};
+    threadpool_for(c->pool, s->batch * s->heads * j.qblocks, 1, flash_items, &j);
     c->flops += 4.0 * (double)s->batch * (double)s->heads * (double)lq * (double)lk * (double)hd;
 }
