@@ -11,6 +11,8 @@
 #       the same with already built targets (what the ctest "fuzz" entries use).
 #
 # Environment: FUZZ_JOBS=N runs N targets at a time (default 1: the machine is shared);
+# FUZZ_TIMEOUT=S is the per-input limit (default 10 s; wall-clock in libFuzzer, so raise it
+# for a long run on a loaded machine, where a starved process is not a hang);
 # FUZZ_SEED=N fixes libFuzzer's seed (the ctest smoke does: the same mutations every run,
 # so a CI result depends on the code, not on luck; long manual runs leave it random).
 # Exits non-zero when any target reports a crash, leak, timeout, out-of-memory (a
@@ -61,7 +63,7 @@ run_one() { # TARGET: fuzzes it; writes its summary line to <work>/<target>/summ
     local t=$1 w=$work/$1 rc execs cov corpus findings
     mkdir -p "$w/corpus" "$w/artifacts"
     # shellcheck disable=SC2046
-    "$bindir/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    "$bindir/$t" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 \
         -malloc_limit_mb=512 -max_len="$(max_len "$t")" $(dict "$t") -print_final_stats=1 \
         ${FUZZ_SEED:+-seed=$FUZZ_SEED} -artifact_prefix="$w/artifacts/" "$w/corpus" "$root/tests/fuzz/corpus/$t" \
         >"$w/fuzz.log" 2>&1
