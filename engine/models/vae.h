@@ -92,6 +92,20 @@ void vae_decode(cs_ctx *c, const vae_model *m, float *image, const float *latent
 void vae_encode(cs_ctx *c, const vae_model *m, float *mean, float *logvar, const float *image,
                 int64_t batch, int64_t height, int64_t width);
 
+/*
+ * Tiled decoding of ONE image (latent (C, h, w) -> image (3, h·f, w·f)), exactly diffusers'
+ * AutoencoderKL.tiled_decode with tile_latent_min_size = tile and tile_overlap_factor
+ * 0.25: tiles of tile × tile latents every 3/4 tile, decoded alone, each blended
+ * linearly over the one above and the one to its left (already blended), the first 3/4
+ * of each kept. Memory is bounded by the tile, not the image. Applies only when the
+ * latent is larger than the tile on a side (vae_tiling_applies); otherwise, and with
+ * tile 0, it is vae_decode. tile is a multiple of 4.
+ */
+bool vae_tiling_applies(int64_t tile, int64_t h, int64_t w);
+void vae_decode_tiled(cs_ctx *c, const vae_model *m, float *image, const float *latent, int64_t h,
+                      int64_t w, int64_t tile);
+size_t vae_decode_tiled_bytes(const vae_model *m, int64_t h, int64_t w, int64_t tile);
+
 /* Arena bytes vae_decode / vae_encode need for these sizes (a measuring pass). */
 size_t vae_decode_activation_bytes(const vae_model *m, int64_t batch, int64_t h, int64_t w);
 size_t vae_encode_activation_bytes(const vae_model *m, int64_t batch, int64_t height,

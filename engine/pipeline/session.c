@@ -14,6 +14,7 @@ struct cs_session {
     const cs_model *model;
     cs_session_params params;
     int64_t max_rows;       /* UNet rows per call: 2 · max_images (CFG) */
+    int64_t vae_tile;       /* latents per VAE tile side, 0: untiled */
     int64_t max_lat_numel;  /* C · h · w at the largest size */
     int64_t in_channels;    /* UNet input channels: C, or 2C + 1 for an inpainting UNet */
     cs_ctx ctx;             /* activation arena */
@@ -86,6 +87,10 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
                        "session: max_images must be 1..64 and max size a multiple of %lld up to "
                        "4096 (got %d images, %dx%d)",
                        (long long)mult, p.max_images, p.max_width, p.max_height);
+    if (p.vae_tile < 0 || p.vae_tile % (4 * m->vae_factor) || p.vae_tile > 4096)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                       "session: vae_tile must be 0 (off) or a multiple of %lld up to 4096 (got %d)",
+                       (long long)(4 * m->vae_factor), p.vae_tile);
     cs_session *s = cs_calloc(1, sizeof *s);
     if (!s) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
     s->model = m;
@@ -102,7 +107,10 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     const size_t emb_bytes = (size_t)(m->context_len * m->context_dim) * sizeof(float) + 64;
     bytes = max_size(bytes, text_encoder_activation_bytes(m->text_encoder, 1, m->context_len) +
                                 emb_bytes);
-    bytes = max_size(bytes, vae_decode_activation_bytes(m->vae, p.max_images, h, w));
+    /* Images are decoded one at a time (the VAE's arena for SD-1.5 at 512² is 896 MiB an
+     * image), each in tiles when asked. */
+    s->vae_tile = p.vae_tile / m->vae_factor;
+    bytes = max_size(bytes, vae_decode_tiled_bytes(m->vae, h, w, s->vae_tile));
     /* img2img encodes one image at a time (cs_job_new). */
     bytes = max_size(bytes, vae_encode_activation_bytes(m->vae, 1, p.max_height, p.max_width));
     cs_status st = ctx_init(&s->ctx, bytes);
@@ -337,9 +345,12 @@ static cs_status decode_group(cs_session *s, cs_job *const *jobs, int n, char *m
             s->latent_in[k * img + q] = jobs[i]->latents[q] / scale; /* as diffusers divides */
         k += jobs[i]->n_images;
     }
-    ctx_release(&s->ctx, 0);
-    vae_decode(&s->ctx, m->vae, s->decoded, s->latent_in, k, h, w); // (k, 3, H, W)
     const int64_t H = h * m->vae_factor, W = w * m->vae_factor;
+    for (int64_t q = 0; q < k; q++) { /* (k, 3, H, W); an image's pixels never depend on another's */
+        ctx_release(&s->ctx, 0);
+        vae_decode_tiled(&s->ctx, m->vae, s->decoded + q * 3 * H * W, s->latent_in + q * img, h, w,
+                         s->vae_tile);
+    }
     int64_t at = 0;
     for (int i = 0; i < n; i++) {
         cs_job *j = jobs[i];

@@ -213,6 +213,11 @@ CS_API cs_status cs_lora_spec_parse(const char *text, char *name, size_t name_si
 typedef struct cs_session_params {
     int max_images;           /* images per UNet batch (CFG rows are twice this); default 4 */
     int max_width, max_height; /* largest image the session must hold; default native size */
+    /* VAE tiling (diffusers' enable_tiling): images whose latent is larger than
+     * vae_tile / f on a side are decoded in overlapping tiles of vae_tile pixels, so the
+     * decoder's memory follows the tile, not the image. 0 = off (default); else a
+     * multiple of 4·f (32 for SD). */
+    int vae_tile;
 } cs_session_params;
 
 CS_API cs_session_params cs_session_default_params(const cs_model *m);
