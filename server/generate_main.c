@@ -28,6 +28,7 @@ typedef struct cli {
     char lora_names[CS_MAX_LORAS_PER_JOB][256];
     int seed_given;
     int threads;
+    int vae_tile;
 } cli;
 
 static void usage(FILE *f) {
@@ -56,6 +57,8 @@ static void usage(FILE *f) {
             "  --clip-skip N           use the text encoder N layers before the last\n"
             "  --lora-dir DIR          folder of LoRA .safetensors files\n"
             "  --lora NAME[:WEIGHT]    apply LoRA NAME from --lora-dir (repeatable; weight 1)\n"
+            "  --vae-tile PX           decode in overlapping VAE tiles of PX pixels (diffusers'\n"
+            "                          enable_tiling; a multiple of 32 for SD; default off)\n"
             "  --threads N             compute threads (default: OPENBLAS_NUM_THREADS, else every core)\n"
             "  -o, --output OUT.png    output file; image i>0 goes to OUT_i.png\n",
             cs_max_steps(), CS_MAX_IMAGES_PER_JOB);
@@ -93,7 +96,7 @@ static int parse_args(int argc, char **argv, cli *c) {
             "--model", "--vae", "--prediction-type", "--model-type", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
             "--guidance-scale", "--steps", "--seed", "--width", "--height", "--num-images",
             "--guidance-rescale", "--clip-skip", "--threads", "--lora-dir", "--lora",
-            "--init-image", "--mask", "--strength", NULL};
+            "--init-image", "--mask", "--strength", "--vae-tile", NULL};
         int known = 0;
         for (int k = 0; k_valued[k]; k++) known |= !strcmp(a, k_valued[k]);
         if (!known) {
@@ -167,6 +170,9 @@ static int parse_args(int argc, char **argv, cli *c) {
         } else if (!strcmp(a, "--strength")) {
             if (parse_num(a, val, 0, 1, 0, &v)) return -1;
             c->p.strength = v;
+        } else if (!strcmp(a, "--vae-tile")) {
+            if (parse_num(a, val, 0, 4096, 1, &v)) return -1;
+            c->vae_tile = (int)v;
         } else if (!strcmp(a, "--threads")) {
             if (parse_num(a, val, 1, 256, 1, &v)) return -1;
             c->threads = (int)v;
@@ -331,6 +337,7 @@ int main(int argc, char **argv) {
     sp.max_images = c.p.num_images;
     sp.max_width = c.p.width;
     sp.max_height = c.p.height;
+    sp.vae_tile = c.vae_tile;
     if (cs_session_new(m, &sp, &s, msg, sizeof msg) != CS_OK ||
         cs_job_new(s, &c.p, &j, msg, sizeof msg) != CS_OK) {
         fprintf(stderr, "cfgserve-generate: %s\n", msg);

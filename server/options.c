@@ -81,6 +81,9 @@ static const opt_def OPTIONS[] = {
      "widest image accepted (0 = the model's native width); sizes worker memory"},
     {"max_height", OPT_INT, F(max_height), "0", 0, 2048, NULL, 0, "PIXELS",
      "tallest image accepted (0 = the model's native height); sizes worker memory"},
+    {"vae_tile", OPT_INT, F(vae_tile), "0", 0, 4096, NULL, 0, "PIXELS",
+     "decode images larger than this in overlapping VAE tiles of this size, as diffusers' "
+     "enable_tiling (a multiple of 32 for SD; the decoder's memory follows the tile); 0 = off"},
     {"api_key", OPT_STR, F(api_key), "", 0, 0, NULL, OPT_SECRET, "KEY",
      "require \"Authorization: Bearer KEY\" (except /health and /ready); \"\" = open"},
     {"cors_origin", OPT_STR, F(cors_origin), "", 0, 0, NULL, 0, "ORIGINS",

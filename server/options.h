@@ -44,6 +44,7 @@ typedef struct server_options {
     int job_timeout;           /* seconds, 0 = none */
     int max_body;              /* bytes */
     int max_width, max_height; /* pixels, 0 = the model's native size */
+    int vae_tile;              /* pixels, 0 = untiled VAE decoding */
     char *api_key;             /* "" = no authentication */
     char *cors_origin;         /* "" = no CORS headers; "*" or comma-separated origins */
     char *log_file;            /* "" = stderr */

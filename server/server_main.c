@@ -144,6 +144,7 @@ int main(int argc, char **argv) {
                                .job_timeout_ms = o.job_timeout * 1000,
                                .max_width = o.max_width,
                                .max_height = o.max_height,
+                               .vae_tile = o.vae_tile,
                                .max_finished = o.max_finished,
                                .finished_ttl_ms = o.finished_ttl * 1000,
                                .instance_id = o.instance_id,

@@ -30,15 +30,11 @@ static int64_t span(const tile_grid *g, int64_t n, int64_t i) {
 bool vae_tiling_applies(int64_t tile, int64_t h, int64_t w) { return tile > 0 && (h > tile || w > tile); }
 
 size_t vae_decode_tiled_bytes(const vae_model *m, int64_t h, int64_t w, int64_t tile) {
-    if (!vae_tiling_applies(tile, h, w)) return vae_decode_activation_bytes(m, 1, h, w);
-    const tile_grid g = grid_of(m, tile);
-    const int64_t th = h < tile ? h : tile, tw = w < tile ? w : tile;
-    const int64_t cols = tiles_along(&g, w), lat_c = vae_latent_channels(m);
-    const int64_t tile_px = 3 * th * g.f * tw * g.f;
-    /* Two rows of decoded tiles, the latent slice, then the decoder's own pass. */
-    const size_t held = (size_t)(2 * cols * tile_px + lat_c * th * tw) * sizeof(float) +
-                        (size_t)(2 * cols + 1) * 64;
-    return held + vae_decode_activation_bytes(m, 1, th, tw);
+    static float no_data[1];
+    cs_ctx c;
+    ctx_init_measure(&c);
+    vae_decode_tiled(&c, m, no_data, no_data, h, w, tile);
+    return c.peak;
 }
 
 /* diffusers' blend_v: the first rows of b fade in over the last rows of a (both (3, ·, w)). */
@@ -88,8 +84,9 @@ void vae_decode_tiled(cs_ctx *c, const vae_model *m, float *image, const float *
     float *row_a = ctx_alloc(c, cols * tile_px), *row_b = ctx_alloc(c, cols * tile_px);
     float *slice = ctx_alloc(c, lat_c * th_max * tw_max);
     const size_t pass = ctx_mark(c);
-    if (c->measuring) {
-        vae_decode(c, m, NULL, NULL, 1, th_max, tw_max);
+    if (c->measuring) { /* the largest tile is the decoder's largest pass */
+        ctx_release(c, pass);
+        vae_decode(c, m, slice, slice, 1, th_max, tw_max);
         ctx_release(c, mark);
         return;
     }

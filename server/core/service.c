@@ -123,6 +123,7 @@ cs_status service_new(const cs_model *m, const service_params *params, service *
     sp.max_images = p.max_batch_images; /* cs_session plans 2x rows for CFG */
     sp.max_width = p.max_width;
     sp.max_height = p.max_height;
+    sp.vae_tile = p.vae_tile;
     for (int i = 0; i < p.workers; i++) {
         st = worker_start(&s->workers[i], i, m, &sp, s->cap_images, &s->results, msg, msg_size);
         if (st != CS_OK) goto fail_workers;

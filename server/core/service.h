@@ -38,6 +38,7 @@ typedef struct service_params {
     int queue_size;         /* jobs waiting to start; more => SERVICE_FULL */
     int job_timeout_ms;     /* from admission to done; 0 = none */
     int max_width, max_height; /* largest image a session plans for; <= 0: native size */
+    int vae_tile;              /* cs_session_params.vae_tile */
     int max_finished;       /* finished jobs kept for GET /jobs/{id} (oldest evicted) */
     int finished_ttl_ms;    /* how long a finished job's result is kept; 0 = no limit */
     int instance_id;        /* 0..65535, leads every job id (job_id.h) */
