@@ -2,8 +2,10 @@
 #include "img2img.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "inpaint_fill.h"
 #include "rng.h"
 #include "session.h"
 
@@ -19,6 +21,15 @@ cs_status img2img_validate(const cs_model *m, const cs_gen_params *p, const char
     if (p->mask && !p->init_image) {
         *field = "mask";
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "mask needs an init_image to inpaint");
+    }
+    if (p->inpaint_fill != CS_FILL_ORIGINAL) {
+        *field = "inpaint_fill";
+        if (p->inpaint_fill < 0 || p->inpaint_fill > CS_FILL_LATENT_NOTHING)
+            return cs_errf(CS_ERR_INVALID_ARG, msg, n, "inpaint_fill must be one of CS_FILL_* (got %d)",
+                           p->inpaint_fill);
+        if (!p->mask)
+            return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                           "inpaint_fill chooses what a mask's area starts from; it needs a mask");
     }
     if (!p->init_image) return CS_OK;
     *field = "strength";
@@ -56,7 +67,7 @@ static void logvar_to_std(float *v, int64_t numel) {
 }
 
 void job_set_image_draws(cs_job *j, const float *encoder_noise, const float *noise) {
-    const int64_t img = j->image_numel;
+    const int64_t img = j->image_numel, cells = j->lat_h * j->lat_w;
     const float sf = vae_scaling_factor(j->model->vae);
     /* diffusers' is_strength_max: an inpainting job at strength 1 starts from pure noise. */
     const bool pure_noise = j->mask && j->params.strength >= 1.0;
@@ -70,15 +81,17 @@ void job_set_image_draws(cs_job *j, const float *encoder_noise, const float *noi
         else
             rng_normal_fill(seed, RNG_STREAM_ENCODER, 0, init, img);
         sample_latents(sf, j->enc_mean, j->enc_std, init, img);
+        if (noise)
+            memcpy(nz, noise + i * img, (size_t)img * sizeof *nz);
+        else
+            rng_normal_fill(seed, RNG_STREAM_IMG2IMG, 0, nz, img);
+        if (j->mask)
+            inpaint_fill_latents(j->params.inpaint_fill, init, nz, j->mask, img / cells, cells);
         if (j->masked_latents) {
             float *mk = j->masked_latents + i * img;
             rng_normal_fill(seed, RNG_STREAM_ENCODER, (uint64_t)img, mk, img);
             sample_latents(sf, j->masked_mean, j->masked_std, mk, img);
         }
-        if (noise)
-            memcpy(nz, noise + i * img, (size_t)img * sizeof *nz);
-        else
-            rng_normal_fill(seed, RNG_STREAM_IMG2IMG, 0, nz, img);
         if (pure_noise)
             for (int64_t k = 0; k < img; k++) x[k] = nz[k] * sigma0;
         else
@@ -118,15 +131,25 @@ cs_status img2img_job_init(cs_job *j, cs_session *s, const cs_gen_params *p, cha
         j->masked_latents = cs_malloc(all);
         ok = j->masked_mean && j->masked_std && j->masked_latents;
     }
-    if (!ok) return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory for the init image's latents");
-    session_encode_image(s, p->init_image, NULL, j->height, j->width, j->enc_mean, j->enc_std);
+    uint8_t *filled = NULL; /* the init image with its masked pixels blurred over */
+    if (ok && p->mask && p->inpaint_fill == CS_FILL_BLUR) {
+        filled = cs_malloc((size_t)j->width * (size_t)j->height * 3);
+        ok = filled && inpaint_fill_image(p->init_image, p->mask, j->width, j->height, filled);
+    }
+    if (!ok) {
+        free(filled);
+        return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory for the init image's latents");
+    }
+    const uint8_t *image = filled ? filled : p->init_image;
+    session_encode_image(s, image, NULL, j->height, j->width, j->enc_mean, j->enc_std);
     logvar_to_std(j->enc_std, img);
     if (p->mask) latent_mask(p->mask, j->width, m->vae_factor, j->lat_h, j->lat_w, j->mask);
     if (m->inpainting) {
-        session_encode_image(s, p->init_image, p->mask, j->height, j->width, j->masked_mean,
+        session_encode_image(s, image, p->mask, j->height, j->width, j->masked_mean,
                              j->masked_std);
         logvar_to_std(j->masked_std, img);
     }
+    free(filled);
     /* The caller's buffers are borrowed only for this call. */
     j->params.init_image = NULL;
     j->params.mask = NULL;

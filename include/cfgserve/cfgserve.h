@@ -155,6 +155,7 @@ typedef struct cs_gen_params {
     const uint8_t *init_image;   /* RGB8, `height` rows of width*3 bytes (the request's size) */
     double strength;             /* (0, 1]: share of the schedule run from the init image */
     const uint8_t *mask;         /* NULL, or 8-bit, height rows of width bytes; >= 128 = repaint */
+    int inpaint_fill;            /* with a mask, what the masked area starts from: CS_FILL_* */
     /* LoRA: names of files in the model's LoRA folder, each with its weight */
     const struct cs_lora_spec *loras;
     int num_loras;
@@ -166,6 +167,12 @@ typedef struct cs_gen_params {
 } cs_gen_params;
 
 enum { CS_PROMPT_PLAIN = 0, CS_PROMPT_A1111 = 1 };
+
+/* Inpainting's masked content. ORIGINAL: the init image (diffusers). The others are the
+ * A1111 web UI's choices: BLUR ("fill") first repaints the masked pixels with colours
+ * blurred in from around them; LATENT_NOISE and LATENT_NOTHING replace the init latents
+ * under the mask by the image's noise or by zeros before noising. */
+enum { CS_FILL_ORIGINAL = 0, CS_FILL_BLUR = 1, CS_FILL_LATENT_NOISE = 2, CS_FILL_LATENT_NOTHING = 3 };
 
 /* Model defaults: guidance 7.5, 50 steps (or the model's), native size, seed 0. */
 CS_API cs_gen_params cs_gen_default_params(const cs_model *m);

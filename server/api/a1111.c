@@ -315,7 +315,7 @@ cs_status a1111_parse_common(const api_parse_ctx *c, const char *body, size_t le
     a1111_data *d = calloc(1, sizeof *d);
     if (!d) return request_fail(e, "internal", NULL, "out of memory");
     *d = (a1111_data){.send_images = true, .img2img = img2img, .batch_size = 1, .n_iter = 1,
-                      .denoising_strength = 0.75, .inpainting_fill = 1};
+                      .denoising_strength = 0.75, .inpainting_fill = 0};
     out->dialect_data = d;
     out->dialect_free = data_free;
     char *sampler_name = NULL, *sampler_index = NULL, *scheduler = NULL;

@@ -2,9 +2,9 @@
  * POST /sdapi/v1/img2img: the txt2img fields (a1111.c) plus init_images (base64 PNG; the
  * first is used), mask (base64 PNG: light = repaint), denoising_strength (0.75),
  * inpainting_mask_invert. Images are not resized: the init image gives the size, and a
- * width/height that differs from it is refused (the web UI would resize). Only the
- * "original" fill (inpainting_fill 1) is implemented: the masked area starts from the
- * init image's latents; other fills are accepted and logged.
+ * width/height that differs from it is refused (the web UI would resize).
+ * inpainting_fill, the web UI's "masked content": 0 fill (its default), 1 original,
+ * 2 latent noise, 3 latent nothing (cs_gen_params.inpaint_fill).
  */
 #include "a1111.h"
 
@@ -37,9 +37,11 @@ static cs_status parse_img2img(const api_parse_ctx *c, const char *body, size_t 
     if (st == CS_OK && out->mask_gray && d->mask_invert)
         for (size_t i = 0; i < (size_t)out->mask_w * (size_t)out->mask_h; i++)
             out->mask_gray[i] = (uint8_t)(255 - out->mask_gray[i]);
-    if (st == CS_OK && out->mask_gray && d->inpainting_fill != 1)
-        log_msg(CS_LOG_INFO, "a1111: inpainting_fill %d is done as 1 (original)",
-                d->inpainting_fill);
+    if (st == CS_OK && out->mask_gray) {
+        static const int k_fill[] = {CS_FILL_BLUR, CS_FILL_ORIGINAL, CS_FILL_LATENT_NOISE,
+                                     CS_FILL_LATENT_NOTHING};
+        out->p.inpaint_fill = k_fill[d->inpainting_fill]; /* 0..3, checked by a1111.c */
+    }
     if (st == CS_OK) st = request_resolve_image_size(out, "init_images", e);
     out->p.strength = d->denoising_strength;
     json_body_free(&jb);

@@ -39,7 +39,23 @@ static const char *const FIELDS[] = {"prompt",
                                      "init_image",
                                      "mask",
                                      "strength",
+                                     "inpaint_fill",
                                      NULL};
+
+/* inpaint_fill's names, in CS_FILL_* order. */
+static const char *const k_fill_names[] = {"original", "fill", "latent_noise", "latent_nothing"};
+
+static cs_status get_fill(const cJSON *v, cs_gen_params *p, request_error *e) {
+    if (cJSON_IsString(v))
+        for (int i = 0; i < (int)(sizeof k_fill_names / sizeof *k_fill_names); i++)
+            if (!strcmp(v->valuestring, k_fill_names[i])) {
+                p->inpaint_fill = i;
+                return CS_OK;
+            }
+    return request_fail(e, "invalid_parameter", "inpaint_fill",
+                        "inpaint_fill must be \"original\", \"fill\", \"latent_noise\" or "
+                        "\"latent_nothing\"");
+}
 
 /* The seed from its raw text: every uint64 exactly, or -1 / null for a random one. */
 static cs_status get_seed(const cJSON *v, const char *raw, size_t len, request_gen *r,
@@ -248,6 +264,8 @@ static cs_status apply_field(const char *f, const cJSON *v, const char *raw, siz
         st = request_png_field(v, f, lim, &r->init_rgb, &r->init_w, &r->init_h, e);
     else if (!strcmp(f, "mask"))
         st = request_mask_field(v, f, lim, r, e);
+    else if (!strcmp(f, "inpaint_fill"))
+        st = get_fill(v, p, e);
     if (st == CS_OK && (!strcmp(f, "width") || !strcmp(f, "height")))
         *(f[0] == 'w' ? &r->width_given : &r->height_given) = true;
     return st;
@@ -304,7 +322,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
                               "unknown field \"%.48s\" (fields: prompt, negative_prompt, "
                               "guidance_scale, steps, seed, width, height, sampler, karras, "
                               "num_images, guidance_rescale, guidance_interval, clip_skip, eta, "
-                              "loras, stream, init_image, mask, strength)",
+                              "loras, stream, init_image, mask, strength, inpaint_fill)",
                               c->string);
             break;
         }
@@ -389,6 +407,8 @@ char *request_params_json(const cs_gen_params *p) {
          cJSON_AddNumberToObject(o, "eta", p->eta);
     if (ok && p->init_image) ok = cJSON_AddNumberToObject(o, "strength", p->strength) != NULL;
     if (ok && p->init_image) ok = cJSON_AddBoolToObject(o, "mask", p->mask != NULL) != NULL;
+    if (ok && p->mask && p->inpaint_fill >= 0 && p->inpaint_fill < 4)
+        ok = cJSON_AddStringToObject(o, "inpaint_fill", k_fill_names[p->inpaint_fill]) != NULL;
     cJSON *loras = ok && p->num_loras > 0 ? cJSON_AddArrayToObject(o, "loras") : NULL;
     for (int i = 0; loras && i < p->num_loras; i++) {
         cJSON *l = ok ? cJSON_CreateObject() : NULL;

@@ -46,6 +46,12 @@ out=$(py 'import json,sys; d=json.load(open(sys.argv[1])); i=json.loads(d["info"
 check "img2img: 200 with one image and denoising_strength 0.5 ($code $out)" "[ $code = 200 ] && [ '$out' = ok ]"
 code=$(a1111 img2img "{\"prompt\":\"x\",\"init_images\":[\"$b64\"],\"mask\":\"$b64\",\"inpainting_mask_invert\":1,\"steps\":4}")
 check "img2img with a mask: 200 ($code)" "[ $code = 200 ]"
+for fill in 0 2 3; do
+  code=$(a1111 img2img "{\"prompt\":\"x\",\"init_images\":[\"$b64\"],\"mask\":\"$b64\",\"inpainting_fill\":$fill,\"steps\":4}")
+  check "img2img with a mask, inpainting_fill $fill: 200 ($code)" "[ $code = 200 ]"
+done
+code=$(a1111 img2img "{\"prompt\":\"x\",\"init_images\":[\"$b64\"],\"mask\":\"$b64\",\"inpainting_fill\":4}")
+check "inpainting_fill 4: 422 ($code)" "[ $code = 422 ]"
 code=$(a1111 img2img '{"prompt":"x","init_images":["bm90IGEgcG5n"]}')
 check "img2img with a non-PNG image: 422 naming init_images ($code)" \
   "[ $code = 422 ] && grep -q '\"init_images\"' $tmp/body"

@@ -283,8 +283,17 @@ static void test_images(void) {
     CHECK_NEAR(r.p.strength, 0.5, 0);
     char *json = request_params_json(&r.p);
     CHECK_STR_CONTAINS(json, "\"strength\":0.5");
+    CHECK_STR_CONTAINS(json, "\"inpaint_fill\":\"original\"");
     free(json);
     request_gen_deinit(&r);
+    CHECK_EQ_INT(parse("{\"prompt\": \"x\", \"inpaint_fill\": \"latent_noise\", \"init_image\": \""
+                       PNG_RGB_8X4 "\", \"mask\": \"" PNG_MASK_8X4 "\"}", &r, &e), CS_OK);
+    CHECK_EQ_INT(r.p.inpaint_fill, CS_FILL_LATENT_NOISE);
+    request_gen_deinit(&r);
+    EXPECT_ERROR("{\"prompt\": \"x\", \"inpaint_fill\": 2}", "invalid_parameter", "inpaint_fill",
+                 "\"latent_noise\"");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"inpaint_fill\": \"blur\"}", "invalid_parameter",
+                 "inpaint_fill", "must be \"original\"");
     CHECK_EQ_INT(parse("{\"prompt\": \"x\", \"width\": 8, \"init_image\": \"" PNG_RGB_8X4 "\"}",
                        &r, &e), CS_OK);
     request_gen_deinit(&r);

@@ -200,6 +200,46 @@ static void test_inpaint4(cs_session *s, const cs_model *m) {
     }
 }
 
+/* Masked content: the latent fills change the init latents under the mask alone (to the
+ * image's noise or to zeros), "fill" changes the encoded image, and the unmasked cells
+ * still end as the job's own init latents. A fill needs a mask. */
+static void test_fills(cs_session *s, const cs_model *m) {
+    static uint8_t mask[H * W];
+    for (int q = 0; q < H * W; q++) mask[q] = (q % W) >= W / 2 ? 255 : 0;
+    cs_gen_params p = base_params(m, "euler");
+    p.inpaint_fill = CS_FILL_LATENT_NOISE;
+    expect_invalid(m, &p, "inpaint_fill", "needs a mask");
+    p.mask = mask;
+    p.inpaint_fill = 9;
+    expect_invalid(m, &p, "inpaint_fill", "CS_FILL_");
+    p.inpaint_fill = CS_FILL_ORIGINAL;
+    cs_job *orig = new_job(s, &p);
+    for (int fill = CS_FILL_BLUR; fill <= CS_FILL_LATENT_NOTHING && orig; fill++) {
+        p.inpaint_fill = fill;
+        cs_job *j = new_job(s, &p);
+        if (!j) continue;
+        const int64_t cells = j->lat_h * j->lat_w;
+        int64_t kept_diff = 0, masked_wrong = 0, masked_same = 0;
+        for (int64_t k = 0; k < j->image_numel; k++) {
+            const bool masked = j->mask[k % cells] > 0;
+            if (!masked) kept_diff += fill != CS_FILL_BLUR && j->init_latents[k] != orig->init_latents[k];
+            else if (fill == CS_FILL_LATENT_NOISE) masked_wrong += j->init_latents[k] != j->init_noise[k];
+            else if (fill == CS_FILL_LATENT_NOTHING) masked_wrong += j->init_latents[k] != 0.0f;
+            else masked_same += j->init_latents[k] == orig->init_latents[k];
+        }
+        CHECK_EQ_INT(kept_diff, 0);
+        CHECK_EQ_INT(masked_wrong, 0);
+        CHECK(masked_same < j->image_numel / 100);
+        run(s, &j, 1);
+        int64_t end_diff = 0;
+        for (int64_t k = 0; k < j->image_numel; k++)
+            end_diff += j->mask[k % cells] == 0 && j->latents[k] != j->init_latents[k];
+        CHECK_EQ_INT(end_diff, 0);
+        cs_job_free(j);
+    }
+    cs_job_free(orig);
+}
+
 /* Batch invariance: img2img and inpainting jobs stepped beside a text-to-image job give
  * the bits they give alone. */
 static void test_batching(cs_session *s, const cs_model *m) {
@@ -386,6 +426,7 @@ int main(void) {
     test_validation(m);
     test_samplers(s, m);
     test_inpaint4(s, m);
+    test_fills(s, m);
     test_batching(s, m);
     cs_session_free(s);
     cs_model_free(m);
