@@ -33,6 +33,7 @@ typedef struct ev_item {
     uint64_t seed;
     ev_labels got;
     uint8_t *rgb; /* kept when ev_generate is asked to; owned by the item (ev_items_free) */
+    int steps_run, uncond_steps; /* UNet steps of the image, and those with an uncond row */
 } ev_item;
 
 typedef struct ev_gen_config {
@@ -40,6 +41,7 @@ typedef struct ev_gen_config {
     const char *sampler; /* NULL: the model's scheduler */
     int batch;           /* images per batched UNet call (the session's max_images) */
     int keep_rgb;
+    double guidance_lo, guidance_hi; /* guidance interval in sigma (hi <= 0: always) */
 } ev_gen_config;
 
 /* Generates and classifies every item, `batch` images per cs_step call. Progress goes to

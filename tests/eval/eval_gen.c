@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "eval.h"
+#include "job.h" /* job_rows: which rows a step runs, to count the unconditional ones */
 
 static double now_s(void) {
     struct timespec ts;
@@ -27,10 +28,16 @@ static cs_status run_group(cs_session *s, const cs_model *m, const ev_gen_config
         p.seed = items[made].seed;
         p.steps = g->steps;
         p.sampler = g->sampler;
+        p.guidance_lo = g->guidance_lo;
+        p.guidance_hi = g->guidance_hi;
         st = cs_job_new(s, &p, &jobs[made], msg, msg_size);
         if (st != CS_OK) goto done;
     }
     while (!cs_job_done(jobs[0])) {
+        for (int i = 0; i < n; i++) {
+            items[i].steps_run++;
+            items[i].uncond_steps += job_rows(jobs[i]).uncond;
+        }
         st = cs_step(s, jobs, n, msg, msg_size);
         if (st != CS_OK) goto done;
     }

@@ -41,6 +41,7 @@ typedef struct scale_row {
     double acc[EV_NATTR]; /* < 0: no prompt names the attribute */
     double entropy[EV_NATTR];
     double pixel_div;
+    double uncond_share; /* unconditional UNet rows run / steps (1: plain CFG) */
 } scale_row;
 
 static void usage(FILE *f) {
@@ -56,6 +57,9 @@ static void usage(FILE *f) {
             "  --limit N         use only every k-th prompt so that at most N remain (default: all)\n"
             "  --neg-seeds N     images per arm of the negative-prompt test (default 64; 0 = skip)\n"
             "  --neg-scale S     guidance scale of the negative-prompt test (default 7.5)\n"
+            "  --interval LO:HI  guidance only while sigma is in [LO, HI] (default: always);\n"
+            "                    the table's \"uncond rows\" column is the share of steps that\n"
+            "                    still run the unconditional pass\n"
             "  --grid OUT.png    also write a sample grid (prompts x scales)\n"
             "  --grid-seed N     seed of the grid images (default 7)\n"
             "  --require LIST    minimum accuracy in %% per attribute at every scale, e.g.\n"
@@ -174,6 +178,13 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         else if (!strcmp(a, "--neg-seeds")) bad = parse_int(a, v, 0, 4096, &o->neg_seeds);
         else if (!strcmp(a, "--neg-scale")) bad = parse_double(a, v, 0, 100, &o->neg_scale, NULL);
         else if (!strcmp(a, "--grid")) o->grid = v;
+        else if (!strcmp(a, "--interval")) {
+            char *end;
+            bad = parse_double(a, v, 0, 1e4, &o->gen.guidance_lo, &end) ||
+                  *end != ':' || parse_double(a, end + 1, 0, 1e4, &o->gen.guidance_hi, NULL) ||
+                  o->gen.guidance_hi <= o->gen.guidance_lo;
+            if (bad) fprintf(stderr, "cfgserve-eval: --interval wants LO:HI with LO < HI\n");
+        }
         else if (!strcmp(a, "--require")) bad = parse_require(v, o);
         else if (!strcmp(a, "--grid-seed")) {
             bad = parse_int(a, v, 0, 1 << 30, &seed);
@@ -214,6 +225,10 @@ static void score(const ev_prompt *set, int nprompts, int seeds, const ev_item *
         r->acc[a] = named ? (double)right / named : -1.0;
         r->entropy[a] = open ? ev_entropy_bits(counts, ev_value_count(a)) : -1.0;
     }
+    int64_t steps = 0, uncond = 0;
+    for (int i = 0; i < nprompts * seeds; i++)
+        steps += items[i].steps_run, uncond += items[i].uncond_steps;
+    r->uncond_share = steps ? (double)uncond / (double)steps : -1.0;
     double sum = 0;
     int pairs = 0;
     for (int p = 0; p < nprompts; p++)
@@ -235,17 +250,18 @@ static void print_table(const scale_row *rows, int n) {
     for (int a = 0; a < EV_NATTR; a++)
         if (rows[0].entropy[a] >= 0)
             printf(" H(%s) of %.2f |", ev_attr_name(a), log2((double)ev_value_count(a)));
-    printf(" pixel diversity |\n|---|");
+    printf(" pixel diversity | uncond rows %% |\n|---|");
     for (int a = 0; a < EV_NATTR; a++) printf("---|");
     for (int a = 0; a < EV_NATTR; a++)
         if (rows[0].entropy[a] >= 0) printf("---|");
-    printf("---|\n");
+    printf("---|---|\n");
     for (int i = 0; i < n; i++) {
         printf("| %g |", rows[i].scale);
         for (int a = 0; a < EV_NATTR; a++) print_cell(rows[i].acc[a], 100.0, 1);
         for (int a = 0; a < EV_NATTR; a++)
             if (rows[0].entropy[a] >= 0) print_cell(rows[i].entropy[a], 1.0, 2);
         print_cell(rows[i].pixel_div, 1.0, 3);
+        print_cell(rows[i].uncond_share, 100.0, 1);
         printf("\n");
     }
     fflush(stdout);
@@ -438,6 +454,9 @@ int main(int argc, char **argv) {
            "BLAS kernels %s, %d thread(s)\n",
            cs_model_name(m), nprompts, o.seeds, o.gen.steps,
            o.gen.sampler ? o.gen.sampler : "(model's)", cs_blas_kernel_name(), cs_threads());
+    if (o.gen.guidance_hi > 0)
+        printf("Guidance interval: sigma in [%g, %g] (outside it the conditional pass alone)\n",
+               o.gen.guidance_lo, o.gen.guidance_hi);
     printf("Accuracy over the prompts that name an attribute; H = entropy (bits) of the "
            "predicted attribute over the prompts that leave it out (of = its maximum); pixel "
            "diversity = mean |difference| between seeds of one prompt.\n");
