@@ -106,15 +106,14 @@ static bool method_allowed(http_route route, const char *method) {
     }
 }
 
-/* Constant-time check of "Authorization: Bearer KEY" (the length is not secret). */
+/* The API key from "Authorization: Bearer KEY" or Basic credentials (http_guard.h). */
 static bool authorized(http_req *r) {
     const char *key = r->srv->api_key;
     if (!key[0] || r->route == ROUTE_HEALTH || r->route == ROUTE_READY || r->route == ROUTE_PAGE)
         return true; /* the page holds no data: it asks for the key and sends it */
     if (r->route == ROUTE_METRICS && !r->srv->cfg.metrics_auth) return true;
-    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-    return guard_key_equal(h + 7, key);
+    return guard_authorization_ok(
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"), key);
 }
 
 /* application/json, with or without parameters (charset). A missing header is accepted:
@@ -169,7 +168,8 @@ static enum MHD_Result on_first_call(http_req *r) {
     if (!strcmp(r->method, "OPTIONS")) return preflight(r);
     if (!authorized(r))
         return http_respond_error(r, 401, "unauthorized", NULL,
-                                  "send the API key as \"Authorization: Bearer KEY\"");
+                                  "send the API key as \"Authorization: Bearer KEY\" (or as "
+                                  "the password of HTTP Basic credentials)");
     if (!strcmp(r->method, "POST")) {
         if (r->dialect == &api_native && !json_content_type(r)) /* the others read JSON whatever it is labelled, as FastAPI does */
             return http_respond_error(r, 415, "unsupported_media_type", NULL,

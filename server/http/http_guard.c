@@ -3,8 +3,11 @@
 #include "http_guard.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "base64.h"
 
 bool guard_key_equal(const char *given, const char *key) {
     if (!given) given = "";
@@ -17,6 +20,37 @@ bool guard_key_equal(const char *given, const char *key) {
         diff |= (unsigned char)(c ^ (unsigned char)key[i]);
     }
     return diff == 0;
+}
+
+bool guard_authorization_ok(const char *header, const char *key) {
+    if (!header) return false;
+    if (!strncasecmp(header, "Bearer ", 7)) return guard_key_equal(header + 7, key);
+    if (strncasecmp(header, "Basic ", 6)) return false;
+    const char *b64 = header + 6;
+    while (*b64 == ' ')
+        b64++;
+    uint8_t *raw = NULL;
+    size_t len = 0;
+    char why[96];
+    const size_t n = strlen(b64);
+    if (n > 4096 || base64_decode(b64, n, &raw, &len, why, sizeof why)) return false;
+    /* user:password, the password being everything after the first colon; a NUL inside
+     * is refused (it would cut the compared string short). */
+    const uint8_t *colon = memchr(raw, ':', len);
+    bool ok = colon && !memchr(raw, 0, len);
+    if (ok) {
+        const size_t at = (size_t)(colon - raw) + 1;
+        char *password = malloc(len - at + 1);
+        ok = password != NULL;
+        if (ok) {
+            memcpy(password, raw + at, len - at);
+            password[len - at] = 0;
+            ok = guard_key_equal(password, key);
+            free(password);
+        }
+    }
+    free(raw);
+    return ok;
 }
 
 const char *guard_default_hosts(const char *bind_host, char *buf, size_t size) {

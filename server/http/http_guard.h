@@ -17,6 +17,12 @@
  * position of the first difference nor the length of `given`. */
 bool guard_key_equal(const char *given, const char *key);
 
+/* Whether an Authorization header value carries the key: "Bearer KEY", or HTTP Basic
+ * credentials whose password is the key (any user name: A1111 clients that speak the web
+ * UI's --api-auth send "Basic base64(user:password)"). Scheme names are case-insensitive;
+ * the key is compared with guard_key_equal. NULL header: false. */
+bool guard_authorization_ok(const char *header, const char *key);
+
 /* The default allowed-hosts list for a bind address: "*" for a wildcard bind (0.0.0.0,
  * ::, "" — its names are unknowable), else "HOST,localhost,127.0.0.1,[::1]". Writes
  * into buf; returns buf. */

@@ -47,7 +47,10 @@ enum MHD_Result http_respond(http_req *r, int status, struct MHD_Response *resp)
     snprintf(v, sizeof v, "%llu", (unsigned long long)r->id);
     MHD_add_response_header(resp, "X-Request-Id", v);
     if (status == 405) MHD_add_response_header(resp, "Allow", http_route_allow[r->route]);
-    if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    if (status == 401) /* the web UI's API answers with a Basic challenge (--api-auth) */
+        MHD_add_response_header(resp, "WWW-Authenticate",
+                                strncmp(r->path, "/sdapi/", 7) ? "Bearer"
+                                                               : "Basic realm=\"cfgserve\", Bearer");
     if (status == 429) {
         snprintf(v, sizeof v, "%d", r->srv->cfg.retry_after_s);
         MHD_add_response_header(resp, "Retry-After", v);

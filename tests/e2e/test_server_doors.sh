@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Locked doors (issue 13 item 5): the API key (Bearer, constant-time compare: a wrong key
-# of the right length and one of another length are both refused), /metrics behind the
+# Locked doors (issue 13 item 5): the API key (Bearer, or the password of Basic
+# credentials as A1111 clients send them; constant-time compare: a wrong key of the right
+# length and one of another length are both refused), /metrics behind the
 # key (default; --metrics-auth off opens it), no reflective CORS (an unlisted Origin
 # gets no Access-Control-Allow-Origin; "*" is sent literally, never the caller's origin),
 # Host checks against DNS rebinding (--allowed-hosts; default: the bound address plus
@@ -21,6 +22,12 @@ check "wrong key, same length: 401" \
 check "wrong key, longer: 401" \
   "[ $(code -H 'Authorization: Bearer s3cret-key-and-more' "$URL/jobs/1-1") = 401 ]"
 check "key prefix: 401" "[ $(code -H 'Authorization: Bearer s3cret' "$URL/jobs/1-1") = 401 ]"
+# A1111 clients with --api-auth send Basic credentials: the key is the password.
+check "Basic with the key as password: A1111 route answers" \
+  "[ $(code -u "webui:s3cret-key" "$URL/sdapi/v1/sd-models") = 200 ]"
+check "Basic with a wrong password: 401" "[ $(code -u "webui:s3cret-kez" "$URL/sdapi/v1/sd-models") = 401 ]"
+curl -s -D "$tmp/h0" -o /dev/null "$URL/sdapi/v1/sd-models"
+check "A1111 route's 401 offers Basic" "grep -qi '^www-authenticate: Basic' $tmp/h0"
 
 # Host: a rebinding page's name is refused with a JSON error; loopback names pass.
 st=$(code "${auth[@]}" -H 'Host: evil.example' "$URL/v1/models")
