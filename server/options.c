@@ -115,6 +115,9 @@ static const opt_def OPTIONS[] = {
      "(slow-header and idle-connection storms cannot hold --max-connections)"},
     {"metrics_auth", OPT_ENUM, F(metrics_auth), "on", 0, 0, "on|off", 0, "on|off",
      "on: GET /metrics needs the API key like every route; off: open to scrapers without it"},
+    {"log_prompts", OPT_ENUM, F(log_prompts), "off", 0, 0, "on|off", 0, "on|off",
+     "on: the log line of each queued job also carries its prompt and negative prompt; "
+     "off: prompts never reach the log"},
 };
 enum { N_OPTIONS = (int)(sizeof OPTIONS / sizeof OPTIONS[0]) };
 _Static_assert((int)N_OPTIONS <= (int)OPTIONS_MAX, "raise OPTIONS_MAX");

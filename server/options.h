@@ -24,7 +24,7 @@ typedef enum option_source {
     OPTION_SRC_FLAG
 } option_source;
 
-enum { OPTIONS_MAX = 32 };
+enum { OPTIONS_MAX = 48 };
 
 /* Effective settings. Strings are owned (options_deinit frees them) and never NULL. */
 typedef struct server_options {
@@ -58,6 +58,7 @@ typedef struct server_options {
     int retry_after;                   /* seconds, sent with 429 */
     char *allowed_hosts; /* Host header names accepted; "" = the bind address's + loopback */
     char *metrics_auth;  /* "on" (default): /metrics needs the API key; "off": open */
+    char *log_prompts;   /* "on": queued-job log lines carry the prompts; "off" (default) */
     int header_timeout;  /* seconds from connect to complete request headers */
     option_source source[OPTIONS_MAX]; /* where each option's value came from */
 } server_options;

@@ -118,6 +118,7 @@ int main(int argc, char **argv) {
                             .max_height = o.max_height,
                             .allowed_hosts = o.allowed_hosts,
                             .metrics_auth = !strcmp(o.metrics_auth, "on"),
+                            .log_prompts = !strcmp(o.log_prompts, "on"),
                             .header_timeout_s = o.header_timeout};
     if (http_start(&hc, &http, msg, sizeof msg) != CS_OK) {
         log_msg(CS_LOG_ERROR, "%s", msg);

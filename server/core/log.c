@@ -120,3 +120,26 @@ void log_engine(cs_log_level level, const char *line, void *user) {
     if ((int)level < 0 || (int)level > 3 || !log_enabled(level)) return;
     log_engine_line(level, "%s", line);
 }
+
+const char *log_quote(const char *text, char *buf, size_t size) {
+    size_t at = 0;
+    if (!text) text = "";
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        char piece[5];
+        size_t n;
+        if (*p == '"' || *p == '\\') n = (size_t)snprintf(piece, sizeof piece, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) n = (size_t)snprintf(piece, sizeof piece, "\\x%02x", *p);
+        else piece[0] = (char)*p, n = 1;
+        if (at + n + 4 > size) { /* room for "..." and the NUL */
+            while (at > 0 && ((unsigned char)buf[at - 1] & 0xC0) == 0x80) at--; /* continuation bytes */
+            if (at > 0 && (unsigned char)buf[at - 1] >= 0xC0) at--;               /* their lead byte */
+            memcpy(buf + at, "...", 3);
+            at += 3;
+            break;
+        }
+        memcpy(buf + at, piece, n);
+        at += n;
+    }
+    buf[at] = 0;
+    return buf;
+}

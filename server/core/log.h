@@ -22,6 +22,11 @@ int log_level_parse(const char *name);
 int log_enabled(cs_log_level level);
 
 void log_msg(cs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* text (NULL = "") made safe for one log line: quotes, backslashes and control bytes
+ * escaped (\", \\, \xNN), cut at a character boundary with "..." when it does not fit
+ * in buf. Returns buf. */
+const char *log_quote(const char *text, char *buf, size_t size);
 /* A cs_log_fn for cs_set_log: engine lines, prefixed "engine: ". */
 void log_engine(cs_log_level level, const char *line, void *user);
 

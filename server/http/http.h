@@ -32,6 +32,7 @@ typedef struct http_config {
     int max_width, max_height; /* largest accepted image (0 = the model's native size) */
     const char *allowed_hosts; /* NULL/"" = bound address + loopback names; "*" = any */
     bool metrics_auth;         /* /metrics needs the API key (when one is set) */
+    bool log_prompts;          /* queued-job log lines carry the prompts (off: never logged) */
     int header_timeout_s;      /* connect -> complete headers; 0 = no deadline */
 } http_config;
 

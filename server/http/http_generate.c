@@ -171,13 +171,20 @@ enum MHD_Result http_generate(http_req *r) {
     pthread_mutex_unlock(&r->mu);
     static const char *const mode_names[] = {"job", "png", "json", "stream"};
     char jid[JOB_ID_TEXT_SIZE];
+    char prompts[700] = "";
+    if (r->srv->cfg.log_prompts) { /* --log-prompts on: the operator asked for them */
+        char pos[300], neg[300];
+        snprintf(prompts, sizeof prompts, ", prompt \"%s\", negative \"%s\"",
+                 log_quote(r->gen.p.prompt, pos, sizeof pos),
+                 log_quote(r->gen.p.negative_prompt, neg, sizeof neg));
+    }
     log_msg(CS_LOG_INFO,
             "req %llu job %s queued (%s): %dx%d, %d steps, sampler %s, guidance %g, "
-            "seed %llu%s, %d image(s)",
+            "seed %llu%s, %d image(s)%s",
             (unsigned long long)r->id, job_id_format(job, jid), mode_names[r->mode], r->gen.p.width,
             r->gen.p.height, r->gen.p.steps, r->gen.p.sampler ? r->gen.p.sampler : "default",
             r->gen.p.guidance_scale, (unsigned long long)r->gen.p.seed,
-            r->gen.seed_random ? " (random)" : "", r->gen.p.num_images);
+            r->gen.seed_random ? " (random)" : "", r->gen.p.num_images, prompts);
 
     if (r->mode == MODE_NONE) {
         char id[JOB_ID_TEXT_SIZE];

@@ -64,11 +64,14 @@ stop_server
 
 # --metrics-auth off; --allowed-hosts "*" accepts any name ("*" is also the default when
 # bound to all interfaces, not tested here: loopback only).
-start_server open --allowed-hosts '*' --api-key k2 --metrics-auth off
+start_server open --allowed-hosts '*' --api-key k2 --metrics-auth off --log-prompts on
 check "--metrics-auth off: metrics open without the key" "[ $(code "$URL/metrics") = 200 ]"
 check "--metrics-auth off: other routes still need it" "[ $(code "$URL/v1/models") = 401 ]"
 check "--allowed-hosts '*' accepts any Host" \
   "[ $(code -H 'Host: anything.example' "$URL/metrics") = 200 ]"
+st=$(post /jobs '{"prompt":"ZQXJ \"quoted\"\nline","negative_prompt":"NEGQ","steps":1}' -H 'Authorization: Bearer k2')
+check "--log-prompts on: the prompts reach the log, escaped (got $st)" \
+  "[ $st = 202 ] && grep -q 'prompt \"ZQXJ \\\\\"quoted\\\\\"\\\\x0aline\", negative \"NEGQ\"' $SLOG"
 stop_server
 start_server named --allowed-hosts 'cfg.internal, other'
 check "--allowed-hosts list: listed name passes" \
