@@ -1,8 +1,9 @@
 /*
  * POST /sdapi/v1/img2img: the txt2img fields (a1111.c) plus init_images (base64 PNG; the
  * first is used), mask (base64 PNG: light = repaint), denoising_strength (0.75),
- * inpainting_mask_invert. Images are not resized: the init image gives the size, and a
- * width/height that differs from it is refused (the web UI would resize). Only the
+ * inpainting_mask_invert, resize_mode (0 just resize, 1 crop and resize, 2 resize and fill;
+ * 3, latent upscale, is done as 0): an init image or mask of another size than width x
+ * height is resized to it as the web UI's images.resize_image does. Only the
  * "original" fill (inpainting_fill 1) is implemented: the masked area starts from the
  * init image's latents; other fills are accepted and logged.
  */

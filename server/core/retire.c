@@ -79,6 +79,9 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
 
     pthread_mutex_lock(&s->lock);
     r->state = state;
+    free(r->preview_png); /* previews are of unfinished jobs only */
+    r->preview_png = NULL;
+    r->preview_len = 0;
     r->error_code = code;
     snprintf(r->error, sizeof r->error, "%s", message ? message : "");
     if (state == SERVICE_JOB_DONE) { /* the PNGs move from the worker's part to the record */
