@@ -361,8 +361,6 @@ static void stepped(service *s, worker_task *t) {
             publish_preview(s, r);
             apply_finish(s, r);
         }
-        free(r->work.preview_png); /* a job that stopped or failed: no preview */
-        r->work.preview_png = NULL;
     }
 }
 

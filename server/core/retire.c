@@ -119,6 +119,8 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
         r->work.infotext[i] = NULL;
     }
     r->work.n_png = 0;
+    free(r->work.preview_png); /* made by the step that ended it: never sent */
+    r->work.preview_png = NULL;
     retain(s, r);
     events_send_final(r, NULL, NULL);
     r->n_ls = 0;                                        /* the final event was the last */
