@@ -186,14 +186,15 @@ static cs_status fit(cs_session *s, float *map, char *msg, size_t n) {
     return CS_OK;
 }
 
-const float *preview_map(cs_session *s, char *msg, size_t n) {
+cs_status preview_map(cs_session *s, const float **out, char *msg, size_t n) {
     /* The map is the model's one lazily written field: set once under its lock. */
     cs_model *m = (cs_model *)session_model(s);
+    cs_status st = CS_OK;
     pthread_mutex_lock(&m->preview_lock);
     if (!m->preview_map) {
         float *map = cs_malloc((size_t)(3 * (m->latent_channels + 1)) * sizeof *map);
-        cs_status st = map ? fit(s, map, msg, n)
-                           : cs_errf(CS_ERR_NOMEM, msg, n, "out of memory for the preview map");
+        st = map ? fit(s, map, msg, n)
+                 : cs_errf(CS_ERR_NOMEM, msg, n, "out of memory for the preview map");
         if (st == CS_OK) {
             m->preview_map = map;
             cs_log(CS_LOG_INFO, "preview: fitted the latent -> RGB map of %s on %d VAE decodes",
@@ -202,9 +203,9 @@ const float *preview_map(cs_session *s, char *msg, size_t n) {
             free(map);
         }
     }
-    const float *map = m->preview_map;
+    *out = m->preview_map;
     pthread_mutex_unlock(&m->preview_lock);
-    return map;
+    return st;
 }
 
 cs_status cs_job_preview(cs_session *s, const cs_job *j, int image, uint8_t **rgb, int *width,
@@ -215,8 +216,9 @@ cs_status cs_job_preview(cs_session *s, const cs_job *j, int image, uint8_t **rg
     if (image < 0 || image >= j->n_images)
         return cs_errf(CS_ERR_INVALID_ARG, msg, n, "cs_job_preview: no image %d (the job has %d)",
                        image, j->n_images);
-    const float *map = preview_map(s, msg, n);
-    if (!map) return CS_ERR_NOMEM;
+    const float *map = NULL;
+    cs_status st = preview_map(s, &map, msg, n);
+    if (st != CS_OK) return st;
     const int64_t C = j->model->latent_channels, h = j->lat_h, w = j->lat_w, cells = h * w;
     int pw, ph;
     preview_size(j->width, j->height, &pw, &ph);

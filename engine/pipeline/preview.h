@@ -30,9 +30,9 @@ enum { PREVIEW_FIT_SAMPLES = 8, PREVIEW_FIT_SIDE = 16, PREVIEW_COARSE = 4, PREVI
  * CS_ERR_NOMEM when out of memory. */
 cs_status preview_fit_latent(cs_session *s, int sample, int64_t h, int64_t w, float *z);
 
-/* The model's map, (3, C + 1) with the bias last, fitting it in s on first use. NULL when
- * the fit could not allocate (msg says so). */
-const float *preview_map(cs_session *s, char *msg, size_t n);
+/* The model's map, (3, C + 1) with the bias last, into *out, fitting it in s on first use
+ * (a failed fit leaves *out NULL and is tried again next time). */
+cs_status preview_map(cs_session *s, const float **out, char *msg, size_t n);
 
 /* RGB in [0, 1] of one latent cell z (C values) under map. */
 void preview_cell(const float *map, int64_t channels, const float *z, int64_t stride,

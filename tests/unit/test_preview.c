@@ -204,7 +204,8 @@ int main(void) {
         return 1;
     }
     const double t0 = cpu_seconds();
-    CHECK(preview_map(s, msg, sizeof msg) != NULL);
+    const float *map = NULL;
+    CHECK(preview_map(s, &map, msg, sizeof msg) == CS_OK && map != NULL);
     printf("preview map fit: %.1f ms CPU (%d VAE decodes)\n", (cpu_seconds() - t0) * 1e3,
            PREVIEW_FIT_SAMPLES);
     test_map_vs_decode(s, m);
