@@ -65,6 +65,8 @@ void cs_model_free(cs_model *m) {
     unet_free(m->unet);
     vae_free(m->vae);
     sched_config_free(m->scheduler);
+    free(m->preview_map);
+    if (m->preview_lock_init) pthread_mutex_destroy(&m->preview_lock);
     free(m->dir);
     free(m->name);
     free(m);
@@ -122,7 +124,8 @@ cs_model *model_alloc(const char *dir) {
     if (m->name) m->name[strcspn(m->name, "/")] = '\0';
     m->cache = prompt_cache_new(PROMPT_CACHE_ENTRIES);
     m->loras = lora_registry_new();
-    if (!m->dir || !m->name || !m->cache || !m->loras) {
+    m->preview_lock_init = pthread_mutex_init(&m->preview_lock, NULL) == 0;
+    if (!m->preview_lock_init || !m->dir || !m->name || !m->cache || !m->loras) {
         cs_model_free(m);
         return NULL;
     }

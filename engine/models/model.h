@@ -6,6 +6,8 @@
 #ifndef CS_MODEL_H
 #define CS_MODEL_H
 
+#include <pthread.h>
+
 #include "prompt_cache.h"
 #include "scheduler.h"
 #include "text_encoder.h"
@@ -40,6 +42,12 @@ struct cs_model {
      * timestep_cond (guidance_scale_embedding) instead of an unconditional pass; 0 for
      * plain classifier-free guidance. */
     int64_t guidance_embed_dim;
+    /* Step previews (pipeline/preview.c): the latent -> RGB map, (3, C + 1) weights with
+     * the bias last, fitted on first use; NULL until then. Guarded by preview_lock (the
+     * model's other mutable part). */
+    pthread_mutex_t preview_lock;
+    bool preview_lock_init;
+    float *preview_map;
 };
 
 /* A model with only its name, folder and prompt cache set (NULL: out of memory). */

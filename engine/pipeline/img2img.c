@@ -177,6 +177,16 @@ void img2img_after_step(cs_job *j, int step) {
     }
 }
 
+void img2img_blend_kept(const cs_job *j, int image, float *x0) {
+    if (!j->mask || j->masked_latents) return;
+    const int64_t img = j->image_numel, cells = j->lat_h * j->lat_w;
+    const float *init = j->init_latents + image * img;
+    for (int64_t k = 0; k < img; k++) {
+        const float mk = j->mask[k % cells];
+        x0[k] = (1.0f - mk) * init[k] + mk * x0[k];
+    }
+}
+
 void img2img_extra_channels(const cs_job *j, int image, float *out) {
     const int64_t img = j->image_numel, cells = j->lat_h * j->lat_w;
     memcpy(out, j->mask, (size_t)cells * sizeof *out);

@@ -39,6 +39,10 @@ cs_status img2img_job_init(cs_job *j, cs_session *s, const cs_gen_params *p, cha
  * other jobs). Uses j->eps as scratch. */
 void img2img_after_step(cs_job *j, int step);
 
+/* A 4-channel inpainting job: x0 (C, h, w) of image i keeps the init latents outside the
+ * mask, as the step's blend keeps them (no-op for other jobs). */
+void img2img_blend_kept(const cs_job *j, int image, float *x0);
+
 /* Inpainting UNet: the extra input channels of image i, (1 + C, h, w) into out. */
 void img2img_extra_channels(const cs_job *j, int image, float *out);
 

@@ -158,6 +158,7 @@ void cs_job_free(cs_job *j) {
     free(j->latents);
     free(j->eps);
     free(j->noise);
+    free(j->x0);
     free(j->image);
     free(j->rgb);
     free(j->w_embed);
@@ -206,7 +207,8 @@ cs_status cs_job_new(cs_session *s, const cs_gen_params *p, cs_job **out, char *
     j->latents = cs_malloc((size_t)total * sizeof(float));
     j->eps = cs_malloc((size_t)total * sizeof(float));
     j->noise = cs_malloc((size_t)total * sizeof(float));
-    if (!j->latents || !j->eps || !j->noise) goto fail_nomem;
+    j->x0 = cs_malloc((size_t)total * sizeof(float));
+    if (!j->latents || !j->eps || !j->noise || !j->x0) goto fail_nomem;
     const float sigma0 = sched_init_noise_sigma(j->sched);
     for (int i = 0; i < j->n_images; i++) {
         float *x = j->latents + i * j->image_numel;
@@ -251,6 +253,29 @@ guidance_rows job_rows(const cs_job *j) {
     return guidance_rows_for(j->params.guidance_scale, sched_sigma(j->sched, j->step),
                              j->params.guidance_lo, j->params.guidance_hi);
 }
+
+void job_x0(const cs_job *j, int image, float *out) {
+    const int64_t img = j->image_numel;
+    if (j->has_x0) {
+        memcpy(out, j->x0 + image * img, (size_t)img * sizeof *out);
+        img2img_blend_kept(j, image, out);
+    } else if (j->init_latents) {
+        memcpy(out, j->init_latents + image * img, (size_t)img * sizeof *out);
+    } else {
+        const float inv = 1.0f / sched_init_noise_sigma(j->sched);
+        for (int64_t k = 0; k < img; k++) out[k] = j->latents[image * img + k] * inv;
+    }
+}
+
+void cs_job_finish_early(cs_job *j) {
+    if (cs_job_done(j)) return;
+    /* x0 of image i is read before latents of image i are written: distinct buffers. */
+    for (int i = 0; i < j->n_images; i++) job_x0(j, i, j->latents + i * j->image_numel);
+    j->steps = j->step;
+    j->finished_early = true;
+}
+
+int cs_job_finished_early(const cs_job *j) { return j->finished_early; }
 
 int cs_job_step(const cs_job *j) { return j->step - j->first_step; }
 int cs_job_steps(const cs_job *j) { return j->steps - j->first_step; }

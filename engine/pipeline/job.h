@@ -30,6 +30,11 @@ struct cs_job {
     float *latents;                /* (n, C, h, w) */
     float *eps;                    /* (n, C, h, w) guided noise estimate of the current step */
     float *noise;                  /* (n, C, h, w) noise for stochastic steps */
+    float *x0;                     /* (n, C, h, w) the last step's clean-image estimate
+                                      (the sampler's pred_original_sample), for previews
+                                      and early finish; valid once has_x0 */
+    bool has_x0;
+    bool finished_early;           /* cs_job_finish_early cut the schedule short */
     float *image;                  /* (n, H, W, 3) in [0, 1] after cs_decode, else NULL */
     uint8_t *rgb;                  /* (n, H, W, 3) after cs_decode, else NULL */
     float *w_embed;                /* (model->guidance_embed_dim) timestep_cond of every row
@@ -57,6 +62,11 @@ void job_set_initial_latents(cs_job *j, const float *latents);
  * noise added to the init latents, (n, C, h, w) each — and recomputes init_latents and
  * the starting latents from them; for golden replays (the reference's stored draws). */
 void job_set_image_draws(cs_job *j, const float *encoder_noise, const float *noise);
+
+/* Image i's current clean-image estimate into out (C, h, w): the last step's x0 (for a
+ * 4-channel inpainting job blended with the kept region, as the step blends the latents),
+ * or before any step the start (init latents for img2img, latents / init_noise_sigma). */
+void job_x0(const cs_job *j, int image, float *out);
 
 /* The guidance rows job j needs at its current step. */
 guidance_rows job_rows(const cs_job *j);

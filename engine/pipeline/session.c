@@ -220,7 +220,8 @@ static void finish_job_step(cs_session *s, cs_job *j, int64_t row) {
                             j->noise + i * img, img);
         noise = j->noise;
     }
-    sched_step(j->sched, j->step, j->eps, j->latents, noise, NULL);
+    sched_step(j->sched, j->step, j->eps, j->latents, noise, j->x0); /* x0: an output only */
+    j->has_x0 = true;
     img2img_after_step(j, j->step);
     j->step++;
     check_finite(j);
@@ -331,6 +332,18 @@ cs_status cs_step(cs_session *s, cs_job *const *jobs, int n, char *msg, size_t m
         row += used;
     }
     return CS_OK;
+}
+
+void session_max_latent(const cs_session *s, int64_t *h, int64_t *w) {
+    *h = s->params.max_height / s->model->vae_factor;
+    *w = s->params.max_width / s->model->vae_factor;
+}
+
+const float *session_decode_one(cs_session *s, const float *latent, int64_t h, int64_t w) {
+    CS_ASSERT(h * w * s->model->latent_channels <= s->max_lat_numel);
+    ctx_release(&s->ctx, 0);
+    vae_decode_tiled(&s->ctx, s->model->vae, s->decoded, latent, h, w, s->vae_tile);
+    return s->decoded;
 }
 
 /* Decodes up to max_images images of equal size: (k, C, h, w) latents -> rgb of each. */

@@ -34,4 +34,12 @@ cs_status session_encode_prompt(cs_session *s, const char *text, int clip_skip, 
 void session_encode_image(cs_session *s, const uint8_t *rgb, const uint8_t *mask, int64_t height,
                           int64_t width, float *mean, float *logvar);
 
+/* The largest latent grid the session holds (cells). */
+void session_max_latent(const cs_session *s, int64_t *h, int64_t *w);
+
+/* VAE-decodes one latent (C, h, w), already divided by the scaling factor, within the
+ * plan: returns the session's buffer with (3, f·h, f·w) values in about [-1, 1], valid
+ * until the session's next call. */
+const float *session_decode_one(cs_session *s, const float *latent, int64_t h, int64_t w);
+
 #endif

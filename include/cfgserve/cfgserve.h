@@ -270,6 +270,50 @@ CS_API cs_status cs_job_png(const cs_job *j, int image, uint8_t **png, size_t *l
 /* The "parameters" text of image i (A1111 format), malloc'd; the caller frees it. */
 CS_API char *cs_job_parameters_text(const cs_job *j, int image);
 
+/* ---- step previews and early finish --------------------------------------------------
+ *
+ * Every step keeps the sampler's estimate of the clean image (x0, "pred_original_sample")
+ * beside the latents; it is an output of the step only, so a job's numbers do not change.
+ *
+ * A preview is that estimate mapped to RGB by a per-model linear map (latent channels ->
+ * RGB plus a bias) fitted by least squares against the model's own VAE the first time a
+ * preview is asked for (a few small VAE decodes in s, then cached in the model; thread-
+ * safe), sampled bilinearly from the latent grid to at most CS_PREVIEW_MAX_SIDE pixels on
+ * the long side (never above the image size). It costs a few latent-sized passes and a
+ * PNG encode, no VAE call. Before the first step the estimate is the start: the init
+ * image's latents for img2img, the scaled noise otherwise.
+ */
+enum { CS_PREVIEW_MAX_SIDE = 256 };
+
+/* 8-bit RGB preview of image i of j (*rgb malloc'd, *width x *height pixels). */
+CS_API cs_status cs_job_preview(cs_session *s, const cs_job *j, int image, uint8_t **rgb,
+                                int *width, int *height, char *msg, size_t msg_size);
+/* The same as a PNG (*png malloc'd; the caller frees it). */
+CS_API cs_status cs_job_preview_png(cs_session *s, const cs_job *j, int image, uint8_t **png,
+                                    size_t *len, char *msg, size_t msg_size);
+/* Ends j now: its latents become the current x0 estimate (for an inpainting job, blended
+ * with the kept region) and it counts as done, so cs_decode gives the image it had reached
+ * (what the web UI answers after an interrupt). A done job is left as it is. */
+CS_API void cs_job_finish_early(cs_job *j);
+/* 1 when cs_job_finish_early ended j before its last step. */
+CS_API int cs_job_finished_early(const cs_job *j);
+
+/* ---- image resizing ------------------------------------------------------------------ */
+
+/* The A1111 web UI's img2img resize modes (its images.resize_image). */
+typedef enum cs_resize_mode {
+    CS_RESIZE_STRETCH = 0, /* "Just resize": to the target size, aspect not kept */
+    CS_RESIZE_CROP = 1,    /* "Crop and resize": cover the target, crop the centre */
+    CS_RESIZE_FILL = 2     /* "Resize and fill": fit inside, centred; the bands beside it
+                              are the image's edge rows (columns) stretched across */
+} cs_resize_mode;
+
+/* Antialiased (Lanczos-3, widened when shrinking, as Pillow's LANCZOS) resize of src
+ * (sh rows of sw·channels bytes, 1..4 channels) into dst (dh rows of dw·channels bytes).
+ * Sides 1..16384. */
+CS_API cs_status cs_image_resize(const uint8_t *src, int sw, int sh, int channels, uint8_t *dst,
+                                 int dw, int dh, int mode, char *msg, size_t msg_size);
+
 #ifdef __cplusplus
 }
 #endif

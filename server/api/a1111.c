@@ -98,7 +98,7 @@ static const char *const k_ignored[] = {"styles", "save_images", "do_not_save_sa
                                         "s_min_uncond", "s_churn", "s_tmax", "s_tmin", "s_noise",
                                         "comments", "disable_extra_networks", "force_task_id",
                                         "mask_blur", "inpaint_full_res",
-                                        "inpaint_full_res_padding", "resize_mode",
+                                        "inpaint_full_res_padding",
                                         "include_init_images", NULL};
 
 static bool in_list(const char *const *list, const char *f) {
@@ -261,6 +261,14 @@ static cs_status apply_field(const api_parse_ctx *c, const cJSON *v, request_gen
         if (st == CS_OK && (d->inpainting_fill < 0 || d->inpainting_fill > 3))
             return request_fail(e, "invalid_parameter", f, "inpainting_fill must be 0..3");
         return st;
+    }
+    if (!strcmp(f, "resize_mode")) {
+        if (!d->img2img) return CS_OK; /* the web UI's txt2img has no such field: ignored */
+        if (cJSON_IsNumber(v) && v->valuedouble == 3) { /* latent upscale: not implemented */
+            log_msg(CS_LOG_INFO, "a1111: resize_mode 3 (latent upscale) is done as 0");
+            return CS_OK;
+        }
+        return request_resize_mode_field(v, f, r, e);
     }
     if (!strcmp(f, "init_images") || !strcmp(f, "mask")) {
         if (!d->img2img && !cJSON_IsNull(v))

@@ -1,10 +1,11 @@
 /*
  * POST /sdapi/v1/img2img: the txt2img fields (a1111.c) plus init_images (base64 PNG; the
  * first is used), mask (base64 PNG: light = repaint), denoising_strength (0.75),
- * inpainting_mask_invert. Images are not resized: the init image gives the size, and a
- * width/height that differs from it is refused (the web UI would resize).
- * inpainting_fill, the web UI's "masked content": 0 fill (its default), 1 original,
- * 2 latent noise, 3 latent nothing (cs_gen_params.inpaint_fill).
+ * inpainting_mask_invert, resize_mode (0 just resize, 1 crop and resize, 2 resize and fill;
+ * 3, latent upscale, is done as 0): an init image or mask of another size than width x
+ * height is resized to it as the web UI's images.resize_image does. inpainting_fill, the
+ * web UI's "masked content": 0 fill (its default), 1 original, 2 latent noise, 3 latent
+ * nothing (cs_gen_params.inpaint_fill).
  */
 #include "a1111.h"
 

@@ -19,7 +19,7 @@ static cJSON *options(const cs_model *m) {
     cJSON_AddStringToObject(o, "emphasis", "Original");
     cJSON_AddNumberToObject(o, "comma_padding_backtrack", 20);
     cJSON_AddBoolToObject(o, "enable_emphasis", true);
-    cJSON_AddNumberToObject(o, "show_progress_every_n_steps", -1);
+    cJSON_AddNumberToObject(o, "show_progress_every_n_steps", A1111_PREVIEW_EVERY);
     return o;
 }
 
@@ -124,7 +124,7 @@ cJSON *a1111_progress_json(const a1111_progress *p) {
     }
     cJSON_AddNumberToObject(o, "progress", progress);
     cJSON_AddNumberToObject(o, "eta_relative", p->active ? p->eta_s : 0.0);
-    cJSON_AddBoolToObject(st, "skipped", false);
+    cJSON_AddBoolToObject(st, "skipped", p->skipped);
     cJSON_AddBoolToObject(st, "interrupted", p->interrupted);
     cJSON_AddBoolToObject(st, "stopping_generation", false);
     cJSON_AddStringToObject(st, "job", p->active ? "txt2img" : "");
@@ -134,7 +134,10 @@ cJSON *a1111_progress_json(const a1111_progress *p) {
     cJSON_AddNumberToObject(st, "sampling_step", p->active ? p->step : 0);
     cJSON_AddNumberToObject(st, "sampling_steps", p->active ? p->steps : 0);
     cJSON_AddItemToObject(o, "state", st);
-    cJSON_AddNullToObject(o, "current_image"); /* no step previews yet */
+    if (p->current_image)
+        cJSON_AddStringToObject(o, "current_image", p->current_image);
+    else
+        cJSON_AddNullToObject(o, "current_image");
     cJSON_AddNullToObject(o, "textinfo");
     cJSON_AddNullToObject(o, "current_task");
     return o;

@@ -14,12 +14,18 @@
 /* The body of GET /sdapi/v1/<sub> (NULL when sub is not one of them). */
 cJSON *a1111_info_json(const char *sub, const cs_model *m);
 
+/* Steps between the previews of an A1111 job (GET progress's current_image), reported as
+ * the show_progress_every_n_steps option. */
+enum { A1111_PREVIEW_EVERY = 5 };
+
 typedef struct a1111_progress {
     bool active;            /* a job of the caller is queued or running */
     int step, steps;        /* of the caller's current job */
     int job_count;          /* the caller's unfinished jobs */
     double eta_s;           /* estimated seconds left */
     bool interrupted;       /* the caller's last job was interrupted */
+    bool skipped;           /* ... by POST skip */
+    const char *current_image; /* base64 PNG preview of the current job, or NULL */
 } a1111_progress;
 
 cJSON *a1111_progress_json(const a1111_progress *p);

@@ -4,7 +4,8 @@
  *
  *   image / image[]  PNG file(s); the first is the init image (more are logged and unused:
  *                    this server does not composite several inputs). Its size is the output
- *                    size; a "size" that differs is refused (images are not resized).
+ *                    size unless "size" says otherwise: then image and mask are resized to
+ *                    it (antialiased, aspect not kept: cs_image_resize's stretch).
  *   mask             PNG with an alpha channel, OpenAI's convention: TRANSPARENT = repaint.
  *                    It becomes this server's 8-bit mask as 255 - alpha (>= 128 = repaint).
  *                    Without a mask, an image that has transparent pixels is its own mask
@@ -114,11 +115,9 @@ static cs_status read_images(const api_parse_ctx *c, const api_part *image, cons
     bool masked = false;
     cs_status st = read_alpha_mask(c, mask ? mask : image, mask != NULL, out, &masked, e);
     if (st != CS_OK) return st;
-    if (d->size_given && (out->p.width != out->init_w || out->p.height != out->init_h))
-        return request_fail(e, "invalid_value", "size",
-                            "Invalid value for 'size': %dx%d, but the image is %dx%d. Images "
-                            "are not resized here: omit size or send an image of that size.",
-                            out->p.width, out->p.height, out->init_w, out->init_h);
+    /* A "size" other than the image's resizes image and mask to it (stretched, as
+     * resize_mode 0; the mask the same way). */
+    out->width_given = out->height_given = d->size_given;
     if (!d->strength_given) out->p.strength = masked ? 1.0 : 0.8;
     return request_resolve_image_size(out, "image", e);
 }

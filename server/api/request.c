@@ -40,6 +40,8 @@ static const char *const FIELDS[] = {"prompt",
                                      "mask",
                                      "strength",
                                      "inpaint_fill",
+                                     "resize_mode",
+                                     "preview_every",
                                      NULL};
 
 /* inpaint_fill's names, in CS_FILL_* order. */
@@ -184,6 +186,34 @@ cs_status request_mask_field(const cJSON *v, const char *f, const request_limits
     return st;
 }
 
+cs_status request_resize_mode_field(const cJSON *v, const char *f, request_gen *r,
+                                    request_error *e) {
+    cs_status st = json_get_int(v, f, &r->resize_mode, e);
+    if (st == CS_OK && (r->resize_mode < 0 || r->resize_mode > 2))
+        st = request_fail(e, "invalid_parameter", f,
+                          "%s must be 0 (just resize), 1 (crop and resize) or 2 (resize and "
+                          "fill); got %d", f, r->resize_mode);
+    return st;
+}
+
+/* Resizes *pix (w × h, ch channels) to tw × th in place of the old buffer. */
+static cs_status resize_pixels(uint8_t **pix, int *w, int *h, int ch, int tw, int th, int mode,
+                               const char *field, request_error *e) {
+    if (*w == tw && *h == th) return CS_OK;
+    uint8_t *out = malloc((size_t)tw * (size_t)th * (size_t)ch);
+    if (!out) return request_fail(e, "internal", field, "out of memory resizing %s", field);
+    char msg[200];
+    if (cs_image_resize(*pix, *w, *h, ch, out, tw, th, mode, msg, sizeof msg) != CS_OK) {
+        free(out);
+        return request_fail(e, "invalid_parameter", field, "%s: %s", field, msg);
+    }
+    free(*pix);
+    *pix = out;
+    *w = tw;
+    *h = th;
+    return CS_OK;
+}
+
 cs_status request_resolve_image_size(request_gen *r, const char *image_field, request_error *e) {
     if (!r->init_rgb) {
         if (r->mask_gray)
@@ -191,19 +221,21 @@ cs_status request_resolve_image_size(request_gen *r, const char *image_field, re
                                 image_field);
         return CS_OK;
     }
-    const int dims[2] = {r->p.width, r->p.height}, img[2] = {r->init_w, r->init_h};
-    const bool given[2] = {r->width_given, r->height_given};
-    for (int d = 0; d < 2; d++)
-        if (given[d] && dims[d] != img[d])
-            return request_fail(e, "invalid_parameter", image_field,
-                                "%s is %dx%d but %s is %d; give no width/height to use the "
-                                "image's size (images are not resized)",
-                                image_field, r->init_w, r->init_h, d ? "height" : "width", dims[d]);
-    r->p.width = r->init_w;
-    r->p.height = r->init_h;
-    if (r->mask_gray && (r->mask_w != r->init_w || r->mask_h != r->init_h))
-        return request_fail(e, "invalid_parameter", "mask", "mask is %dx%d but %s is %dx%d",
-                            r->mask_w, r->mask_h, image_field, r->init_w, r->init_h);
+    const int tw = r->width_given ? r->p.width : r->init_w;
+    const int th = r->height_given ? r->p.height : r->init_h;
+    /* Bounded before anything is allocated; the model's own rules come after. */
+    if (tw < 1 || tw > MAX_RESIZE_SIDE || th < 1 || th > MAX_RESIZE_SIDE)
+        return request_fail(e, "invalid_parameter", tw < 1 || tw > MAX_RESIZE_SIDE ? "width" : "height",
+                            "width and height must be within [1, %d] to resize %s to (got %dx%d)",
+                            MAX_RESIZE_SIDE, image_field, tw, th);
+    cs_status st = resize_pixels(&r->init_rgb, &r->init_w, &r->init_h, 3, tw, th, r->resize_mode,
+                                 image_field, e);
+    if (st == CS_OK && r->mask_gray)
+        st = resize_pixels(&r->mask_gray, &r->mask_w, &r->mask_h, 1, tw, th, r->resize_mode,
+                           "mask", e);
+    if (st != CS_OK) return st;
+    r->p.width = tw;
+    r->p.height = th;
     r->p.init_image = r->init_rgb;
     r->p.mask = r->mask_gray;
     return CS_OK;
@@ -266,6 +298,14 @@ static cs_status apply_field(const char *f, const cJSON *v, const char *raw, siz
         st = request_mask_field(v, f, lim, r, e);
     else if (!strcmp(f, "inpaint_fill"))
         st = get_fill(v, p, e);
+    else if (!strcmp(f, "resize_mode"))
+        st = request_resize_mode_field(v, f, r, e);
+    else if (!strcmp(f, "preview_every")) {
+        st = json_get_int(v, f, &r->preview_every, e);
+        if (st == CS_OK && (r->preview_every < 0 || r->preview_every > 1000))
+            st = request_fail(e, "invalid_parameter", f,
+                              "preview_every must be within [0, 1000] (0 = no previews)");
+    }
     if (st == CS_OK && (!strcmp(f, "width") || !strcmp(f, "height")))
         *(f[0] == 'w' ? &r->width_given : &r->height_given) = true;
     return st;
@@ -310,6 +350,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
     memset(e, 0, sizeof *e);
     out->p = *defaults;
     out->seed_random = true;
+    out->preview_every = -1;
     json_body *jb = malloc(sizeof *jb);
     cs_status st = jb ? json_body_parse(body, len, jb, e)
                       : request_fail(e, "internal", NULL, "out of memory");
@@ -322,7 +363,8 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
                               "unknown field \"%.48s\" (fields: prompt, negative_prompt, "
                               "guidance_scale, steps, seed, width, height, sampler, karras, "
                               "num_images, guidance_rescale, guidance_interval, clip_skip, eta, "
-                              "loras, stream, init_image, mask, strength, inpaint_fill)",
+                              "loras, stream, init_image, mask, strength, inpaint_fill, "
+                              "resize_mode, preview_every)",
                               c->string);
             break;
         }

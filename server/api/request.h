@@ -9,10 +9,14 @@
  * "data:image/png;base64," prefix is accepted), "strength" a number in (0, 1]. The mask
  * is read as Pillow's convert("L") does — RGB(A) to luminance, alpha ignored — and pixels
  * of luminance >= 128 are repainted. Without width/height the init image's size is the
- * request's (it must still be a multiple of the model's size multiple); when width or
- * height is given and differs from the image's, the request is refused (no resizing). The
- * mask must have the init image's size. Images larger than the configured maximum size
- * are refused from their header, before decoding.
+ * request's (it must still be a multiple of the model's size multiple); a width or height
+ * that differs from the image's resizes it (cs_image_resize, antialiased; "resize_mode"
+ * 0 stretch, 1 crop, 2 fill as the A1111 web UI), and the mask, whatever its size, is
+ * resized the same way to the request's size. Images larger than the configured maximum
+ * size are refused from their header, before decoding.
+ *
+ * "preview_every": k >= 0 steps between step previews (0 = none); by default 5 for a
+ * stream or POST /jobs, none for a blocking PNG/JSON answer.
  *
  * Threads: any; the functions keep no state.
  */
@@ -26,6 +30,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Largest side an init image or mask is resized to (before the model's own limits). */
+enum { MAX_RESIZE_SIDE = 4096 };
+
 typedef struct request_limits {
     int max_width, max_height; /* configured bounds (pixels) */
 } request_limits;
@@ -36,6 +43,8 @@ typedef struct request_gen {
     char *prompt, *negative_prompt, *sampler; /* owned; sampler NULL = the model's */
     cs_lora_spec *loras;                      /* owned (names too); p.loras points here */
     bool stream;                              /* "stream": true */
+    int preview_every;                        /* "preview_every"; -1 = the mode's default */
+    int resize_mode;                          /* cs_resize_mode for an init image (0) */
     bool seed_random;                         /* the seed was drawn here (absent or -1) */
     /* What a dialect keeps for its answer (owned; freed by dialect_free). */
     void *dialect_data;
@@ -60,9 +69,13 @@ cs_status request_png_field(const cJSON *v, const char *f, const request_limits 
 /* A mask PNG field into r->mask_gray (luminance). */
 cs_status request_mask_field(const cJSON *v, const char *f, const request_limits *lim,
                              request_gen *r, request_error *e);
-/* The init image sets width/height (an explicit, different size is an error: images are
- * not resized); the mask must match it; p.init_image / p.mask point at the pixels. */
+/* The init image sets width/height unless they are given; an init image or mask of
+ * another size is resized to them with r->resize_mode; p.init_image / p.mask point at
+ * the pixels. */
 cs_status request_resolve_image_size(request_gen *r, const char *image_field, request_error *e);
+/* "resize_mode" (0, 1 or 2: cs_resize_mode) into r->resize_mode. */
+cs_status request_resize_mode_field(const cJSON *v, const char *f, request_gen *r,
+                                    request_error *e);
 /* Frees r->loras and clears p.loras / p.num_loras. */
 void request_free_loras(request_gen *r);
 

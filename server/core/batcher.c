@@ -21,7 +21,10 @@
  * A job is in at most one task at a time (in_flight); the worker owns its job_work until
  * the done message comes back. Cancellation and timeouts only set stop_reason: a job not
  * in a task is finished at once, one in a task when the task returns — the next step
- * boundary — and its cs_job is freed then. With several workers, tasks run concurrently
+ * boundary — and its cs_job is freed then. An early finish (the A1111 interrupt) works the
+ * same way but keeps the job: cs_job_finish_early makes it done, and it is decoded.
+ * Previews: a step task asks its worker for a preview of each job whose preview_every
+ * divides the step it reaches; the loop publishes it and sends it as a PREVIEW event. With several workers, tasks run concurrently
  * on disjoint sets of jobs.
  */
 #include <string.h>
@@ -136,6 +139,18 @@ static void subscribe(service *s, uint64_t id, service_listener fn, void *user) 
     }
 }
 
+/* Applies a wanted early finish once the loop owns the job (created, not in a task). */
+static void apply_finish(service *s, job_rec *r) {
+    if (!r->finish_wanted || r->in_flight || !r->work.job || r->stop_reason) return;
+    r->finish_wanted = false;
+    if (cs_job_done(r->work.job)) return;
+    cs_job_finish_early(r->work.job);
+    pthread_mutex_lock(&s->lock);
+    r->finished_early = true;
+    r->step = r->steps = cs_job_steps(r->work.job);
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void handle_request(service *s, inbox_msg *m) {
     if (m->kind == MSG_SUBMIT) {
         admit(s, (job_rec *)((char *)m - offsetof(job_rec, submit_msg)));
@@ -148,6 +163,12 @@ static void handle_request(service *s, inbox_msg *m) {
         if (r && r->phase != REC_FINISHED && !r->stop_reason) {
             r->stop_reason = "cancelled";
             retire_if_stopped(s, r);
+        }
+    } else if (m->kind == MSG_FINISH) {
+        job_rec *r = find(s, sm->job_id);
+        if (r && r->phase == REC_RUNNING) {
+            r->finish_wanted = true;
+            apply_finish(s, r);
         }
     } else if (m->kind == MSG_SUBSCRIBE) {
         subscribe(s, sm->job_id, sm->fn, sm->user);
@@ -234,6 +255,10 @@ static void add_step(service *s, worker_task *t) {
         rows += cs_job_rows_next_step(r->work.job);
         r->in_flight = true;
         r->last_batch = seq;
+        /* A preview after every preview_every-th step, but not after the last. */
+        const int next = cs_job_step(r->work.job) + 1;
+        r->work.want_preview = r->preview_every > 0 && next % r->preview_every == 0 &&
+                               next < cs_job_steps(r->work.job);
         t->step[t->n_step++] = &r->work;
     }
 }
@@ -273,7 +298,25 @@ static void created(service *s, job_work *jw) {
         r->steps = cs_job_steps(jw->job); /* the sampler may add a step */
         r->step = cs_job_step(jw->job);
         pthread_mutex_unlock(&s->lock);
+        apply_finish(s, r);
     }
+}
+
+/* Publishes the preview a worker made for r and sends it to r's listeners. */
+static void publish_preview(service *s, job_rec *r) {
+    job_work *jw = &r->work;
+    if (!jw->preview_png) return;
+    pthread_mutex_lock(&s->lock);
+    free(r->preview_png);
+    r->preview_png = jw->preview_png;
+    r->preview_len = jw->preview_len;
+    r->preview_step = r->step;
+    pthread_mutex_unlock(&s->lock);
+    jw->preview_png = NULL;
+    service_event ev = events_make(r, SERVICE_EV_PREVIEW);
+    ev.preview_png = r->preview_png; /* the record keeps it past the callback */
+    ev.preview_len = r->preview_len;
+    events_emit(r, &ev);
 }
 
 static void decoded(service *s, job_work *jw) {
@@ -315,6 +358,8 @@ static void stepped(service *s, worker_task *t) {
             pthread_mutex_unlock(&s->lock);
             service_event ev = events_make(r, SERVICE_EV_PROGRESS);
             events_emit(r, &ev);
+            publish_preview(s, r);
+            apply_finish(s, r);
         }
     }
 }

@@ -65,6 +65,8 @@ void job_rec_free(job_rec *r) {
         free((char *)r->loras[i].name);
     free(r->init_image);
     free(r->mask);
+    free(r->preview_png);
+    free(r->work.preview_png);
     for (int i = 0; i < r->n_png; i++) {
         free(r->png[i]);
         free(r->infotext[i]);

@@ -63,6 +63,7 @@ typedef struct job_rec {
     char *prompt, *negative_prompt, *sampler;
     uint8_t *init_image, *mask; /* owned copies of params' img2img pixels (or NULL) */
     uint64_t seeds[CS_MAX_IMAGES_PER_JOB];
+    int preview_every; /* 0 = no previews */
 
     /* published: written by the loop under the service lock */
     service_job_state state;
@@ -73,6 +74,10 @@ typedef struct job_rec {
     uint8_t *png[CS_MAX_IMAGES_PER_JOB];
     size_t png_len[CS_MAX_IMAGES_PER_JOB];
     char *infotext[CS_MAX_IMAGES_PER_JOB]; /* owned, one per PNG */
+    uint8_t *preview_png; /* owned: the latest preview (freed when the job finishes) */
+    size_t preview_len;
+    int preview_step;
+    bool finished_early;
 
     /* guarded by the listen lock */
     listener_entry *ls;
@@ -83,6 +88,7 @@ typedef struct job_rec {
     rec_phase phase;
     bool in_flight;          /* in a handed task */
     const char *stop_reason; /* "cancelled" or "timeout": leave at the next step boundary */
+    bool finish_wanted;      /* service_finish_early: apply when the job is next ours */
     uint64_t last_batch;     /* batch number when last stepped: the least recent goes first */
     uint64_t admit_ns, start_ns, finish_ns;
     dlink link;           /* queue or running list */

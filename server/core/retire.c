@@ -79,6 +79,9 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
 
     pthread_mutex_lock(&s->lock);
     r->state = state;
+    free(r->preview_png); /* previews are of unfinished jobs only */
+    r->preview_png = NULL;
+    r->preview_len = 0;
     r->error_code = code;
     snprintf(r->error, sizeof r->error, "%s", message ? message : "");
     if (state == SERVICE_JOB_DONE) { /* the PNGs move from the worker's part to the record */
@@ -116,6 +119,8 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
         r->work.infotext[i] = NULL;
     }
     r->work.n_png = 0;
+    free(r->work.preview_png); /* made by the step that ended it: never sent */
+    r->work.preview_png = NULL;
     retain(s, r);
     events_send_final(r, NULL, NULL);
     r->n_ls = 0;                                        /* the final event was the last */

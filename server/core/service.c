@@ -251,8 +251,8 @@ static service_status count_rejection(service *s, service_status st) {
     return st;
 }
 
-service_status service_submit(service *s, const cs_gen_params *p, service_listener listener,
-                              void *user, uint64_t *job_id, const char **field, char *msg,
+service_status service_submit(service *s, const cs_gen_params *p, int preview_every,
+                              service_listener listener, void *user, uint64_t *job_id, const char **field, char *msg,
                               size_t msg_size) {
     if (field) *field = NULL;
     if (msg && msg_size) msg[0] = '\0';
@@ -264,6 +264,7 @@ service_status service_submit(service *s, const cs_gen_params *p, service_listen
         snprintf(msg, msg_size, "out of memory");
         return SERVICE_ERROR;
     }
+    r->preview_every = preview_every > 0 ? preview_every : 0;
     r->submit_msg.kind = MSG_SUBMIT;
     pthread_mutex_lock(&s->lock);
     if (atomic_load(&s->draining) || s->queued >= s->p.queue_size) {
@@ -307,8 +308,8 @@ static service_status send_job_msg(service *s, int kind, uint64_t job_id, servic
     service_status st = SERVICE_OK;
     if (!r)
         st = SERVICE_NOT_FOUND;
-    else if (kind == MSG_CANCEL && finished_state(r->state))
-        st = SERVICE_OK; /* nothing left to cancel */
+    else if ((kind == MSG_CANCEL || kind == MSG_FINISH) && finished_state(r->state))
+        st = SERVICE_OK; /* nothing left to stop */
     else if (inbox_push(&s->requests, &m->m))
         m = NULL; /* the loop frees it */
     else
@@ -320,6 +321,10 @@ static service_status send_job_msg(service *s, int kind, uint64_t job_id, servic
 
 service_status service_cancel(service *s, uint64_t job_id) {
     return send_job_msg(s, MSG_CANCEL, job_id, NULL, NULL);
+}
+
+service_status service_finish_early(service *s, uint64_t job_id) {
+    return send_job_msg(s, MSG_FINISH, job_id, NULL, NULL);
 }
 
 service_status service_subscribe(service *s, uint64_t job_id, service_listener listener,
@@ -372,6 +377,8 @@ service_status service_job_info_get(service *s, uint64_t job_id, service_job_inf
         out->step = r->step;
         out->steps = r->steps;
         out->num_images = r->params.num_images;
+        out->finished_early = r->finished_early;
+        out->preview_step = r->preview_png ? r->preview_step : 0;
         memcpy(out->seeds, r->seeds, sizeof out->seeds);
         snprintf(out->error, sizeof out->error, "%s", r->error);
     }
@@ -394,6 +401,25 @@ service_status service_job_image(service *s, uint64_t job_id, int image, uint8_t
             st = SERVICE_OK;
         } else {
             st = SERVICE_ERROR;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+service_status service_job_preview(service *s, uint64_t job_id, uint8_t **png, size_t *len,
+                                   int *step) {
+    *png = NULL;
+    *len = 0;
+    service_status st = SERVICE_NOT_FOUND;
+    pthread_mutex_lock(&s->lock);
+    const job_rec *r = job_table_find(&s->table, job_id);
+    if (r && r->preview_png && !finished_state(r->state)) {
+        st = (*png = malloc(r->preview_len)) ? SERVICE_OK : SERVICE_ERROR;
+        if (*png) {
+            memcpy(*png, r->preview_png, r->preview_len);
+            *len = r->preview_len;
+            *step = r->preview_step;
         }
     }
     pthread_mutex_unlock(&s->lock);

@@ -59,6 +59,7 @@ typedef enum service_event_type {
     SERVICE_EV_QUEUED,    /* position in the queue */
     SERVICE_EV_STARTED,
     SERVICE_EV_PROGRESS,  /* step / steps, elapsed, eta */
+    SERVICE_EV_PREVIEW,   /* step / steps and a PNG preview of image 0's x0 estimate */
     SERVICE_EV_DONE,      /* images (PNG) and seeds */
     SERVICE_EV_ERROR,     /* message; also timeouts ("timeout") and cancellation ("cancelled") */
 } service_event_type;
@@ -76,6 +77,8 @@ typedef struct service_event {
     int position;             /* QUEUED: jobs ahead of this one */
     int step, steps;          /* PROGRESS */
     double elapsed_ms, eta_ms;
+    const uint8_t *preview_png; /* PREVIEW: borrowed, valid only during the callback */
+    size_t preview_len;
     int num_images;           /* DONE */
     const service_image *images;
     const char *error_code;   /* ERROR: "timeout", "cancelled", "internal", ... */
@@ -101,10 +104,12 @@ bool service_draining(const service *s);
 void service_free(service *s);
 
 /* Validates p (strings are copied) and queues a job. listener may be NULL (results are
- * then only kept for GET /jobs/{id}). On SERVICE_INVALID, *field names the parameter and
+ * then only kept for GET /jobs/{id}). preview_every k > 0: after every k-th step but the
+ * last a worker makes a PNG preview of image 0's clean-image estimate (cs_job_preview_png):
+ * listeners get it as a PREVIEW event and service_job_preview returns the latest; 0 = none. On SERVICE_INVALID, *field names the parameter and
  * msg says why. Job ids are never 0 and carry params.instance_id (job_id.h). */
-service_status service_submit(service *s, const cs_gen_params *p, service_listener listener,
-                              void *user, uint64_t *job_id, const char **field, char *msg,
+service_status service_submit(service *s, const cs_gen_params *p, int preview_every,
+                              service_listener listener, void *user, uint64_t *job_id, const char **field, char *msg,
                               size_t msg_size);
 
 /* Cancels a queued or running job (it leaves the batch at the next step boundary and its
@@ -116,6 +121,12 @@ service_status service_submit(service *s, const cs_gen_params *p, service_listen
  * A finished job: SERVICE_OK, nothing changes. */
 service_status service_cancel(service *s, uint64_t job_id);
 
+/* Ends a running job early: at the next step boundary its latents become its current
+ * clean-image estimate (cs_job_finish_early) and it is decoded and finishes DONE with those
+ * images (the A1111 interrupt). A job still being created ends right after. A queued or
+ * finished job is not changed (SERVICE_OK). */
+service_status service_finish_early(service *s, uint64_t job_id);
+
 typedef enum service_job_state {
     SERVICE_JOB_QUEUED, SERVICE_JOB_RUNNING, SERVICE_JOB_DONE, SERVICE_JOB_FAILED,
     SERVICE_JOB_CANCELLED
@@ -124,6 +135,8 @@ typedef enum service_job_state {
 typedef struct service_job_info {
     service_job_state state;
     int step, steps, num_images;
+    bool finished_early; /* service_finish_early cut it short */
+    int preview_step;    /* step of the latest preview, 0 = none yet */
     uint64_t seeds[CS_MAX_IMAGES_PER_JOB];
     char error[256];
 } service_job_info;
@@ -133,6 +146,10 @@ service_status service_job_info_get(service *s, uint64_t job_id, service_job_inf
  * SERVICE_NOT_FOUND when the job is unknown, not DONE, or has no image i. */
 service_status service_job_image(service *s, uint64_t job_id, int image, uint8_t **png,
                                  size_t *len);
+/* A copy of the latest preview PNG of a queued or running job (*png malloc'd, caller frees;
+ * *step its step). SERVICE_NOT_FOUND when the job is unknown, finished or has none yet. */
+service_status service_job_preview(service *s, uint64_t job_id, uint8_t **png, size_t *len,
+                                   int *step);
 /* Subscribes to a job's events (GET /jobs/{id}/events): the listener first receives the
  * job's current state (QUEUED/STARTED/PROGRESS, or the final DONE/ERROR at once).
  * SERVICE_DRAINING once service_run has returned (no loop is left to call it). */

@@ -35,7 +35,7 @@
         }                                                                                          \
     } while (0)
 
-enum service_msg_kind { MSG_SUBMIT, MSG_CANCEL, MSG_SUBSCRIBE, MSG_DRAIN };
+enum service_msg_kind { MSG_SUBMIT, MSG_CANCEL, MSG_SUBSCRIBE, MSG_DRAIN, MSG_FINISH };
 
 /* A cancel or subscribe request on its way to the loop (malloc'd by the sender, freed by
  * the loop). Submissions travel in their record's submit_msg, the drain in drain_msg. */

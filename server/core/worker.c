@@ -36,6 +36,16 @@ static void run_step(worker *w, worker_task *t) {
     const double t0 = now_seconds();
     t->step_status = cs_step(w->session, t->scratch, t->n_step, t->step_msg, sizeof t->step_msg);
     t->step_seconds = now_seconds() - t0;
+    if (t->step_status != CS_OK) return;
+    /* Previews after the step (not timed with it): a preview that fails is just skipped. */
+    for (int i = 0; i < t->n_step; i++) {
+        job_work *jw = t->step[i];
+        char msg[160];
+        if (jw->want_preview && !cs_job_error(jw->job) &&
+            cs_job_preview_png(w->session, jw->job, 0, &jw->preview_png, &jw->preview_len, msg,
+                               sizeof msg) != CS_OK)
+            jw->preview_png = NULL;
+    }
 }
 
 static void drop_pngs(job_work *jw) {

@@ -37,6 +37,9 @@ typedef struct job_work {
     uint8_t *png[CS_MAX_IMAGES_PER_JOB];
     size_t png_len[CS_MAX_IMAGES_PER_JOB];
     char *infotext[CS_MAX_IMAGES_PER_JOB]; /* each PNG's "parameters" text (malloc'd) */
+    bool want_preview;                     /* step task: make a preview after the step */
+    uint8_t *preview_png;                  /* then: its PNG (malloc'd; the loop takes it) */
+    size_t preview_len;
 } job_work;
 
 /* One unit of work: any of the three parts may be empty. */

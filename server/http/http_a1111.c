@@ -8,9 +8,12 @@
 #include "http_internal.h"
 
 #include <cjson/cJSON.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "a1111_info.h"
+#include "base64.h"
 #include "log.h"
 
 enum { MAX_TRACKED = 8 };
@@ -20,18 +23,23 @@ static bool unfinished(service_job_state s) {
 }
 
 static enum MHD_Result progress(http_req *r, service *svc) {
-    uint64_t jobs[MAX_TRACKED];
+    uint64_t jobs[MAX_TRACKED], current = 0;
     const int n = http_caller_jobs(r, jobs, MAX_TRACKED);
     a1111_progress p = {0};
     for (int i = 0; i < n; i++) {
         service_job_info info;
         if (service_job_info_get(svc, jobs[i], &info) != SERVICE_OK) continue;
-        if (i == 0) p.interrupted = info.state == SERVICE_JOB_CANCELLED;
+        if (i == 0) {
+            p.interrupted = info.state == SERVICE_JOB_CANCELLED || info.finished_early;
+            p.skipped = p.interrupted && http_caller_skipped(r);
+            p.interrupted &= !p.skipped;
+        }
         if (!unfinished(info.state)) continue;
         p.job_count++;
         p.active = true; /* the oldest unfinished job runs first: the last one seen wins */
         p.step = info.step;
         p.steps = info.steps;
+        current = jobs[i];
     }
     if (p.active) {
         service_stats st;
@@ -41,23 +49,42 @@ static enum MHD_Result progress(http_req *r, service *svc) {
         const double per_step = batches ? st.step_sum / (double)batches : 0.0;
         p.eta_s = per_step * (double)(p.steps - p.step) + per_step * (double)st.queued;
     }
-    return http_respond_json(r, 200, a1111_progress_json(&p));
+    const char *skip = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+                                                   "skip_current_image");
+    char *image = NULL;
+    if (current && !(skip && !strcasecmp(skip, "true"))) {
+        uint8_t *png = NULL;
+        size_t len = 0;
+        int step = 0;
+        if (service_job_preview(svc, current, &png, &len, &step) == SERVICE_OK)
+            image = base64_encode(png, len);
+        free(png);
+    }
+    p.current_image = image;
+    enum MHD_Result ret = http_respond_json(r, 200, a1111_progress_json(&p));
+    free(image);
+    return ret;
 }
 
-/* interrupt and skip: the caller's unfinished jobs end now; their waiting requests then
- * answer as the web UI does after an interrupt (no error). */
+/* interrupt and skip: the caller's running jobs end at the next step boundary with the
+ * images their clean-image estimates decode to, and their waiting requests answer with
+ * those, as the web UI's do. Queued jobs are left to run (the web UI's interrupt stops
+ * only the generation in progress). A job holds all of a request's images (batch_size x
+ * n_iter), so skip cannot move on to a request's next image: it stops the whole job, as
+ * interrupt does, and only progress's state.skipped tells them apart. */
 static enum MHD_Result interrupt(http_req *r, service *svc) {
     uint64_t jobs[MAX_TRACKED];
     const int n = http_caller_jobs(r, jobs, MAX_TRACKED);
-    int cancelled = 0;
+    int stopped = 0;
     for (int i = 0; i < n; i++) {
         service_job_info info;
-        if (service_job_info_get(svc, jobs[i], &info) == SERVICE_OK && unfinished(info.state) &&
-            service_cancel(svc, jobs[i]) == SERVICE_OK)
-            cancelled++;
+        if (service_job_info_get(svc, jobs[i], &info) == SERVICE_OK &&
+            info.state == SERVICE_JOB_RUNNING && service_finish_early(svc, jobs[i]) == SERVICE_OK)
+            stopped++;
     }
-    log_msg(CS_LOG_INFO, "req %llu a1111 %s: %d job(s) of %s", (unsigned long long)r->id,
-            r->subpath, cancelled, r->caller);
+    http_caller_set_skipped(r, !strcmp(r->subpath, "skip"));
+    log_msg(CS_LOG_INFO, "req %llu a1111 %s: %d running job(s) of %s finish early",
+            (unsigned long long)r->id, r->subpath, stopped, r->caller);
     return http_respond_json(r, 200, cJSON_CreateObject());
 }
 

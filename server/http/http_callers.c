@@ -23,6 +23,7 @@ typedef struct caller_jobs {
     char caller[96];
     uint64_t jobs[JOBS_PER_CALLER]; /* most recent first; 0 = empty */
     uint64_t last_use;
+    bool skipped; /* the last stop was POST skip, not interrupt */
 } caller_jobs;
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -72,4 +73,22 @@ int http_caller_jobs(const http_req *r, uint64_t *out, int max) {
                 out[n++] = g_callers[i].jobs[k];
     pthread_mutex_unlock(&g_mu);
     return n;
+}
+
+void http_caller_set_skipped(const http_req *r, bool skipped) {
+    pthread_mutex_lock(&g_mu);
+    for (int i = 0; i < CALLERS; i++)
+        if (g_callers[i].caller[0] && !strcmp(g_callers[i].caller, r->caller))
+            g_callers[i].skipped = skipped;
+    pthread_mutex_unlock(&g_mu);
+}
+
+bool http_caller_skipped(const http_req *r) {
+    bool skipped = false;
+    pthread_mutex_lock(&g_mu);
+    for (int i = 0; i < CALLERS; i++)
+        if (g_callers[i].caller[0] && !strcmp(g_callers[i].caller, r->caller))
+            skipped = g_callers[i].skipped;
+    pthread_mutex_unlock(&g_mu);
+    return skipped;
 }

@@ -15,10 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "a1111_info.h"
+#include "base64.h"
 #include "log.h"
 
 /* Largest X-Parameters header; longer prompts are still in the PNG's own text chunk. */
 enum { MAX_PARAMS_HEADER = 8192 };
+/* Default steps between the previews of a native stream or POST /jobs. */
+enum { NATIVE_PREVIEW_EVERY = 5 };
 
 static req_mode choose_mode(http_req *r) {
     if (r->gen.stream) return MODE_SSE;
@@ -86,6 +90,17 @@ static enum MHD_Result respond_result(http_req *r) {
     char *text = http_result_json(r, &len);
     if (!text) return MHD_NO;
     return http_respond_buf(r, 200, "application/json", text, len);
+}
+
+/* Steps between previews: A1111 jobs always have them (GET progress shows them), native
+ * ones when asked ("preview_every"; by default when the client will see them: a stream
+ * or POST /jobs, whose events stream carries them), OpenAI ones never. */
+static int preview_every_of(const http_req *r) {
+    if (r->dialect == &api_a1111_txt2img || r->dialect == &api_a1111_img2img)
+        return A1111_PREVIEW_EVERY;
+    if (r->dialect != &api_native) return 0;
+    if (r->gen.preview_every >= 0) return r->gen.preview_every;
+    return r->mode == MODE_SSE || r->mode == MODE_NONE ? NATIVE_PREVIEW_EVERY : 0;
 }
 
 /* Called again after a resume: answer, close, or wait on. */
@@ -158,7 +173,7 @@ enum MHD_Result http_generate(http_req *r) {
     const char *field = NULL;
     char msg[320] = "";
     service_status st =
-        service_submit(svc, &r->gen.p, listen ? http_listener : NULL,
+        service_submit(svc, &r->gen.p, preview_every_of(r), listen ? http_listener : NULL,
                        listen ? (void *)(uintptr_t)r->id : NULL, &job, &field, msg, sizeof msg);
     if (st != SERVICE_OK) {
         if (listen) registry_remove(r);

@@ -156,6 +156,9 @@ char *http_result_json(http_req *r, size_t *len);
 void http_caller_identify(http_req *r);
 void http_caller_track(http_req *r); /* r->job_id becomes the caller's most recent job */
 int http_caller_jobs(const http_req *r, uint64_t *out, int max); /* most recent first */
+/* Whether the caller's last POST interrupt/skip was a skip (GET progress's state.skipped). */
+void http_caller_set_skipped(const http_req *r, bool skipped);
+bool http_caller_skipped(const http_req *r);
 
 /* http_a1111.c: GET/POST /sdapi/v1/<info> and POST /sdapi/v1/<control>. */
 enum MHD_Result http_a1111_route(http_req *r);

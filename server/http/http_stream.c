@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base64.h"
 #include "log.h"
 
 enum { WATCH_MS = 200, WATCH_BATCH = 64 };
@@ -153,6 +154,24 @@ static bool out_append(http_req *r, const char *s, size_t n) {
     return true;
 }
 
+/* "event: preview" with the PNG in base64 (r->mu held); dropped when memory is short. */
+static void append_preview(http_req *r, const service_event *ev) {
+    char id[JOB_ID_TEXT_SIZE];
+    job_id_format(ev->job_id, id);
+    char *b64 = base64_encode(ev->preview_png, ev->preview_len);
+    const size_t cap = (b64 ? strlen(b64) : 0) + 160;
+    char *text = b64 ? malloc(cap) : NULL;
+    if (text) {
+        const int n = snprintf(text, cap,
+                               "event: preview\ndata: {\"id\":\"%s\",\"step\":%d,\"steps\":%d,"
+                               "\"image\":\"%s\"}\n\n",
+                               id, ev->step, ev->steps, b64);
+        if (n > 0 && (size_t)n < cap) out_append(r, text, (size_t)n);
+    }
+    free(text);
+    free(b64);
+}
+
 static void append_event(http_req *r, const service_event *ev) {
     char line[256], id[JOB_ID_TEXT_SIZE];
     int n = 0;
@@ -166,6 +185,9 @@ static void append_event(http_req *r, const service_event *ev) {
     case SERVICE_EV_STARTED:
         n = snprintf(line, sizeof line, "event: started\ndata: {\"id\":\"%s\"}\n\n", id);
         break;
+    case SERVICE_EV_PREVIEW:
+        append_preview(r, ev);
+        return;
     case SERVICE_EV_PROGRESS:
         n = snprintf(line, sizeof line,
                      "event: progress\ndata: {\"id\":\"%s\",\"step\":%d,\"steps\":%d,"

@@ -1,6 +1,6 @@
 // The web page at / in headless Chromium (Debian's chromium, driven by puppeteer-core,
 // pinned in package.json): it loads under its Content-Security-Policy without errors,
-// lists the samplers, generates with live progress and shows the image with its
+// lists the samplers, generates with live progress and step previews and shows the image with its
 // parameters, cancels a long job, and fits a phone's width. Saves a screenshot.
 // Usage: CS_URL=http://127.0.0.1:PORT [CS_KEY=key] [CS_SCREENSHOT=out.png] [CS_PROMPT=...]
 //        [CS_CHROMIUM=/usr/bin/chromium] node web_test.mjs
@@ -48,6 +48,18 @@ try {
   const count = process.env.CS_COUNT || '2';
   await page.$eval('#count', (c, n) => { c.value = n; }, count);
   await page.$eval('#seed', (s) => { s.value = '42'; });
+  // Step previews (every 5 steps: after steps 5 and 10 of 12) land in a preview card.
+  await page.evaluate(() => {
+    window.__previews = 0;
+    new MutationObserver(() => {
+      const i = document.querySelector('#gallery .preview img');
+      if (i && i.src.startsWith('data:image/png;base64,') && i.src !== window.__lastPreview) {
+        window.__lastPreview = i.src;
+        window.__previews++;
+      }
+    }).observe(document.getElementById('gallery'),
+      { subtree: true, childList: true, attributes: true, attributeFilter: ['src'] });
+  });
   await page.click('#go');
   await page.waitForFunction(() => /^done|^error|^cancel/.test(document.getElementById('status').textContent),
     { timeout: 120000 });
@@ -56,6 +68,9 @@ try {
   check('generation: queued/started and step progress events were shown, then done',
     statuses.some((s) => /^queued|^started/.test(s)) && statuses.some((s) => /^step \d+ \/ \d+/.test(s)) && /^done/.test(status),
     statuses.slice(0, 4).join(' | ') + ' … ' + status);
+  const previews = await page.evaluate(() => window.__previews);
+  check('step previews were shown while it ran, then replaced by the images',
+    previews >= 1 && (await page.$$('#gallery .preview')).length === 0, `${previews} preview(s)`);
   const cards = await page.$$eval('#gallery .card img', (imgs) =>
     imgs.map((i) => ({ ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth })));
   const text = await page.$eval('#gallery .card pre', (p) => p.textContent).catch(() => '');

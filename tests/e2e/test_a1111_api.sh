@@ -52,6 +52,14 @@ for fill in 0 2 3; do
 done
 code=$(a1111 img2img "{\"prompt\":\"x\",\"init_images\":[\"$b64\"],\"mask\":\"$b64\",\"inpainting_fill\":4}")
 check "inpainting_fill 4: 422 ($code)" "[ $code = 422 ]"
+# Another size than the init image's resizes it (resize_mode 0, 1, 2): a 32x32 answer.
+for mode in 0 1 2; do
+  code=$(a1111 img2img "{\"prompt\":\"x\",\"init_images\":[\"$b64\"],\"width\":32,\"height\":32,\"resize_mode\":$mode,\"steps\":4}")
+  out=$(py 'import base64,json,struct,sys; p=base64.b64decode(json.load(open(sys.argv[1]))["images"][0]); print("%dx%d" % struct.unpack(">II", p[16:24]))' "$tmp/body" 2>/dev/null)
+  check "img2img 64x64 init image at 32x32, resize_mode $mode: 200, $out" "[ $code = 200 ] && [ '$out' = 32x32 ]"
+done
+code=$(a1111 img2img "{\"prompt\":\"x\",\"init_images\":[\"$b64\"],\"resize_mode\":7}")
+check "img2img resize_mode 7: 422 ($code)" "[ $code = 422 ] && grep -q resize_mode $tmp/body"
 code=$(a1111 img2img '{"prompt":"x","init_images":["bm90IGEgcG5n"]}')
 check "img2img with a non-PNG image: 422 naming init_images ($code)" \
   "[ $code = 422 ] && grep -q '\"init_images\"' $tmp/body"
@@ -93,13 +101,37 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 check "progress shows the caller's running job (500 steps)" "[ $seen = yes ]"
+# A preview comes every 5 steps: current_image is a base64 PNG of the running job.
+preview=no
+for _ in $(seq 1 300); do
+  curl -s "$URL/sdapi/v1/progress" >"$tmp/prog"
+  if py 'import base64,json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["current_image"] and base64.b64decode(d["current_image"])[:4]==b"\x89PNG" else 1)' "$tmp/prog"; then preview=yes; break; fi
+  sleep 0.1
+done
+check "progress current_image is a PNG preview of the running job" "[ $preview = yes ]"
+check "skip_current_image=true leaves it out" \
+  "curl -s '$URL/sdapi/v1/progress?skip_current_image=true' | grep -q '\"current_image\":null'"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST "$URL/sdapi/v1/interrupt")
 check "interrupt: 200 ($code)" "[ $code = 200 ]"
 wait $lp
-out=$(py 'import json,sys; d=json.load(open(sys.argv[1])); print("ok" if d["images"]==[] and "info" in d else "bad")' "$tmp/long" 2>/dev/null)
-check "the interrupted txt2img answers 200 with no images ($out)" "[ '$out' = ok ]"
+out=$(py 'import base64,json,sys; d=json.load(open(sys.argv[1])); print("ok" if len(d["images"])==1 and base64.b64decode(d["images"][0])[:4]==b"\x89PNG" and "info" in d else "bad")' "$tmp/long" 2>/dev/null)
+check "the interrupted txt2img answers 200 with the image it had reached ($out)" "[ '$out' = ok ]"
 check "progress then reports interrupted" \
   "curl -s $URL/sdapi/v1/progress | grep -q '\"interrupted\":true'"
+# skip: the same for the running job (a job holds all of a request's images), reported as skipped.
+curl -s -o "$tmp/long2" -H 'Content-Type: application/json' \
+  --data-binary '{"prompt":"x","steps":500,"width":64,"height":64,"batch_size":2}' "$URL/sdapi/v1/txt2img" &
+lp=$!
+for _ in $(seq 1 300); do
+  curl -s "$URL/sdapi/v1/progress?skip_current_image=true" | grep -q '"sampling_step":[1-9]' && break
+  sleep 0.1
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/sdapi/v1/skip")
+wait $lp
+out=$(py 'import json,sys; d=json.load(open(sys.argv[1])); print("ok" if len(d["images"])==2 else "bad")' "$tmp/long2" 2>/dev/null)
+check "skip: 200 ($code), the request answers with its 2 images ($out)" "[ $code = 200 ] && [ '$out' = ok ]"
+check "progress then reports skipped" \
+  "curl -s $URL/sdapi/v1/progress | grep -q '\"skipped\":true'"
 
 # A1111 and native requests share batches.
 le1_before=$(metric 'cfgserve_batch_size_images_bucket{le="1"}')

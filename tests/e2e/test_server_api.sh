@@ -46,6 +46,33 @@ sed -n 's/^data: //p' "$tmp/c.sse" | tail -n 1 >"$tmp/c.json"
 first_image "$tmp/c.json" "$tmp/c.png"
 check "SSE done image equals the PNG response" "cmp -s $tmp/a.png $tmp/c.png"
 
+# ---- SSE previews: every preview_every steps but the last, a base64 PNG at most 256 px
+# (the tiny model's PNDM runs one step more: 8)
+curl -s -N -H 'Content-Type: application/json' \
+  --data-binary '{"prompt":"a red circle","steps":7,"seed":42,"preview_every":2,"stream":true}' \
+  "$URL/generate" >"$tmp/p.sse"
+previews=$(python3 - "$tmp/p.sse" <<'EOF'
+import base64, json, struct, sys
+lines = open(sys.argv[1]).read().split("\n")
+steps = []
+for i, l in enumerate(lines):
+    if l == "event: preview":
+        d = json.loads(lines[i + 1][len("data: "):])
+        png = base64.b64decode(d["image"])
+        w, h = struct.unpack(">II", png[16:24])
+        assert png[:4] == b"\x89PNG" and max(w, h) <= 256 and d["steps"] >= 7 and d["id"]
+        steps.append(d["step"])
+print(" ".join(map(str, steps)))
+EOF
+)
+check "SSE preview events after steps 2 4 6 of 7 (got: $previews)" "[ '$previews' = '2 4 6' ]"
+curl -s -N -H 'Content-Type: application/json' \
+  --data-binary '{"prompt":"a red circle","steps":7,"seed":42,"preview_every":0,"stream":true}' \
+  "$URL/generate" >"$tmp/p0.sse"
+check "preview_every 0: no preview events" "! grep -q '^event: preview' $tmp/p0.sse"
+code=$(post /generate '{"prompt":"x","preview_every":-1}')
+check "preview_every -1: 400 naming it ($code)" "[ $code = 400 ] && grep -q '\"field\":\"preview_every\"' $tmp/body"
+
 # ---- jobs API; the seed is random here and reported
 code=$(post /jobs '{"prompt":"a blue square","steps":4,"sampler":"euler"}'); cp "$tmp/body" "$tmp/j.json"
 id=$(json_str id "$tmp/j.json")
@@ -105,8 +132,8 @@ check "the server still works after the errors" "[ \"\$(curl -s -o /dev/null -w 
 
 # ---- metrics
 curl -s "$URL/metrics" >"$tmp/metrics"
-check "metrics: requests by route and status" "grep -q 'cfgserve_http_requests_total{route=\"/generate\",status=\"200\"} 3' $tmp/metrics && grep -q 'route=\"/generate\",status=\"400\"' $tmp/metrics"
-check "metrics: queue, running, images" "grep -q '^cfgserve_queue_depth 0' $tmp/metrics && grep -q '^cfgserve_jobs_running 0' $tmp/metrics && grep -q '^cfgserve_images_generated_total 5' $tmp/metrics"
+check "metrics: requests by route and status" "grep -q 'cfgserve_http_requests_total{route=\"/generate\",status=\"200\"} 5' $tmp/metrics && grep -q 'route=\"/generate\",status=\"400\"' $tmp/metrics"
+check "metrics: queue, running, images" "grep -q '^cfgserve_queue_depth 0' $tmp/metrics && grep -q '^cfgserve_jobs_running 0' $tmp/metrics && grep -q '^cfgserve_images_generated_total 7' $tmp/metrics"
 check "metrics: histograms" "grep -q 'cfgserve_batch_size_images_bucket{le=\"+Inf\"}' $tmp/metrics && grep -q '^cfgserve_step_seconds_count' $tmp/metrics"
 check "metrics: rejections" "grep -q 'cfgserve_rejections_total{reason=\"queue_full\"} 0' $tmp/metrics"
 

@@ -93,8 +93,12 @@ typedef struct collector {
     char code[64], message[256];
     pngs images;
     uint64_t seeds[CS_MAX_IMAGES_PER_JOB];
+    int n_preview, last_preview_step;
+    bool previews_png; /* every PREVIEW carried a PNG */
     /* set before use */
     service *cancel_at_progress; /* cancel the job from inside the listener at step 1 */
+    service *finish_at_progress; /* finish the job early from inside the listener ... */
+    int finish_step;             /* ... when it reaches this step */
 } collector;
 
 static void collector_init(collector *c) {
@@ -102,6 +106,7 @@ static void collector_init(collector *c) {
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     c->steps_increase = true;
+    c->previews_png = true;
     c->first_position = -1;
 }
 
@@ -130,6 +135,13 @@ static void collector_listen(const service_event *ev, void *user) {
         c->n_progress++;
         if (c->cancel_at_progress && ev->step == 1)
             CHECK(service_cancel(c->cancel_at_progress, ev->job_id) == SERVICE_OK);
+        if (c->finish_at_progress && ev->step == c->finish_step)
+            CHECK(service_finish_early(c->finish_at_progress, ev->job_id) == SERVICE_OK);
+        break;
+    case SERVICE_EV_PREVIEW:
+        c->n_preview++;
+        c->last_preview_step = ev->step;
+        c->previews_png &= ev->preview_len > 8 && !memcmp(ev->preview_png, "\x89PNG", 4);
         break;
     case SERVICE_EV_DONE:
         for (int i = 0; i < ev->num_images; i++) {

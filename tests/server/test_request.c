@@ -297,10 +297,35 @@ static void test_images(void) {
     CHECK_EQ_INT(parse("{\"prompt\": \"x\", \"width\": 8, \"init_image\": \"" PNG_RGB_8X4 "\"}",
                        &r, &e), CS_OK);
     request_gen_deinit(&r);
-    EXPECT_ERROR("{\"prompt\": \"x\", \"height\": 8, \"init_image\": \"" PNG_RGB_8X4 "\"}",
-                 "invalid_parameter", "init_image", "init_image is 8x4 but height is 8");
-    EXPECT_ERROR("{\"prompt\": \"x\", \"init_image\": \"" PNG_RGB_8X4 "\", \"mask\": \"" PNG_GRAY_4X4
-                 "\"}", "invalid_parameter", "mask", "mask is 4x4 but init_image is 8x4");
+    /* Another size resizes the image (and the mask, whatever its size) to it. */
+    uint8_t stretched[8 * 8 * 3];
+    CHECK_EQ_INT(parse("{\"prompt\": \"x\", \"height\": 8, \"init_image\": \"" PNG_RGB_8X4 "\"}",
+                       &r, &e), CS_OK);
+    CHECK(r.p.width == 8 && r.p.height == 8 && r.init_w == 8 && r.init_h == 8);
+    CHECK(r.p.init_image == r.init_rgb);
+    memcpy(stretched, r.init_rgb, sizeof stretched);
+    request_gen_deinit(&r);
+    CHECK_EQ_INT(parse("{\"prompt\": \"x\", \"height\": 8, \"resize_mode\": 1, \"init_image\": \""
+                       PNG_RGB_8X4 "\"}", &r, &e), CS_OK);
+    CHECK(r.init_w == 8 && r.init_h == 8 && memcmp(stretched, r.init_rgb, sizeof stretched) != 0);
+    request_gen_deinit(&r);
+    CHECK_EQ_INT(parse("{\"prompt\": \"x\", \"init_image\": \"" PNG_RGB_8X4 "\", \"mask\": \""
+                       PNG_GRAY_4X4 "\"}", &r, &e), CS_OK);
+    CHECK(r.mask_w == 8 && r.mask_h == 4 && r.p.mask == r.mask_gray);
+    request_gen_deinit(&r);
+    EXPECT_ERROR("{\"prompt\": \"x\", \"resize_mode\": 3, \"init_image\": \"" PNG_RGB_8X4 "\"}",
+                 "invalid_parameter", "resize_mode", "must be 0 (just resize)");
+    EXPECT_ERROR("{\"prompt\": \"x\", \"width\": 5000, \"init_image\": \"" PNG_RGB_8X4 "\"}",
+                 "invalid_parameter", "width", "must be at most"); /* before any resize */
+    /* preview_every: -1 = the mode's default; 0..1000 */
+    CHECK_EQ_INT(parse("{\"prompt\": \"x\"}", &r, &e), CS_OK);
+    CHECK_EQ_INT(r.preview_every, -1);
+    request_gen_deinit(&r);
+    CHECK_EQ_INT(parse("{\"prompt\": \"x\", \"preview_every\": 3}", &r, &e), CS_OK);
+    CHECK_EQ_INT(r.preview_every, 3);
+    request_gen_deinit(&r);
+    EXPECT_ERROR("{\"prompt\": \"x\", \"preview_every\": -2}", "invalid_parameter",
+                 "preview_every", "within [0, 1000]");
     EXPECT_ERROR("{\"prompt\": \"x\", \"init_image\": \"Zm9v!\"}", "invalid_parameter",
                  "init_image", "not valid base64");
     EXPECT_ERROR("{\"prompt\": \"x\", \"init_image\": \"Zm9vYmFy\"}", "invalid_parameter",

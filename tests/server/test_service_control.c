@@ -3,7 +3,9 @@
  * parameters are refused naming the field, a full queue refuses with SERVICE_FULL,
  * cancelling a queued or running job ends it with ERROR "cancelled" without disturbing
  * the others, a detached listener is never called again, timeouts end jobs with ERROR
- * "timeout", and finished jobs are retained within a count and a time limit.
+ * "timeout", and finished jobs are retained within a count and a time limit; previews
+ * come every preview_every steps without changing an image, and an early finish ends a
+ * running job DONE with the images of its clean-image estimate.
  */
 #include <math.h>
 #include <unistd.h>
@@ -24,11 +26,17 @@ static service *start_service(const cs_model *m, const service_params *sp) {
     return s;
 }
 
-static service_status submit(service *s, const cs_model *m, const spec *sp, collector *c,
-                             uint64_t *id) {
+static service_status submit_pv(service *s, const cs_model *m, const spec *sp, int preview_every,
+                                collector *c, uint64_t *id) {
     const cs_gen_params p = params_of(m, sp);
     char msg[256];
-    return service_submit(s, &p, c ? collector_listen : NULL, c, id, NULL, msg, sizeof msg);
+    return service_submit(s, &p, preview_every, c ? collector_listen : NULL, c, id, NULL, msg,
+                          sizeof msg);
+}
+
+static service_status submit(service *s, const cs_model *m, const spec *sp, collector *c,
+                             uint64_t *id) {
+    return submit_pv(s, m, sp, 0, c, id);
 }
 
 static void test_bad_service_params(const cs_model *m) {
@@ -80,7 +88,7 @@ static void check_invalid(service *s, const cs_model *m) {
         char msg[256] = "";
         uint64_t id = 0;
         const service_status st =
-            service_submit(s, &p, collector_listen, NULL, &id, &field, msg, sizeof msg);
+            service_submit(s, &p, 0, collector_listen, NULL, &id, &field, msg, sizeof msg);
         CHECK_EQ_INT(st, SERVICE_INVALID);
         CHECK(field && strcmp(field, k_cases[i].field) == 0);
         CHECK(msg[0] != '\0');
@@ -217,6 +225,63 @@ static void test_cancel_running(const cs_model *m, const pngs *ref_short) {
         collector_deinit(all[i]);
 }
 
+/* Previews: one after every preview_every-th step but the last, as PNGs, the latest kept
+ * for polling while the job runs; a job with previews after every step still makes the
+ * reference image. An early finish at step 4 of 500 ends DONE with one image. */
+static void test_previews_and_finish(const cs_model *m, const pngs *ref_short) {
+    printf("previews and early finish:\n");
+    service_params sp = test_params();
+    service *s = start_service(m, &sp);
+    if (!s) return;
+    collector every1, none, stopped;
+    collector_init(&every1);
+    collector_init(&none);
+    collector_init(&stopped);
+    stopped.finish_at_progress = s;
+    stopped.finish_step = 4;
+    uint64_t id1 = 0, id0 = 0, idl = 0;
+    CHECK_EQ_INT(submit_pv(s, m, &k_short, 1, &every1, &id1), SERVICE_OK);
+    CHECK_EQ_INT(submit_pv(s, m, &k_short, 0, &none, &id0), SERVICE_OK);
+    CHECK_EQ_INT(submit_pv(s, m, &k_long, 2, &stopped, &idl), SERVICE_OK);
+    runner run;
+    runner_start(&run, s);
+    if (collector_wait_final(&every1)) {
+        CHECK_EQ_INT(every1.final_type, SERVICE_EV_DONE);
+        CHECK_EQ_INT(every1.n_preview, k_short.steps - 1); /* none after the last step */
+        CHECK_EQ_INT(every1.last_preview_step, k_short.steps - 1);
+        CHECK(every1.previews_png);
+        CHECK(same_pngs(&every1.images, ref_short));
+    }
+    if (collector_wait_final(&none)) {
+        CHECK_EQ_INT(none.n_preview, 0);
+        CHECK(same_pngs(&none.images, ref_short));
+    }
+    if (collector_wait_final(&stopped)) {
+        CHECK_EQ_INT(stopped.final_type, SERVICE_EV_DONE);
+        CHECK_EQ_INT(stopped.images.n, 1);
+        CHECK(stopped.n_preview >= 2 && stopped.previews_png);
+        CHECK(stopped.last_preview_step % 2 == 0);
+        printf("  %d previews; finished early after step %d of %d\n", stopped.n_preview,
+               stopped.last_step, k_long.steps);
+    }
+    service_job_info info;
+    CHECK(service_job_info_get(s, idl, &info) == SERVICE_OK);
+    CHECK_EQ_INT(info.state, SERVICE_JOB_DONE);
+    CHECK(info.finished_early);
+    CHECK(info.steps >= 4 && info.steps < k_long.steps && info.step == info.steps);
+    uint8_t *png = NULL;
+    size_t len = 0;
+    int step = 0;
+    CHECK_EQ_INT(service_job_preview(s, idl, &png, &len, &step), SERVICE_NOT_FOUND); /* done */
+    CHECK(png == NULL);
+    CHECK(service_job_info_get(s, id1, &info) == SERVICE_OK && !info.finished_early);
+    runner_stop(&run);
+    service_free(s);
+    collector_deinit(&every1);
+    collector_deinit(&none);
+    collector_deinit(&stopped);
+}
+
 /* (5) A job longer than the time limit ends with ERROR "timeout" and is freed. */
 static void test_timeout(const cs_model *m) {
     printf("timeout:\n");
@@ -319,6 +384,7 @@ int main(void) {
     test_cancel_running(m, &ref_short);
     test_timeout(m);
     test_retention(m);
+    test_previews_and_finish(m, &ref_short);
 
     pngs_free(&ref_short);
     cs_model_free(m);
