@@ -172,7 +172,7 @@ double bench_own_gemm(int n, int threads) {
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = bench_now_s();
-        gemm_linear(p, y, x, w, NULL, n, n, n);
+        gemm_linear(p, y, x, gemm_f32(w), NULL, n, n, n);
         double dt = bench_now_s() - t0;
         if (dt < best) best = dt;
     }
