@@ -1,8 +1,9 @@
 /*
  * IEEE half (F16) and bfloat16 (BF16) <-> float. Widening is exact (every 16-bit value
  * is a float), so a weight kept 16-bit and widened where it is used gives the same bits
- * as widening it at load. Narrowing rounds to nearest, ties to even, like PyTorch's
- * .half() / .bfloat16(); NaN stays NaN.
+ * as widening it at load. A signalling F16 NaN comes out quiet, as the CPU's F16C
+ * conversion makes it, so software and hardware widening agree on every bit. Narrowing
+ * rounds to nearest, ties to even, like PyTorch's .half() / .bfloat16(); NaN stays NaN.
  *
  * Pure functions; inline because the GEMM drivers widen one weight panel per k-block.
  */
@@ -33,6 +34,7 @@ static inline float cs_f16_to_f32(uint16_t h) {
     u += (127u - 15u) << 23;
     if (exp == 0x0f800000u) {
         u += (128u - 16u) << 23; /* inf / NaN: exponent all ones, payload kept */
+        if (u & 0x007fffffu) u |= 0x00400000u; /* NaN: quiet */
     } else if (exp == 0) {
         u += 1u << 23;
         return cs_bits_f32(sign | cs_f32_bits(cs_bits_f32(u) - cs_bits_f32(113u << 23)));

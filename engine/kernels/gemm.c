@@ -97,13 +97,42 @@ void gemm_weights_set(gemm_weights w, int64_t i, float v) {
     }
 }
 
-/* dst[0, n) = src[0, n) widened. */
-static void widen(float *dst, const uint16_t *src, int64_t n, gemm_dtype d) {
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* The F16C conversion: 8 halves per instruction, exact (subnormals included). */
+__attribute__((target("avx,f16c"))) static void widen_f16c(float *dst, const uint16_t *src,
+                                                           int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = cs_f16_to_f32(src[i]);
+}
+
+static bool have_f16c(void) {
+    static _Atomic int known = -1; /* a benign race: every thread computes the same */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k < 0) {
+        k = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k;
+}
+#endif
+
+void gemm_widen(float *dst, const uint16_t *src, int64_t n, gemm_dtype d) {
     if (d == GEMM_BF16) {
         for (int64_t i = 0; i < n; i++) dst[i] = cs_bf16_to_f32(src[i]);
-    } else {
-        for (int64_t i = 0; i < n; i++) dst[i] = cs_f16_to_f32(src[i]);
+        return;
     }
+    CS_ASSERT(d == GEMM_F16);
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_f16c()) {
+        widen_f16c(dst, src, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = cs_f16_to_f32(src[i]);
 }
 
 /* ---- packing ---- */
@@ -143,11 +172,11 @@ static const float *panel_block(gemm_weights packed, int64_t rows, int64_t k, in
     }
     const uint16_t *src = (const uint16_t *)packed.data + at;
     if (h == width) {
-        widen(pad, src, kc * width, packed.dtype);
+        gemm_widen(pad, src, kc * width, packed.dtype);
         return pad;
     }
     for (int64_t kk = 0; kk < kc; kk++) {
-        widen(pad + kk * width, src + kk * h, h, packed.dtype);
+        gemm_widen(pad + kk * width, src + kk * h, h, packed.dtype);
         memset(pad + kk * width + h, 0, (size_t)(width - h) * sizeof(float));
     }
     return pad;

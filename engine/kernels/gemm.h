@@ -61,6 +61,10 @@ typedef struct gemm_weights {
 static inline size_t gemm_dtype_size(gemm_dtype d) { return d == GEMM_F32 ? 4 : 2; }
 const char *gemm_dtype_name(gemm_dtype d);
 
+/* dst[0, n) = the 16-bit src[0, n) of dtype d (GEMM_F16 / GEMM_BF16) widened, exactly
+ * (half.h; F16C instructions where the CPU has them, same bits). */
+void gemm_widen(float *dst, const uint16_t *src, int64_t n, gemm_dtype d);
+
 /* Element i of w widened to float. */
 float gemm_weights_get(gemm_weights w, int64_t i);
 /* Stores v at element i of w's data (rounded to nearest even for 16-bit storage). */

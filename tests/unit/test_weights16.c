@@ -38,6 +38,15 @@ static void test_half(void) {
         if (!isnan(b)) bad += cs_f32_to_bf16(b) != h;
     }
     CHECK_EQ_INT(bad, 0);
+    /* the drivers' widening (F16C where present) gives the same bits for every value */
+    static uint16_t all[0x10000];
+    static float wide[0x10000];
+    for (uint32_t h = 0; h < 0x10000; h++) all[h] = (uint16_t)h;
+    gemm_widen(wide, all, 0x10000, GEMM_F16);
+    bad = 0;
+    for (uint32_t h = 0; h < 0x10000; h++) bad += cs_f32_bits(wide[h]) != cs_f32_bits(cs_f16_to_f32(all[h]));
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(cs_f32_bits(cs_f16_to_f32(0x7c01)), 0x7fc02000); /* signalling: quieted */
     /* ties to even, overflow, subnormals, signed zero */
     CHECK_EQ_INT(cs_f32_to_f16(1.0f + ldexpf(1.0f, -11)), 0x3c00);      /* tie, even below */
     CHECK_EQ_INT(cs_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)), 0x3c02);  /* tie, even above */
