@@ -98,6 +98,7 @@ void gemm_weights_set(gemm_weights w, int64_t i, float v) {
 }
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 /* The F16C conversion: 8 halves per instruction, exact (subnormals included). */
@@ -113,7 +114,11 @@ static bool have_f16c(void) {
     static _Atomic int known = -1; /* a benign race: every thread computes the same */
     int k = atomic_load_explicit(&known, memory_order_relaxed);
     if (k < 0) {
-        k = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+        /* CPUID.1:ECX bit 29; the AVX2 check also says the OS saves the ymm state (and
+         * clang's __builtin_cpu_supports knows no "f16c"). */
+        unsigned eax, ebx, ecx, edx;
+        k = __builtin_cpu_supports("avx2") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) &&
+            (ecx >> 29 & 1u);
         atomic_store_explicit(&known, k, memory_order_relaxed);
     }
     return k;
