@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfgserve/cfgserve.h"
 #include "check.h"
 #include "ctx.h"
 #include "gemm.h"
@@ -265,6 +266,16 @@ static void te_pair(st_dtype dtype) {
     text_encoder_free(m32);
 }
 
+/* A bad weights_dtype is refused before anything loads, naming the field. */
+static void test_bad_dtype(void) {
+    char msg[512] = "";
+    cs_model *m = (cs_model *)&msg; /* must come back NULL */
+    cs_load_params lp = {.path = CS_SOURCE_DIR "/models/default", .weights_dtype = "f16"};
+    CHECK_EQ_INT(cs_model_load_ex(&lp, &m, msg, sizeof msg), CS_ERR_INVALID_ARG);
+    CHECK(m == NULL);
+    CHECK_STR_CONTAINS(msg, "weights_dtype 'f16'");
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/test_weights16.XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
@@ -274,6 +285,7 @@ int main(void) {
     test_half();
     test_gemm16(pool);
     test_fuse16();
+    test_bad_dtype();
     unet_pair(ST_F16);
     unet_pair(ST_BF16);
     te_pair(ST_F16);
