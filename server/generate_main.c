@@ -39,6 +39,7 @@ static void usage(FILE *f) {
             "  --vae PATH              replacement VAE (LDM VAE file or diffusers vae folder)\n"
             "  --prediction-type T     single file: epsilon or v_prediction (default: inferred)\n"
             "  --model-type T          single file: sd1 or sd2 (default: inferred)\n"
+            "  --weights-dtype D       file (F16/BF16 weights stay 16-bit, default) or fp32\n"
             "  --prompt TEXT           what to draw (required)\n"
             "  --negative-prompt TEXT  what to steer away from (default: none)\n"
             "  --guidance-scale S      CFG scale, 0..100 (default 7.5; 1 = no guidance)\n"
@@ -93,7 +94,7 @@ static int parse_args(int argc, char **argv, cli *c) {
             continue;
         }
         static const char *const k_valued[] = {
-            "--model", "--vae", "--prediction-type", "--model-type", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
+            "--model", "--vae", "--prediction-type", "--model-type", "--weights-dtype", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
             "--guidance-scale", "--steps", "--seed", "--width", "--height", "--num-images",
             "--guidance-rescale", "--clip-skip", "--threads", "--lora-dir", "--lora",
             "--init-image", "--mask", "--strength", "--vae-tile", NULL};
@@ -127,6 +128,7 @@ static int parse_args(int argc, char **argv, cli *c) {
         else if (!strcmp(a, "--vae")) c->load.vae = val;
         else if (!strcmp(a, "--prediction-type")) c->load.prediction_type = val;
         else if (!strcmp(a, "--model-type")) c->load.model_type = val;
+        else if (!strcmp(a, "--weights-dtype")) c->load.weights_dtype = val;
         else if (!strcmp(a, "--prompt")) c->p.prompt = val;
         else if (!strcmp(a, "--negative-prompt")) c->p.negative_prompt = val;
         else if (!strcmp(a, "--sampler")) c->p.sampler = val;

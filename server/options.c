@@ -60,6 +60,9 @@ static const opt_def OPTIONS[] = {
      "single-file checkpoints: epsilon or v_prediction (\"\": inferred)"},
     {"model_type", OPT_STR, F(model_type), "", 0, 0, NULL, 0, "TYPE",
      "single-file checkpoints: sd1 or sd2 (\"\": inferred)"},
+    {"weights_dtype", OPT_ENUM, F(weights_dtype), "file", 0, 0, "file|fp32", 0, "file|fp32",
+     "linear and conv weights of an F16/BF16 checkpoint: file = stay 16-bit in memory (same "
+     "images, about half the weight memory), fp32 = widened at load"},
     {"lora_dir", OPT_STR, F(lora_dir), "", 0, 0, NULL, 0, "DIR",
      "folder of LoRA .safetensors files requests may name in \"loras\" (\"\": none)"},
     {"fuse_lora", OPT_STR, F(fuse_lora), "", 0, 0, NULL, 0, "NAME:WEIGHT",

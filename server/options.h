@@ -35,6 +35,7 @@ typedef struct server_options {
     char *vae;             /* "" = the model's own VAE */
     char *prediction_type; /* single file: "" = inferred */
     char *model_type;      /* single file: "" = inferred */
+    char *weights_dtype;   /* "file" (16-bit weights stay 16-bit) or "fp32" */
     char *lora_dir;  /* "" = no LoRAs */
     char *fuse_lora; /* "" or NAME[:WEIGHT]: patched into the weights at load */
     int workers;

@@ -281,6 +281,7 @@ cs_status ldm_view(const st_file *src, ldm_component component, const ldm_layout
     st_file *v;
     cs_status st = st_new_table(src->path, src->data, src->size, &v, msg, n);
     if (st != CS_OK) return st;
+    v->file_pages = src->file_pages;
     const size_t plen = strlen(prefix);
     for (int64_t i = 0; i < src->count && st == CS_OK; i++) {
         const st_tensor *t = &src->tensors[i];

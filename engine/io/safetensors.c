@@ -8,6 +8,7 @@
  */
 #include "safetensors.h"
 
+#include "half.h"
 #include "json_strict.h"
 
 #include <cjson/cJSON.h>
@@ -308,6 +309,7 @@ cs_status st_open(const char *path, st_file **out, char *msg, size_t msg_size) {
         return st;
     }
     (*out)->mapped = map != NULL;
+    (*out)->file_pages = map != NULL;
     return CS_OK;
 }
 
@@ -381,33 +383,19 @@ const st_tensor *st_find(const st_file *f, const char *name) {
 }
 
 float st_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: renormalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            bits = sign | exp << 23 | (man & 0x3ff) << 13;
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | man << 13;
-    } else {
-        bits = sign | (exp + 127 - 15) << 23 | man << 13;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
+    return cs_f16_to_f32(h);
 }
 
 float st_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
+    return cs_bf16_to_f32(h);
+}
+
+void st_release(const st_file *f, const st_tensor *t) {
+    if (!f->file_pages || t->nbytes == 0) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = (uintptr_t)(f->data + t->offset), e = a + t->nbytes;
+    const uintptr_t lo = (a + page - 1) & ~(page - 1), hi = e & ~(page - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: may fail harmlessly */
 }
 
 /* Reads go through memcpy because data offsets need not be aligned. The dtype is checked

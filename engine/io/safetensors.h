@@ -37,6 +37,8 @@ typedef struct st_file {
     const uint8_t *data; /* whole file (mapped or borrowed) */
     size_t size;
     bool mapped;
+    bool file_pages;     /* data lies in a read-only file mapping (this file's or a viewed
+                            file's): st_release may drop its pages */
     uint8_t *owned;      /* heap data freed by st_close (a .ckpt's tensors), or NULL */
     st_tensor *tensors;  /* sorted by name */
     int64_t count;
@@ -74,7 +76,12 @@ cs_status st_read_f32(const st_file *f, const st_tensor *t, float *dst, char *ms
 cs_status st_read_i64(const st_file *f, const st_tensor *t, int64_t *dst, char *msg,
                       size_t msg_size);
 
-/* IEEE half / bfloat16 to float. */
+/* Drops the resident file pages lying wholly inside t's data (madvise DONTNEED) once the
+ * loader has copied it: they would otherwise count in the RSS beside the copy. The data
+ * stays readable (pages fault back in from the file). No-op unless f->file_pages. */
+void st_release(const st_file *f, const st_tensor *t);
+
+/* IEEE half / bfloat16 to float (half.h). */
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t h);
 

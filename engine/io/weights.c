@@ -2,8 +2,12 @@
 #include "weights.h"
 
 #include "gemm.h"
+#include "half.h"
 
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 
 #include <stdarg.h>
 #include <string.h>
@@ -17,7 +21,8 @@ void wb_deinit(weight_binder *b) {
     memset(b, 0, sizeof *b);
 }
 
-void wb_add(weight_binder *b, float **dst, int ndim, const int64_t *shape, const char *fmt, ...) {
+static void wb_addv(weight_binder *b, float **dst, gemm_weights *gdst, int64_t panels, int ndim,
+                    const int64_t *shape, const char *fmt, va_list ap) {
     CS_ASSERT(ndim >= 1 && ndim <= WB_MAX_DIMS);
     if (b->count == b->cap) {
         int64_t cap = b->cap ? b->cap * 2 : 256;
@@ -30,19 +35,57 @@ void wb_add(weight_binder *b, float **dst, int ndim, const int64_t *shape, const
         b->cap = cap;
     }
     wb_entry *e = &b->entries[b->count];
-    va_list ap;
-    va_start(ap, fmt);
     int len = vsnprintf(e->name, sizeof e->name, fmt, ap);
-    va_end(ap);
     if (len < 0 || (size_t)len >= sizeof e->name) {
         b->overflow = true;
         return;
     }
     e->dst = dst;
+    e->gdst = gdst;
     e->ndim = ndim;
-    e->panels = 0;
+    e->panels = panels;
     memcpy(e->shape, shape, (size_t)ndim * sizeof *shape);
     b->count++;
+}
+
+void wb_add(weight_binder *b, float **dst, int ndim, const int64_t *shape, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    wb_addv(b, dst, NULL, 0, ndim, shape, fmt, ap);
+    va_end(ap);
+}
+
+void wb_add_panels(weight_binder *b, gemm_weights *dst, int64_t width, int ndim,
+                   const int64_t *shape, const char *fmt, ...) {
+    CS_ASSERT(width > 0);
+    va_list ap;
+    va_start(ap, fmt);
+    wb_addv(b, NULL, dst, width, ndim, shape, fmt, ap);
+    va_end(ap);
+}
+
+/* How entry e keeps tensor t: 16-bit GEMM operands of a 16-bit file stay so. */
+static gemm_dtype entry_dtype(const weight_binder *b, const wb_entry *e, const st_tensor *t) {
+    if (!e->gdst || b->fp32) return GEMM_F32;
+    return t->dtype == ST_F16 ? GEMM_F16 : t->dtype == ST_BF16 ? GEMM_BF16 : GEMM_F32;
+}
+
+/* Floats (4-byte words) the block gives a tensor of numel elements of dtype d. */
+static int64_t entry_words(int64_t numel, gemm_dtype d) {
+    return d == GEMM_F32 ? numel : (numel + 1) / 2;
+}
+
+/* Points the entry at its data p (dtype d). */
+static void entry_set(const wb_entry *e, void *p, gemm_dtype d) {
+    if (e->gdst)
+        *e->gdst = (gemm_weights){p, d};
+    else
+        *e->dst = p;
+}
+
+/* The entry's data pointer, writable (for packing). */
+static void *entry_data(const wb_entry *e) {
+    return e->gdst ? (void *)e->gdst->data : *e->dst;
 }
 
 static cs_status pack_entries(const weight_binder *b, const char *what, char *msg,
@@ -116,7 +159,7 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
             add_problem(msg, msg_size, &at, &problems, line);
             continue;
         }
-        total += t->numel;
+        total += entry_words(t->numel, entry_dtype(b, e, t));
     }
     for (int64_t i = 0; i < f->count; i++) {
         if (used[i] || is_ignored(f->tensors[i].name, ignored)) continue;
@@ -138,11 +181,18 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
     out->numel = total;
     float *p = out->data;
     for (int64_t i = 0; i < b->count; i++) {
-        const st_tensor *t = st_find(f, b->entries[i].name);
-        cs_status st = st_read_f32(f, t, p, msg, msg_size);
-        CS_ASSERT(st == CS_OK); /* dtype was checked above */
-        *b->entries[i].dst = p;
-        p += t->numel;
+        const wb_entry *e = &b->entries[i];
+        const st_tensor *t = st_find(f, e->name);
+        const gemm_dtype d = entry_dtype(b, e, t);
+        if (d == GEMM_F32) {
+            cs_status st = st_read_f32(f, t, p, msg, msg_size);
+            CS_ASSERT(st == CS_OK); /* dtype was checked above */
+        } else if (t->nbytes) {
+            memcpy(p, f->data + t->offset, t->nbytes);
+        }
+        st_release(f, t);
+        entry_set(e, p, d);
+        p += entry_words(t->numel, d);
     }
     cs_status st = pack_entries(b, f->path, msg, msg_size);
     if (st != CS_OK) {
@@ -153,19 +203,16 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
     return CS_OK;
 }
 
-void wb_set_panels(weight_binder *b, int64_t width) {
-    if (b->count > 0) b->entries[b->count - 1].panels = width;
-}
-
-/* Packs the entries that asked for panels (wb_set_panels), once their data is in. */
+/* Packs the GEMM operands (wb_add_panels), once their data is in. */
 static cs_status pack_entries(const weight_binder *b, const char *what, char *msg,
                               size_t msg_size) {
     for (int64_t i = 0; i < b->count; i++) {
         const wb_entry *e = &b->entries[i];
-        if (e->panels <= 0) continue;
+        if (!e->gdst) continue;
         int64_t cols = 1;
         for (int d = 1; d < e->ndim; d++) cols *= e->shape[d];
-        if (!gemm_pack_panels(*e->dst, e->shape[0], cols, e->panels))
+        if (!gemm_pack_panels_n(entry_data(e), gemm_dtype_size(e->gdst->dtype), e->shape[0],
+                                cols, e->panels))
             return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: no memory to pack '%s'", what,
                            e->name);
     }
@@ -219,12 +266,96 @@ cs_status wb_fill_random(const weight_binder *b, uint64_t seed, weight_block *ou
     uint64_t state = seed;
     for (int64_t i = 0; i < b->count; i++) {
         fill_random(p, &b->entries[i], &state);
-        *b->entries[i].dst = p;
+        entry_set(&b->entries[i], p, GEMM_F32);
         p += entry_numel(&b->entries[i]);
     }
     cs_status st = pack_entries(b, "random weights", msg, msg_size);
     if (st != CS_OK) weight_block_free(out);
     return st;
+}
+
+/* The safetensors header naming every entry in table order, data back to back. */
+static char *random_header(const weight_binder *b, st_dtype dtype) {
+    cJSON *root = cJSON_CreateObject();
+    size_t at = 0;
+    for (int64_t i = 0; root && i < b->count; i++) {
+        const wb_entry *e = &b->entries[i];
+        const size_t bytes = (size_t)entry_numel(e) * st_dtype_size(dtype);
+        cJSON *t = cJSON_AddObjectToObject(root, e->name), *shape, *offs;
+        if (!t || !cJSON_AddStringToObject(t, "dtype", st_dtype_name(dtype)) ||
+            !(shape = cJSON_AddArrayToObject(t, "shape")) ||
+            !(offs = cJSON_AddArrayToObject(t, "data_offsets"))) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+        for (int d = 0; d < e->ndim; d++)
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)e->shape[d]));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)at));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(at + bytes)));
+        at += bytes;
+    }
+    char *json = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    return json;
+}
+
+/* Writes p[0, n) in dtype, rounding to nearest even. */
+static bool write_values(FILE *out, const float *p, int64_t n, st_dtype dtype, uint16_t *half) {
+    if (dtype == ST_F32) return fwrite(p, sizeof *p, (size_t)n, out) == (size_t)n;
+    for (int64_t i = 0; i < n; i++)
+        half[i] = dtype == ST_F16 ? cs_f32_to_f16(p[i]) : cs_f32_to_bf16(p[i]);
+    return fwrite(half, sizeof *half, (size_t)n, out) == (size_t)n;
+}
+
+cs_status wb_write_random(const weight_binder *b, uint64_t seed, st_dtype dtype,
+                          const char *path, char *msg, size_t msg_size) {
+    if (b->overflow) return cs_errf(CS_ERR_NOMEM, msg, msg_size, "weight table overflow");
+    if (dtype != ST_F32 && dtype != ST_F16 && dtype != ST_BF16)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, msg_size,
+                       "%s: dtype %s: random weights are written as F32, F16 or BF16", path,
+                       st_dtype_name(dtype));
+    int64_t most = 1;
+    for (int64_t i = 0; i < b->count; i++)
+        if (entry_numel(&b->entries[i]) > most) most = entry_numel(&b->entries[i]);
+    char *json = random_header(b, dtype);
+    float *vals = cs_malloc((size_t)most * sizeof *vals);
+    uint16_t *half = cs_malloc((size_t)most * sizeof *half);
+    cs_status st = CS_OK;
+    if (!json || !vals || !half) st = cs_errf(CS_ERR_NOMEM, msg, msg_size, "out of memory");
+    FILE *out = st == CS_OK ? fopen(path, "wb") : NULL;
+    if (st == CS_OK && !out)
+        st = cs_errf(CS_ERR_IO, msg, msg_size, "%s: cannot create: %s", path, strerror(errno));
+    if (st == CS_OK) {
+        const size_t len = strlen(json), padded = (len + 7) / 8 * 8; /* data 8-byte aligned */
+        uint8_t size_le[8];
+        for (int i = 0; i < 8; i++) size_le[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+        bool ok = fwrite(size_le, 1, 8, out) == 8 && fwrite(json, 1, len, out) == len;
+        for (size_t i = len; ok && i < padded; i++) ok = fputc(' ', out) != EOF;
+        uint64_t state = seed;
+        for (int64_t i = 0; ok && i < b->count; i++) {
+            fill_random(vals, &b->entries[i], &state);
+            ok = write_values(out, vals, entry_numel(&b->entries[i]), dtype, half);
+        }
+        if (fclose(out) != 0) ok = false;
+        if (!ok) {
+            st = cs_errf(CS_ERR_IO, msg, msg_size, "%s: write failed: %s", path, strerror(errno));
+            remove(path);
+        }
+    }
+    free(json);
+    free(vals);
+    free(half);
+    return st;
+}
+
+cs_status wb_load(weight_binder *b, const wb_source *src, const char *const *ignored,
+                  weight_block *out, char *msg, size_t msg_size) {
+    memset(out, 0, sizeof *out);
+    if (src->write_path)
+        return wb_write_random(b, src->seed, src->write_dtype, src->write_path, msg, msg_size);
+    if (!src->file) return wb_fill_random(b, src->seed, out, msg, msg_size);
+    b->fp32 = src->fp32;
+    return wb_bind(b, src->file, ignored, out, msg, msg_size);
 }
 
 void weight_block_free(weight_block *w) {

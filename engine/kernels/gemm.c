@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "gemm_kernels.h"
+#include "half.h"
 #include "threadpool.h"
 
 /* ---- ISA choice ---- */
@@ -70,17 +71,88 @@ gemm_kernel_fn gemm_kernel_active(void) {
     }
 }
 
+/* ---- weight storage ---- */
+
+const char *gemm_dtype_name(gemm_dtype d) {
+    switch (d) {
+    case GEMM_F16: return "F16";
+    case GEMM_BF16: return "BF16";
+    default: return "F32";
+    }
+}
+
+float gemm_weights_get(gemm_weights w, int64_t i) {
+    switch (w.dtype) {
+    case GEMM_F16: return cs_f16_to_f32(((const uint16_t *)w.data)[i]);
+    case GEMM_BF16: return cs_bf16_to_f32(((const uint16_t *)w.data)[i]);
+    default: return ((const float *)w.data)[i];
+    }
+}
+
+void gemm_weights_set(gemm_weights w, int64_t i, float v) {
+    switch (w.dtype) {
+    case GEMM_F16: ((uint16_t *)w.data)[i] = cs_f32_to_f16(v); break;
+    case GEMM_BF16: ((uint16_t *)w.data)[i] = cs_f32_to_bf16(v); break;
+    default: ((float *)w.data)[i] = v; break;
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* The F16C conversion: 8 halves per instruction, exact (subnormals included). */
+__attribute__((target("avx,f16c"))) static void widen_f16c(float *dst, const uint16_t *src,
+                                                           int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = cs_f16_to_f32(src[i]);
+}
+
+static bool have_f16c(void) {
+    static _Atomic int known = -1; /* a benign race: every thread computes the same */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k < 0) {
+        /* CPUID.1:ECX bit 29; the AVX2 check also says the OS saves the ymm state (and
+         * clang's __builtin_cpu_supports knows no "f16c"). */
+        unsigned eax, ebx, ecx, edx;
+        k = __builtin_cpu_supports("avx2") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) &&
+            (ecx >> 29 & 1u);
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k;
+}
+#endif
+
+void gemm_widen(float *dst, const uint16_t *src, int64_t n, gemm_dtype d) {
+    if (d == GEMM_BF16) {
+        for (int64_t i = 0; i < n; i++) dst[i] = cs_bf16_to_f32(src[i]);
+        return;
+    }
+    CS_ASSERT(d == GEMM_F16);
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_f16c()) {
+        widen_f16c(dst, src, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = cs_f16_to_f32(src[i]);
+}
+
 /* ---- packing ---- */
 
-bool gemm_pack_panels(float *w, int64_t rows, int64_t cols, int64_t width) {
-    CS_ASSERT(rows >= 0 && cols >= 0 && width > 0);
+bool gemm_pack_panels_n(void *w, size_t esize, int64_t rows, int64_t cols, int64_t width) {
+    CS_ASSERT(rows >= 0 && cols >= 0 && width > 0 && (esize == 2 || esize == 4));
     size_t bytes;
-    if (!cs_mul_size((size_t)(rows * cols), sizeof(float), &bytes)) return false;
-    float *t = cs_malloc(bytes ? bytes : 1);
+    if (!cs_mul_size((size_t)(rows * cols), esize, &bytes)) return false;
+    uint8_t *t = cs_malloc(bytes ? bytes : 1);
     if (!t) return false;
+    const uint8_t *src = w;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < cols; j++)
-            t[gemm_panel_index(rows, cols, width, r, j)] = w[r * cols + j];
+            memcpy(t + (size_t)gemm_panel_index(rows, cols, width, r, j) * esize,
+                   src + (size_t)(r * cols + j) * esize, esize);
     memcpy(w, t, bytes);
     free(t);
     return true;
@@ -88,14 +160,28 @@ bool gemm_pack_panels(float *w, int64_t rows, int64_t cols, int64_t width) {
 
 /* k-block [k0, k0 + kc) of the panel of `width` rows starting at row p0 of a packed
  * rows × k matrix, as kc groups of `width` (zero-padded when the panel is narrower):
- * straight from the packed data for full panels, else through pad. */
-static const float *panel_block(const float *packed, int64_t rows, int64_t k, int64_t width,
+ * straight from the packed data for full fp32 panels, else through pad (GEMM_KC · width
+ * floats), widening 16-bit weights. */
+static const float *panel_block(gemm_weights packed, int64_t rows, int64_t k, int64_t width,
                                 int64_t p0, int64_t k0, int64_t kc, float *pad) {
     const int64_t h = rows - p0 < width ? rows - p0 : width;
-    const float *src = packed + p0 * k + k0 * h;
-    if (h == width) return src;
+    const int64_t at = p0 * k + k0 * h;
+    if (packed.dtype == GEMM_F32) {
+        const float *src = (const float *)packed.data + at;
+        if (h == width) return src;
+        for (int64_t kk = 0; kk < kc; kk++) {
+            memcpy(pad + kk * width, src + kk * h, (size_t)h * sizeof(float));
+            memset(pad + kk * width + h, 0, (size_t)(width - h) * sizeof(float));
+        }
+        return pad;
+    }
+    const uint16_t *src = (const uint16_t *)packed.data + at;
+    if (h == width) {
+        gemm_widen(pad, src, kc * width, packed.dtype);
+        return pad;
+    }
     for (int64_t kk = 0; kk < kc; kk++) {
-        memcpy(pad + kk * width, src + kk * h, (size_t)h * sizeof(float));
+        gemm_widen(pad + kk * width, src + kk * h, h, packed.dtype);
         memset(pad + kk * width + h, 0, (size_t)(width - h) * sizeof(float));
     }
     return pad;
@@ -144,7 +230,8 @@ enum { LIN_MC = 128 }; /* rows of x per item (packed: 128 KiB per k-block) */
 
 typedef struct lin_job {
     float *y;
-    const float *x, *w, *b;
+    const float *x, *b;
+    gemm_weights w;
     int64_t m, k, n;
     int64_t mc, nc, nblocks; /* item = (row block, column block) */
     gemm_kernel_fn kern;
@@ -196,7 +283,7 @@ static void lin_items(void *arg, int64_t i0, int64_t i1) {
     free(pad);
 }
 
-void gemm_linear(threadpool *p, float *y, const float *x, const float *w_packed, const float *b,
+void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed, const float *b,
                  int64_t m, int64_t k, int64_t n) {
     if (m <= 0 || n <= 0) return;
     if (k == 0) {
@@ -221,7 +308,8 @@ enum { PA_TILES = 4 }; /* activation tiles of 48 columns per item (192 KiB per k
 
 typedef struct pa_job {
     float *y;
-    const float *w, *bias;
+    gemm_weights w;
+    const float *bias;
     int64_t batch, m, k, cols;
     int64_t mc, col_blocks, m_blocks; /* item = (batch item, column block, row block) */
     gemm_pack_fn pack;
@@ -271,7 +359,7 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
     free(pad);
 }
 
-void gemm_packed_a(threadpool *p, float *y, const float *w_packed, const float *bias,
+void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *bias,
                    int64_t batch, int64_t m, int64_t k, int64_t cols, gemm_pack_fn pack,
                    const void *arg) {
     if (batch <= 0 || m <= 0 || cols <= 0) return;

@@ -16,6 +16,10 @@
  *   GEMM_NR output rows, a conv weight W(out, in·k·k) the A operand in panels of GEMM_MR
  *   output channels. A last, narrower panel keeps its own width (no padding), so the
  *   packed tensor has the same size; the driver pads such panels per k-block.
+ * * Packed weights may be 16-bit (F16 or BF16, as the checkpoint stores them): the driver
+ *   widens the weight panel of each k-block into a per-thread fp32 buffer before the
+ *   micro-kernel reads it. Widening is exact (half.h), so the result is bit-identical to
+ *   packing the same weights widened to fp32 at load, at half the resident memory.
  * * The activation operand is packed per tile by the driver: rows of x for linear
  *   layers, and for convolutions an implicit im2col of just the tile (no full im2col
  *   buffer). The batch is packed along the tile dimension, so one call reads the
@@ -45,6 +49,27 @@ typedef enum gemm_isa {
     GEMM_ISA_AVX512,
 } gemm_isa;
 
+/* How a packed weight matrix is stored. */
+typedef enum gemm_dtype { GEMM_F32 = 0, GEMM_F16, GEMM_BF16 } gemm_dtype;
+
+/* A packed weight matrix: `data` holds floats (GEMM_F32) or uint16_t halves. */
+typedef struct gemm_weights {
+    const void *data;
+    gemm_dtype dtype;
+} gemm_weights;
+
+static inline size_t gemm_dtype_size(gemm_dtype d) { return d == GEMM_F32 ? 4 : 2; }
+const char *gemm_dtype_name(gemm_dtype d);
+
+/* dst[0, n) = the 16-bit src[0, n) of dtype d (GEMM_F16 / GEMM_BF16) widened, exactly
+ * (half.h; F16C instructions where the CPU has them, same bits). */
+void gemm_widen(float *dst, const uint16_t *src, int64_t n, gemm_dtype d);
+
+/* Element i of w widened to float. */
+float gemm_weights_get(gemm_weights w, int64_t i);
+/* Stores v at element i of w's data (rounded to nearest even for 16-bit storage). */
+void gemm_weights_set(gemm_weights w, int64_t i, float v);
+
 /* The kernel set in use; gemm_set_isa forces one (AUTO: back to the best). Forcing an ISA
  * the CPU lacks is refused (returns false). */
 gemm_isa gemm_active_isa(void);
@@ -61,13 +86,19 @@ static inline int64_t gemm_panel_index(int64_t rows, int64_t cols, int64_t width
     return p0 * cols + j * h + (r - p0);
 }
 
-/* Rearranges w (rows × cols, row-major) in place into the panel layout above; false when
- * the temporary copy cannot be allocated (w is then unchanged). */
-bool gemm_pack_panels(float *w, int64_t rows, int64_t cols, int64_t width);
+/* Rearranges w (rows × cols, row-major, elements of `esize` bytes) in place into the panel
+ * layout above; false when the temporary copy cannot be allocated (w is then unchanged). */
+bool gemm_pack_panels_n(void *w, size_t esize, int64_t rows, int64_t cols, int64_t width);
+static inline bool gemm_pack_panels(float *w, int64_t rows, int64_t cols, int64_t width) {
+    return gemm_pack_panels_n(w, sizeof *w, rows, cols, width);
+}
+
+/* fp32 packed weights as gemm_weights. */
+static inline gemm_weights gemm_f32(const float *w) { return (gemm_weights){w, GEMM_F32}; }
 
 /* y(m, n) = x(m, k) · W(n, k)ᵀ [+ b(n)], W packed in panels of GEMM_NR (a linear layer
  * over m rows, the batch included). b may be NULL. */
-void gemm_linear(struct threadpool *p, float *y, const float *x, const float *w_packed,
+void gemm_linear(struct threadpool *p, float *y, const float *x, gemm_weights w_packed,
                  const float *b, int64_t m, int64_t k, int64_t n);
 
 /* Fills the B tile of item `batch`, k rows [k0, k0 + kc) × columns [col0, col0 + ncols)
@@ -78,7 +109,7 @@ typedef void (*gemm_pack_fn)(const void *arg, float *dst, int64_t batch, int64_t
 /* For each item b < batch: y_b(m, cols) = W(m, k) · X_b(k, cols) [+ bias(m) per row], W
  * packed in panels of GEMM_MR, X_b produced tile by tile by pack(arg, ...). y is (batch,
  * m, cols) contiguous. */
-void gemm_packed_a(struct threadpool *p, float *y, const float *w_packed, const float *bias,
+void gemm_packed_a(struct threadpool *p, float *y, gemm_weights w_packed, const float *bias,
                    int64_t batch, int64_t m, int64_t k, int64_t cols, gemm_pack_fn pack,
                    const void *arg);
 

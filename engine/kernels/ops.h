@@ -24,6 +24,7 @@
 #define CS_OPS_H
 
 #include "ctx.h"
+#include "gemm.h"
 
 /* ---- matrix products ---- */
 
@@ -38,7 +39,7 @@ void op_linear(cs_ctx *c, float *y, const float *x, const float *w, const float 
  * (gemm_pack_panels, width GEMM_NR) and our own kernels: the rows of every batch item go
  * in one product (the weights are read once), each row's bits independent of the others
  * and of the thread count (gemm.h). b may be NULL. */
-void op_linear_packed(cs_ctx *c, float *y, const float *x, const float *w_packed, const float *b,
+void op_linear_packed(cs_ctx *c, float *y, const float *x, gemm_weights w_packed, const float *b,
                       int64_t rows, int64_t in, int64_t out);
 
 /* LoRA side path of one item: y(rows, out) += scale · (x(rows, in) · down(r, in)ᵀ) ·
@@ -66,7 +67,7 @@ void op_conv2d(cs_ctx *c, float *y, const float *x, const float *w, const float 
 /* op_conv2d with w (out_ch, in_ch·k·k) in gemm.h's panel layout (width GEMM_MR) and our
  * own kernels, the input patches packed tile by tile (no im2col buffer, no arena
  * scratch); each output element's bits independent of the batch and thread count. */
-void op_conv2d_packed(cs_ctx *c, float *y, const float *x, const float *w_packed, const float *b,
+void op_conv2d_packed(cs_ctx *c, float *y, const float *x, gemm_weights w_packed, const float *b,
                       const op_conv2d_shape *s);
 
 /* LoCon side path of one image (s->batch must be 1; s->out_ch is the layer's output):

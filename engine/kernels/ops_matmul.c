@@ -220,7 +220,7 @@ void op_conv2d(cs_ctx *c, float *y, const float *x, const float *w, const float 
 
 /* ---- products with packed weights (gemm.h) ---- */
 
-void op_linear_packed(cs_ctx *c, float *y, const float *x, const float *w_packed, const float *b,
+void op_linear_packed(cs_ctx *c, float *y, const float *x, gemm_weights w_packed, const float *b,
                       int64_t rows, int64_t in, int64_t out) {
     if (c->measuring || rows == 0 || out == 0) return;
     CS_ASSERT(rows > 0 && in >= 0 && out > 0);
@@ -283,7 +283,7 @@ static void conv_pack_tile(const void *arg, float *dst, int64_t bi, int64_t k0, 
     }
 }
 
-void op_conv2d_packed(cs_ctx *c, float *y, const float *x, const float *w_packed, const float *b,
+void op_conv2d_packed(cs_ctx *c, float *y, const float *x, gemm_weights w_packed, const float *b,
                       const op_conv2d_shape *s) {
     const int64_t ho = op_conv2d_out_h(s), wo = op_conv2d_out_w(s);
     CS_ASSERT(s->batch >= 0 && s->in_ch > 0 && s->out_ch > 0);

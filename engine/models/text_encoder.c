@@ -116,7 +116,8 @@ static void bind_model(text_encoder *m, weight_binder *wb) {
                     "text_model.final_layer_norm");
 }
 
-cs_status text_encoder_load(const char *dir, text_encoder **out, char *msg, size_t n) {
+cs_status text_encoder_load(const char *dir, bool fp32, text_encoder **out, char *msg,
+                            size_t n) {
     *out = NULL;
     char path[4096];
     te_config cfg;
@@ -128,14 +129,15 @@ cs_status text_encoder_load(const char *dir, text_encoder **out, char *msg, size
     st_file *f = NULL;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st = st_open(path, &f, msg, n);
-    if (st == CS_OK) st = text_encoder_new_bound(&cfg, f, out, msg, n);
+    if (st == CS_OK) st = text_encoder_new_bound(&cfg, f, fp32, out, msg, n);
     st_close(f);
     return st;
 }
 
-/* A model of cfg's architecture with its weights from f, or random (seed) when f is NULL. */
-static cs_status create(const te_config *cfg, const st_file *f, uint64_t seed,
-                        text_encoder **out, char *msg, size_t n) {
+/* A model of cfg's architecture with its weights from src (wb_load). */
+static cs_status create(const te_config *cfg, const wb_source *src, text_encoder **out,
+                        char *msg, size_t n) {
+    const st_file *f = src->file;
     /* Real SD 1.x files carry position_ids (I64 [1, max_positions]), a buffer transformers
      * 4.31+ no longer saves nor reads (it always uses 0..L-1); likewise here. */
     static const char *const ignored[] = {"text_model.embeddings.position_ids", NULL};
@@ -157,8 +159,7 @@ static cs_status create(const te_config *cfg, const st_file *f, uint64_t seed,
     cs_status st = m->lora_modules.overflow
                        ? cs_errf(CS_ERR_NOMEM, msg, n, "%s: LoRA module table: out of memory",
                                  what)
-                   : f ? wb_bind(&wb, f, ignored, &m->weights, msg, n)
-                       : wb_fill_random(&wb, seed, &m->weights, msg, n);
+                   : wb_load(&wb, src, ignored, &m->weights, msg, n);
     wb_deinit(&wb);
     if (st != CS_OK) {
         text_encoder_free(m);
@@ -168,14 +169,23 @@ static cs_status create(const te_config *cfg, const st_file *f, uint64_t seed,
     return CS_OK;
 }
 
-cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, text_encoder **out,
-                                 char *msg, size_t n) {
-    return create(cfg, f, 0, out, msg, n);
+cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, bool fp32,
+                                 text_encoder **out, char *msg, size_t n) {
+    return create(cfg, &(wb_source){.file = f, .fp32 = fp32}, out, msg, n);
+}
+
+cs_status text_encoder_write_random(const te_config *cfg, uint64_t seed, st_dtype dtype,
+                                    const char *path, char *msg, size_t n) {
+    text_encoder *m = NULL;
+    const wb_source src = {.seed = seed, .write_path = path, .write_dtype = dtype};
+    cs_status st = create(cfg, &src, &m, msg, n);
+    text_encoder_free(m);
+    return st;
 }
 
 cs_status text_encoder_new_random(const te_config *cfg, uint64_t seed, text_encoder **out,
                                   char *msg, size_t n) {
-    return create(cfg, NULL, seed, out, msg, n);
+    return create(cfg, &(wb_source){.seed = seed}, out, msg, n);
 }
 
 void text_encoder_free(text_encoder *m) {

@@ -149,7 +149,20 @@ cs_status unet_new_random(const unet_config *cfg, uint64_t seed, unet_model **ou
     return st;
 }
 
-cs_status unet_load(const char *dir, unet_model **out, char *msg, size_t n) {
+cs_status unet_write_random(const unet_config *cfg, uint64_t seed, st_dtype dtype,
+                            const char *path, char *msg, size_t n) {
+    weight_binder wb;
+    wb_init(&wb);
+    unet_model *m = NULL;
+    cs_status st = create(cfg, &wb, &m, msg, n);
+    const wb_source src = {.seed = seed, .write_path = path, .write_dtype = dtype};
+    if (st == CS_OK) st = wb_load(&wb, &src, NULL, &m->weights, msg, n);
+    unet_free(m);
+    wb_deinit(&wb);
+    return st;
+}
+
+cs_status unet_load(const char *dir, bool fp32, unet_model **out, char *msg, size_t n) {
     *out = NULL;
     char path[4096];
     unet_config cfg;
@@ -159,19 +172,20 @@ cs_status unet_load(const char *dir, unet_model **out, char *msg, size_t n) {
     st_file *f = NULL;
     snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
     st = st_open(path, &f, msg, n);
-    if (st == CS_OK) st = unet_new_bound(&cfg, f, out, msg, n);
+    if (st == CS_OK) st = unet_new_bound(&cfg, f, fp32, out, msg, n);
     st_close(f);
     return st;
 }
 
-cs_status unet_new_bound(const unet_config *cfg, const st_file *f, unet_model **out, char *msg,
-                         size_t n) {
+cs_status unet_new_bound(const unet_config *cfg, const st_file *f, bool fp32, unet_model **out,
+                         char *msg, size_t n) {
     *out = NULL;
     weight_binder wb;
     wb_init(&wb);
     unet_model *m = NULL;
     cs_status st = create(cfg, &wb, &m, msg, n);
-    if (st == CS_OK) st = wb_bind(&wb, f, NULL, &m->weights, msg, n);
+    const wb_source src = {.file = f, .fp32 = fp32};
+    if (st == CS_OK) st = wb_load(&wb, &src, NULL, &m->weights, msg, n);
     wb_deinit(&wb);
     if (st != CS_OK) {
         unet_free(m);

@@ -27,10 +27,14 @@ typedef struct unet_model unet_model;
 
 /* Loads <dir>/config.json and <dir>/diffusion_pytorch_model.safetensors. Every missing,
  * extra or mis-shaped tensor is reported in msg. */
-cs_status unet_load(const char *dir, unet_model **out, char *msg, size_t msg_size);
+cs_status unet_load(const char *dir, bool fp32, unet_model **out, char *msg, size_t msg_size);
 /* A model of cfg's architecture with its weights bound from f (diffusers names). */
-cs_status unet_new_bound(const unet_config *cfg, const st_file *f, unet_model **out, char *msg,
-                         size_t msg_size);
+cs_status unet_new_bound(const unet_config *cfg, const st_file *f, bool fp32, unet_model **out,
+                         char *msg, size_t msg_size);
+/* Writes the weights unet_new_random(cfg, seed) makes (rounded to dtype: ST_F32, ST_F16
+ * or ST_BF16) as a diffusers diffusion_pytorch_model.safetensors at path. */
+cs_status unet_write_random(const unet_config *cfg, uint64_t seed, st_dtype dtype,
+                            const char *path, char *msg, size_t msg_size);
 
 /* A model with the architecture of cfg and no weights: only for measuring passes
  * (unet_activation_bytes), e.g. to plan memory for a full-size model from its config. */

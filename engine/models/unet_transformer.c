@@ -35,8 +35,8 @@ static void proj_bind(linear_layer *l, weight_binder *wb, int64_t in, int64_t ou
     memset(l, 0, sizeof *l);
     l->in = in;
     l->out = out;
-    wb_add4(wb, &l->w, out, in, 1, 1, "%s.%s.weight", prefix, what);
-    wb_set_panels(wb, LINEAR_PANELS);
+    wb_add_panels(wb, &l->w, LINEAR_PANELS, 4, WB_SHAPE(out, in, 1, 1), "%s.%s.weight", prefix,
+                  what);
     wb_add1(wb, &l->b, out, "%s.%s.bias", prefix, what);
     char name[WB_MAX_NAME + 16];
     snprintf(name, sizeof name, "%s.%s", prefix, what);

@@ -200,7 +200,22 @@ cs_status vae_new_random(const vae_config *cfg, uint64_t seed, vae_model **out, 
     return st;
 }
 
-cs_status vae_load(const char *dir, vae_model **out, char *msg, size_t n) {
+cs_status vae_write_random(const vae_config *cfg, uint64_t seed, st_dtype dtype,
+                           const char *path, char *msg, size_t n) {
+    vae_model *m = NULL;
+    cs_status st = model_new(cfg, &m, msg, n);
+    if (st != CS_OK) return st;
+    weight_binder wb;
+    wb_init(&wb);
+    model_bind(m, &wb, NULL);
+    const wb_source src = {.seed = seed, .write_path = path, .write_dtype = dtype};
+    st = wb_load(&wb, &src, NULL, &m->weights, msg, n);
+    wb_deinit(&wb);
+    vae_free(m);
+    return st;
+}
+
+cs_status vae_load(const char *dir, bool fp32, vae_model **out, char *msg, size_t n) {
     *out = NULL;
     char path[4096];
     vae_config cfg;
@@ -214,13 +229,13 @@ cs_status vae_load(const char *dir, vae_model **out, char *msg, size_t n) {
     st_file *f = NULL;
     st = st_open(path, &f, msg, n);
     if (st != CS_OK) return st;
-    st = vae_new_bound(&cfg, f, out, msg, n);
+    st = vae_new_bound(&cfg, f, fp32, out, msg, n);
     st_close(f);
     return st;
 }
 
-cs_status vae_new_bound(const vae_config *cfg, const st_file *f, vae_model **out, char *msg,
-                        size_t n) {
+cs_status vae_new_bound(const vae_config *cfg, const st_file *f, bool fp32, vae_model **out,
+                        char *msg, size_t n) {
     *out = NULL;
     vae_model *m = NULL;
     cs_status st = model_new(cfg, &m, msg, n);
@@ -228,7 +243,8 @@ cs_status vae_new_bound(const vae_config *cfg, const st_file *f, vae_model **out
     weight_binder wb;
     wb_init(&wb);
     model_bind(m, &wb, f);
-    st = wb_bind(&wb, f, NULL, &m->weights, msg, n);
+    const wb_source src = {.file = f, .fp32 = fp32};
+    st = wb_load(&wb, &src, NULL, &m->weights, msg, n);
     wb_deinit(&wb);
     if (st != CS_OK) {
         vae_free(m);

@@ -10,8 +10,7 @@ void linear_bind(linear_layer *l, weight_binder *wb, int64_t in, int64_t out, bo
     memset(l, 0, sizeof *l);
     l->in = in;
     l->out = out;
-    wb_add2(wb, &l->w, out, in, "%s.weight", prefix);
-    wb_set_panels(wb, LINEAR_PANELS);
+    wb_add_panels(wb, &l->w, LINEAR_PANELS, 2, WB_SHAPE(out, in), "%s.weight", prefix);
     if (bias) wb_add1(wb, &l->b, out, "%s.bias", prefix);
     l->lora_slot = lora_module_add(wb->modules, prefix, false, in, out, 1, &l->w);
 }
@@ -23,8 +22,8 @@ void conv_bind_padded(conv_layer *l, weight_binder *wb, int64_t in_ch, int64_t o
     *l = (conv_layer){.in_ch = in_ch, .out_ch = out_ch, .kernel = kernel, .stride = stride,
                       .pad_top = pad_top, .pad_left = pad_left, .pad_bottom = pad_bottom,
                       .pad_right = pad_right};
-    wb_add4(wb, &l->w, out_ch, in_ch, kernel, kernel, "%s.weight", prefix);
-    wb_set_panels(wb, CONV_PANELS);
+    wb_add_panels(wb, &l->w, CONV_PANELS, 4, WB_SHAPE(out_ch, in_ch, kernel, kernel),
+                  "%s.weight", prefix);
     wb_add1(wb, &l->b, out_ch, "%s.bias", prefix);
     l->lora_slot = lora_module_add(wb->modules, prefix, true, in_ch, out_ch, kernel, &l->w);
 }

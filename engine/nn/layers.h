@@ -14,12 +14,13 @@
 #include "weights.h"
 
 /* Layers hold their weight matrix in gemm.h's panel layout, packed in place at load
- * (wb_set_panels): a linear weight as the B operand, a conv weight as the A operand. */
+ * (wb_add_panels): a linear weight as the B operand, a conv weight as the A operand; fp32,
+ * or F16 / BF16 as the checkpoint stores it (widened per k-block by the GEMM driver). */
 enum { LINEAR_PANELS = GEMM_NR, CONV_PANELS = GEMM_MR };
 
 typedef struct linear_layer {
     int64_t in, out;
-    float *w; /* (out, in), in panels of LINEAR_PANELS (gemm_pack_panels) */
+    gemm_weights w; /* (out, in), in panels of LINEAR_PANELS (gemm_pack_panels) */
     float *b; /* (out) or NULL */
     int32_t lora_slot; /* 1 + index in the component's LoRA module table; 0: never patched */
 } linear_layer;
@@ -27,7 +28,7 @@ typedef struct linear_layer {
 typedef struct conv_layer {
     int64_t in_ch, out_ch, kernel, stride;
     int64_t pad_top, pad_left, pad_bottom, pad_right;
-    float *w; /* (out_ch, in_ch·k·k), in panels of CONV_PANELS (gemm_pack_panels) */
+    gemm_weights w; /* (out_ch, in_ch·k·k), in panels of CONV_PANELS (gemm_pack_panels) */
     float *b; /* (out_ch) */
     int32_t lora_slot; /* as linear_layer's */
 } conv_layer;

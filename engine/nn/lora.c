@@ -235,15 +235,15 @@ void lora_fuse(const lora_file *f, const lora_module_table *const tables[LORA_CO
             const lora_module *mod = &tables[c]->items[i];
             const int64_t cols = mod->in * (mod->conv ? mod->kernel * mod->kernel : 1);
             const double s = weight * d->alpha_over_r;
-            float *w = *mod->w; /* (out, cols) in the layer's panels; down is (r, cols) */
+            const gemm_weights w = *mod->w; /* (out, cols) in the layer's panels; down (r, cols) */
             const int64_t width = mod->conv ? CONV_PANELS : LINEAR_PANELS;
             for (int64_t o = 0; o < mod->out; o++)
                 for (int64_t j = 0; j < cols; j++) {
                     double acc = 0;
                     for (int64_t r = 0; r < d->rank; r++)
                         acc += (double)d->up[o * d->rank + r] * (double)d->down[r * cols + j];
-                    float *wj = &w[gemm_panel_index(mod->out, cols, width, o, j)];
-                    *wj = (float)((double)*wj + s * acc);
+                    const int64_t at = gemm_panel_index(mod->out, cols, width, o, j);
+                    gemm_weights_set(w, at, (float)((double)gemm_weights_get(w, at) + s * acc));
                 }
         }
 }

@@ -68,7 +68,11 @@ lora_file *lora_file_ref(lora_file *f);
 void lora_file_unref(lora_file *f); /* frees on the last reference; NULL is a no-op */
 
 /* W += weight · (alpha/r) · up · down for every layer f patches, computed in double and
- * stored as float (the reference's rule). Single-threaded, at load time only. */
+ * stored as float (the reference's rule). A 16-bit weight (layers.h) is widened, added to
+ * and stored back rounded to its 16 bits, as diffusers' fuse_lora does on a float16
+ * pipeline: the fused model keeps half the memory, at the cost of the 16-bit rounding of
+ * the sum (load with weights_dtype "fp32" to fuse in fp32). Single-threaded, at load
+ * time only. */
 void lora_fuse(const lora_file *f, const lora_module_table *const tables[LORA_COMPONENTS],
                double weight);
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 int32_t lora_module_add(lora_module_table *t, const char *path, bool conv, int64_t in,
-                        int64_t out, int64_t kernel, float **w) {
+                        int64_t out, int64_t kernel, gemm_weights *w) {
     if (!t || t->overflow) return 0;
     if (t->count == t->cap) {
         int cap = t->cap ? t->cap * 2 : 128;

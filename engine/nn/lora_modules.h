@@ -10,7 +10,7 @@
 #ifndef CS_LORA_MODULES_H
 #define CS_LORA_MODULES_H
 
-#include "common.h"
+#include "gemm.h"
 
 enum { LORA_MODULE_NAME = 224 };
 
@@ -18,7 +18,7 @@ typedef struct lora_module {
     char name[LORA_MODULE_NAME]; /* kohya name: prefix + module path with '.' -> '_' */
     bool conv;                   /* Conv2d with a kernel×kernel weight; else Linear */
     int64_t in, out, kernel;     /* kernel 1 for Linear (and 1×1 convs bound as Linear) */
-    float **w;                   /* the layer's weight (out, in[·k·k]) in its panel layout
+    gemm_weights *w;             /* the layer's weight (out, in[·k·k]) in its panel layout
                                     (layers.h); for fusing */
 } lora_module;
 
@@ -32,7 +32,7 @@ typedef struct lora_module_table {
 /* Registers a layer; returns its slot (1 + index), or 0 when t is NULL (a component LoRA
  * never patches, e.g. the VAE) or on overflow. */
 int32_t lora_module_add(lora_module_table *t, const char *path, bool conv, int64_t in,
-                        int64_t out, int64_t kernel, float **w);
+                        int64_t out, int64_t kernel, gemm_weights *w);
 void lora_module_table_free(lora_module_table *t);
 
 #endif

@@ -92,6 +92,10 @@ typedef struct cs_load_params {
     const char *model_type;      /* single file: "sd1" or "sd2" */
     const char *text_encoder_config; /* single file: folder holding a CLIPTextModel config.json */
     const char *tokenizer;       /* single file: CLIP tokenizer folder (default: bundled) */
+    const char *weights_dtype;   /* "file" (default): the matrices of linear and conv layers
+                                  * stay F16 / BF16 in memory when the checkpoint stores
+                                  * them so (same outputs, about half the resident weights);
+                                  * "fp32": widen every weight at load */
 } cs_load_params;
 
 CS_API cs_status cs_model_load_ex(const cs_load_params *lp, cs_model **out, char *msg,

@@ -4,6 +4,7 @@
  *
  *   cfgserve-bench [--model DIR] [--default-model DIR] [--sizes 256,512] [--threads T]
  *                  [--repeat N] [--no-batch] [--json FILE] [--quick]
+ *   cfgserve-bench [--model DIR] --write-model OUT [--dtype F16|BF16|F32]
  *
  * DIR is a diffusers-layout folder whose unet/, vae/ and text_encoder/ config.json give
  * the architectures (default: ../shared/configs/sd15); weights are random (speed does not
@@ -18,6 +19,7 @@
 #include <cblas.h>
 
 #include "bench_peak.h"
+#include "bench_write_model.h"
 #include "ctx.h"
 #include "gemm.h"
 #include "text_encoder.h"
@@ -29,6 +31,7 @@ enum { MAX_SIZES = 4, CONTEXT_LEN = 77 };
 
 typedef struct opts {
     const char *model, *default_model, *json;
+    const char *write_model, *dtype; /* --write-model OUT --dtype D: write, time nothing */
     int64_t sizes[MAX_SIZES];
     int nsizes, threads, repeat;
     bool quick, batch;
@@ -37,6 +40,7 @@ typedef struct opts {
 /* Every JSON key; NaN = not measured (null). */
 typedef struct results {
     double fma_peak, bf16_peak, openblas, own_gemm;
+    double gemm_f16_ratio, gemm_bf16_ratio, conv_f16_ratio; /* 16-bit over fp32 weights */
     double unet512_s, unet512_gflops, unet512_bf16_s, unet256_s;
     double vae512_s, te_s, rss512, gain256, gain_default;
 } results;
@@ -216,6 +220,9 @@ static int write_json(const char *path, const results *r) {
     json_num(f, "bf16_peak_gflops", r->bf16_peak, false);
     json_num(f, "openblas_sgemm_gflops", r->openblas, false);
     json_num(f, "own_gemm_gflops", r->own_gemm, false);
+    json_num(f, "gemm_f16_weights_cpu_ratio", r->gemm_f16_ratio, false);
+    json_num(f, "gemm_bf16_weights_cpu_ratio", r->gemm_bf16_ratio, false);
+    json_num(f, "conv_f16_weights_cpu_ratio", r->conv_f16_ratio, false);
     json_num(f, "unet_cfg_step_512_s", r->unet512_s, false);
     json_num(f, "unet_cfg_step_512_gflops", r->unet512_gflops, false);
     json_num(f, "unet_cfg_step_512_bf16_s", r->unet512_bf16_s, false);
@@ -232,6 +239,7 @@ static int write_json(const char *path, const results *r) {
 static const char usage[] =
     "usage: %s [--model DIR] [--default-model DIR] [--sizes 256,512] [--threads T]\n"
     "          [--repeat N] [--no-batch] [--json FILE] [--quick]\n"
+    "       %s [--model DIR] --write-model OUT [--dtype F16|BF16|F32]\n"
     "Prints, in one run: the fp32 FMA peak (register-only loop on all threads) and the bf16\n"
     "peak where the CPU has AVX512_BF16; OpenBLAS sgemm 2048^3 (the environment's kernel\n"
     "pick) and our GEMM; the UNet CFG step (batch 2), VAE decode and text encoder of DIR's\n"
@@ -240,16 +248,18 @@ static const char usage[] =
     "throughput of 8 CFG requests in one step over 1) at the first size and on the default\n"
     "model (models/default). --json FILE writes the same as JSON (null: not measured).\n"
     "--quick: a smoke run (default model's architecture, small products). T: pool threads\n"
-    "(0: as many as OpenBLAS uses).\n";
+    "(0: as many as OpenBLAS uses). The GEMM with F16 / BF16 weights is timed against fp32\n"
+    "weights (CPU time, one thread). --write-model OUT writes DIR's model with random weights\n"
+    "(the ones timed here) in dtype D (default F16) as a diffusers folder, and exits.\n";
 
 static int parse(int argc, char **argv, opts *o) {
     *o = (opts){.model = CS_SOURCE_DIR "/../shared/configs/sd15",
                 .default_model = CS_SOURCE_DIR "/models/default", .sizes = {256, 512},
-                .nsizes = 2, .repeat = 1, .batch = true};
+                .nsizes = 2, .repeat = 1, .batch = true, .dtype = "F16"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf(usage, argv[0]);
+            printf(usage, argv[0], argv[0]);
             exit(0);
         } else if (!strcmp(a, "--quick")) {
             o->quick = true;
@@ -261,6 +271,10 @@ static int parse(int argc, char **argv, opts *o) {
             o->model = v, i++;
         } else if (!strcmp(a, "--default-model")) {
             o->default_model = v, i++;
+        } else if (!strcmp(a, "--write-model")) {
+            o->write_model = v, i++;
+        } else if (!strcmp(a, "--dtype")) {
+            o->dtype = v, i++;
         } else if (!strcmp(a, "--json")) {
             o->json = v, i++;
         } else if (!strcmp(a, "--threads")) {
@@ -286,7 +300,7 @@ static int parse(int argc, char **argv, opts *o) {
         goto bad;
     return 0;
 bad:
-    fprintf(stderr, usage, argv[0]);
+    fprintf(stderr, usage, argv[0], argv[0]);
     return 2;
 }
 
@@ -295,8 +309,9 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress of a run that takes minutes */
     opts o;
     if (parse(argc, argv, &o) != 0) return 2;
+    if (o.write_model) return bench_write_model(o.model, o.write_model, o.dtype);
     results r;
-    r = (results){NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    r = (results){NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
     const int threads = o.threads > 0 ? o.threads : openblas_get_num_threads();
     const double peak_s = o.quick ? 0.02 : 0.5;
     const int gemm_n = o.quick ? 256 : 2048;
@@ -315,6 +330,13 @@ int main(int argc, char **argv) {
            r.openblas, r.openblas / r.fma_peak);
     printf("our GEMM %d^3                        %8.1f GFLOP/s  %.2f of peak\n", gemm_n,
            r.own_gemm, r.own_gemm / r.fma_peak);
+    const int n16 = o.quick ? 128 : 1024;
+    r.gemm_f16_ratio = bench_gemm_16bit_ratio(n16, GEMM_F16, false);
+    r.gemm_bf16_ratio = bench_gemm_16bit_ratio(n16, GEMM_BF16, false);
+    r.conv_f16_ratio = bench_gemm_16bit_ratio(n16, GEMM_F16, true);
+    printf("our GEMM %d^3, 1 thread, CPU time over fp32 weights: F16 %.3f, BF16 %.3f "
+           "(linear), F16 %.3f (conv, weights as A)\n",
+           n16, r.gemm_f16_ratio, r.gemm_bf16_ratio, r.conv_f16_ratio);
 
     const char *dir = o.quick ? o.default_model : o.model;
     models m;

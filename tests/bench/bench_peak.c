@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "gemm.h"
+#include "half.h"
 #include "threadpool.h"
 
 #if defined(__x86_64__)
@@ -172,11 +173,52 @@ double bench_own_gemm(int n, int threads) {
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = bench_now_s();
-        gemm_linear(p, y, x, w, NULL, n, n, n);
+        gemm_linear(p, y, x, gemm_f32(w), NULL, n, n, n);
         double dt = bench_now_s() - t0;
         if (dt < best) best = dt;
     }
     threadpool_free(p);
     free(x), free(w), free(y);
     return 2.0 * n * (double)n * n / best / 1e9;
+}
+
+static double thread_cpu_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The activation tile of the packed-A product: rows of a row-major (k, cols) matrix. */
+static void pack_rows_of(const void *arg, float *dst, int64_t batch, int64_t k0, int64_t kc,
+                         int64_t col0, int64_t ncols) {
+    const float *x = ((const float *const *)arg)[0];
+    const int64_t cols = (int64_t)(intptr_t)((const void *const *)arg)[1];
+    (void)batch;
+    for (int64_t kk = 0; kk < kc; kk++)
+        memcpy(dst + kk * GEMM_NR, x + (k0 + kk) * cols + col0, (size_t)ncols * sizeof *x);
+}
+
+double bench_gemm_16bit_ratio(int n, gemm_dtype d, bool conv) {
+    float *x = square(n, 0), *w = square(n, 1), *y = square(n, 2);
+    uint16_t *h = cs_malloc((size_t)n * n * sizeof *h);
+    CS_ASSERT(h);
+    for (int64_t i = 0; i < (int64_t)n * n; i++)
+        h[i] = d == GEMM_F16 ? cs_f32_to_f16(w[i]) : cs_f32_to_bf16(w[i]);
+    const int64_t width = conv ? GEMM_MR : GEMM_NR;
+    CS_ASSERT(gemm_pack_panels(w, n, n, width) && gemm_pack_panels_n(h, 2, n, n, width));
+    const gemm_weights ws[2] = {gemm_f32(w), {h, d}};
+    const void *arg[2] = {x, (const void *)(intptr_t)n};
+    double best[2] = {1e30, 1e30};
+    for (int r = 0; r < 5; r++)
+        for (int v = 0; v < 2; v++) {
+            const double t0 = thread_cpu_s();
+            if (conv)
+                gemm_packed_a(NULL, y, ws[v], NULL, 1, n, n, n, pack_rows_of, arg);
+            else
+                gemm_linear(NULL, y, x, ws[v], NULL, n, n, n);
+            const double dt = thread_cpu_s() - t0;
+            if (dt < best[v]) best[v] = dt;
+        }
+    free(x), free(w), free(y), free(h);
+    return best[1] / best[0];
 }

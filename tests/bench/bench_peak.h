@@ -2,7 +2,7 @@
 #ifndef CS_BENCH_PEAK_H
 #define CS_BENCH_PEAK_H
 
-#include "common.h"
+#include "gemm.h"
 
 double bench_now_s(void);
 /* fp32 FMA rate of a register-only loop on `threads` threads, GFLOP/s (2 per FMA lane);
@@ -14,5 +14,9 @@ double bench_bf16_peak(int threads, double seconds);
 double bench_openblas_sgemm(int n);
 /* Best-of-3 n×n×n product through gemm_linear on `threads` pool threads, GFLOP/s. */
 double bench_own_gemm(int n, int threads);
+/* CPU-time ratio of our GEMM with F16 (or BF16) weights over fp32 weights, one thread,
+ * n×n×n, runs interleaved (best of 5 each): the cost of widening per k-block. `conv`:
+ * the packed-A product of convolutions (weights as A), else the linear one. */
+double bench_gemm_16bit_ratio(int n, gemm_dtype d, bool conv);
 
 #endif

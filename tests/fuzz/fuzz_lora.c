@@ -20,6 +20,7 @@
 
 static lora_module_table unet = {.prefix = "lora_unet_"}, te = {.prefix = "lora_te_"};
 static float *weights[4];
+static gemm_weights packed[4]; /* the layers' view of weights[] */
 static int memfd = -1;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -37,8 +38,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     };
     for (int i = 0; i < 4; i++) {
         weights[i] = calloc((size_t)(mods[i].out * mods[i].in * mods[i].k * mods[i].k), sizeof(float));
+        packed[i] = gemm_f32(weights[i]);
         if (!weights[i] || !lora_module_add(mods[i].t, mods[i].path, mods[i].conv, mods[i].in,
-                                            mods[i].out, mods[i].k, &weights[i]))
+                                            mods[i].out, mods[i].k, &packed[i]))
             abort();
     }
     memfd = memfd_create("fuzz_lora", 0);

@@ -175,7 +175,7 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
     if (!cJSON_IsObject(outputs))
         return cs_errf(CS_ERR_FORMAT, msg, n, "%s: case.json has no \"outputs\" object", gc->dir);
     text_encoder *m = NULL;
-    st = text_encoder_load(dir, &m, msg, n);
+    st = text_encoder_load(dir, false, &m, msg, n);
     if (st != CS_OK) return st;
     produced *p = cs_calloc(1, sizeof *p);
     if (!p) {

@@ -172,7 +172,7 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
     cs_status st = golden_component_dir(gc, "unet", dir, sizeof dir, msg, n);
     if (st != CS_OK) return st;
     unet_model *m = NULL;
-    st = unet_load(dir, &m, msg, n);
+    st = unet_load(dir, false, &m, msg, n);
     if (st != CS_OK) return st;
 
     debug_taps taps = {.gc = gc, .msg = msg, .msg_size = n};

@@ -151,7 +151,7 @@ static cs_status run(golden_case *gc, char *msg, size_t n) {
     cs_status st = golden_component_dir(gc, "vae", dir, sizeof dir, msg, n);
     if (st != CS_OK) return st;
     vae_model *m = NULL;
-    st = vae_load(dir, &m, msg, n);
+    st = vae_load(dir, false, &m, msg, n);
     if (st != CS_OK) return st;
 
     debug_taps taps = {.gc = gc, .msg = msg, .msg_size = n};

@@ -56,7 +56,7 @@ static void test_linear(threadpool *pool2) {
         memcpy(wp, w, sizeof(float) * n * k);
         CHECK(gemm_pack_panels(wp, n, k, GEMM_NR));
         gemm_set_isa(GEMM_ISA_PORTABLE);
-        gemm_linear(NULL, y0, x, wp, b, m, k, n);
+        gemm_linear(NULL, y0, x, gemm_f32(wp), b, m, k, n);
         double err = max_diff(y0, ref, m * n);
         printf("linear %lldx%lldx%lld: max abs error vs reference %.3g\n", (long long)m,
                (long long)k, (long long)n, err);
@@ -65,12 +65,12 @@ static void test_linear(threadpool *pool2) {
             if (!gemm_set_isa(isas[i])) continue;
             for (int threads = 1; threads <= 2; threads++) {
                 memset(y, 0, sizeof(float) * m * n);
-                gemm_linear(threads == 1 ? NULL : pool2, y, x, wp, b, m, k, n);
+                gemm_linear(threads == 1 ? NULL : pool2, y, x, gemm_f32(wp), b, m, k, n);
                 CHECK(memcmp(y, y0, sizeof(float) * m * n) == 0);
             }
             /* A row alone gives the bits it has in the batch. */
             const int64_t r = m / 2;
-            gemm_linear(pool2, one, x + r * k, wp, b, 1, k, n);
+            gemm_linear(pool2, one, x + r * k, gemm_f32(wp), b, 1, k, n);
             CHECK(memcmp(one, y0 + r * n, sizeof(float) * n) == 0);
         }
         gemm_set_isa(GEMM_ISA_AUTO);
@@ -110,7 +110,7 @@ static void test_conv(threadpool *pool2) {
         memcpy(wp, w, sizeof(float) * sh->out_ch * kd);
         CHECK(gemm_pack_panels(wp, sh->out_ch, kd, GEMM_MR));
         gemm_set_isa(GEMM_ISA_PORTABLE);
-        op_conv2d_packed(&c1, y0, x, wp, b, sh);
+        op_conv2d_packed(&c1, y0, x, gemm_f32(wp), b, sh);
         double err = max_diff(y0, ref, sh->batch * nout);
         printf("conv %lld->%lld k%lld s%lld: max abs error vs reference %.3g\n",
                (long long)sh->in_ch, (long long)sh->out_ch, (long long)sh->kernel,
@@ -120,13 +120,13 @@ static void test_conv(threadpool *pool2) {
             if (!gemm_set_isa(isas[i])) continue;
             for (int threads = 1; threads <= 2; threads++) {
                 memset(y, 0, sizeof(float) * sh->batch * nout);
-                op_conv2d_packed(threads == 1 ? &c1 : &c2, y, x, wp, b, sh);
+                op_conv2d_packed(threads == 1 ? &c1 : &c2, y, x, gemm_f32(wp), b, sh);
                 CHECK(memcmp(y, y0, sizeof(float) * sh->batch * nout) == 0);
             }
             op_conv2d_shape alone = *sh;
             alone.batch = 1;
             const int64_t bi = sh->batch - 1;
-            op_conv2d_packed(&c2, one, x + bi * nin, wp, b, &alone);
+            op_conv2d_packed(&c2, one, x + bi * nin, gemm_f32(wp), b, &alone);
             CHECK(memcmp(one, y0 + bi * nout, sizeof(float) * nout) == 0);
         }
         gemm_set_isa(GEMM_ISA_AUTO);

@@ -168,7 +168,7 @@ static void test_side_path(void) {
     float wpk[6 * 45];
     memcpy(wpk, wt, sizeof wt);
     CHECK(gemm_pack_panels(wpk, 6, 45, CONV_PANELS));
-    cv.w = wpk;
+    cv.w = gemm_f32(wpk);
     cv.b = bias;
     lora_delta d = {.rank = R, .alpha_over_r = 2.0 / R, .down = down, .up = up};
     const lora_delta *deltas[1] = {&d};
@@ -213,7 +213,7 @@ static void test_side_path(void) {
     float lwp[4 * 7];
     memcpy(lwp, wt, sizeof lwp);
     CHECK(gemm_pack_panels(lwp, 4, 7, LINEAR_PANELS));
-    linear_layer lin = {.in = 7, .out = 4, .lora_slot = 1, .w = lwp, .b = bias};
+    linear_layer lin = {.in = 7, .out = 4, .lora_slot = 1, .w = gemm_f32(lwp), .b = bias};
     float ly[B * 5 * 4], lref[5 * 4], lx[B * 5 * 7], ldown[R * 7], lup[4 * R];
     for (size_t i = 0; i < sizeof lx / 4; i++) lx[i] = lb_rand(&seed);
     for (size_t i = 0; i < sizeof ldown / 4; i++) ldown[i] = lb_rand(&seed);

@@ -338,7 +338,7 @@ static text_encoder *load_tiny(int eos, char *msg, size_t n, cs_status *st) {
     snprintf(cfg, sizeof cfg, TINY_CONFIG_FMT, D, INNER, NL, HEADS, VOCAB, MAXPOS, eos);
     write_text("config.json", cfg);
     text_encoder *m = NULL;
-    *st = text_encoder_load(g_dir, &m, msg, n);
+    *st = text_encoder_load(g_dir, false, &m, msg, n);
     return m;
 }
 

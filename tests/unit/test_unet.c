@@ -215,7 +215,7 @@ static void test_weight_report(void) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/mismatch", g_dir);
     unet_model *m = NULL;
-    CHECK_EQ_INT(unet_load(dir, &m, msg, sizeof msg), CS_ERR_FORMAT);
+    CHECK_EQ_INT(unet_load(dir, false, &m, msg, sizeof msg), CS_ERR_FORMAT);
     CHECK(m == NULL);
     CHECK_STR_CONTAINS(msg, "missing tensor 'time_embedding.cond_proj.weight'");
     CHECK_STR_CONTAINS(msg, "'down_blocks.0.attentions.0.proj_in.weight' has shape [32, 32, 1, 1]"
@@ -231,7 +231,7 @@ static void test_weight_report(void) {
         stored += f->tensors[i].numel;
     st_close(f);
     snprintf(dir, sizeof dir, "%s/pipeline_tiny/model/unet", CS_GOLDEN_DIR);
-    CHECK_EQ_INT(unet_load(dir, &m, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(unet_load(dir, false, &m, msg, sizeof msg), CS_OK);
     if (m) CHECK_EQ_INT(unet_param_count(m), stored);
     unet_free(m);
 }

@@ -162,7 +162,7 @@ static void test_config_errors(void) {
     static int sentinel;
     vae_model *m = (vae_model *)&sentinel; /* vae_load must reset it to NULL on failure */
     snprintf(dir, sizeof dir, "%s/nonexistent", g_dir);
-    CHECK(vae_load(dir, &m, msg, sizeof msg) != CS_OK);
+    CHECK(vae_load(dir, false, &m, msg, sizeof msg) != CS_OK);
     CHECK(m == NULL);
     CHECK_STR_CONTAINS(msg, "nonexistent/config.json");
 }
@@ -187,7 +187,7 @@ static void expect_mismatch(const char *config, const char *const *needles) {
     unlink(link);
     CHECK(symlink(g_golden_weights, link) == 0);
     vae_model *m = NULL;
-    cs_status st = vae_load(g_dir, &m, msg, sizeof msg);
+    cs_status st = vae_load(g_dir, false, &m, msg, sizeof msg);
     CHECK_EQ_INT(st, CS_ERR_FORMAT);
     CHECK(m == NULL);
     CHECK_STR_CONTAINS(msg, "does not match the model config");
@@ -295,12 +295,12 @@ static void test_legacy_names(void) {
     char dir[4096], msg[4096] = "";
     snprintf(dir, sizeof dir, "%s/pipeline_tiny/model/vae", CS_GOLDEN_DIR);
     vae_model *cur = NULL, *old = NULL;
-    CHECK_EQ_INT(vae_load(dir, &cur, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(vae_load(dir, false, &cur, msg, sizeof msg), CS_OK);
     char text[4096];
     tiny_config(text, sizeof text, "32, 64", "");
     write_text("config.json", text);
     write_legacy_weights();
-    CHECK_EQ_INT(vae_load(g_dir, &old, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(vae_load(g_dir, false, &old, msg, sizeof msg), CS_OK);
     if (!cur || !old) {
         fprintf(stderr, "load failed: %s\n", msg);
         vae_free(cur);
