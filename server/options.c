@@ -105,6 +105,9 @@ static const opt_def OPTIONS[] = {
      "leads every job id (\"N-...\"): a load balancer routes /jobs/{id} to its owner by it"},
     {"max_finished", OPT_INT, F(max_finished), "256", 0, 100000, NULL, 0, "N",
      "finished jobs kept for GET /jobs/{id} (oldest dropped first)"},
+    {"max_finished_mb", OPT_INT, F(max_finished_mb), "64", 1, 65536, NULL, 0, "MIB",
+     "bytes of those finished jobs kept at most, in MiB (PNGs, texts, records; oldest dropped "
+     "first, and a result larger than this alone is not kept: its id then answers 410)"},
     {"finished_ttl", OPT_INT, F(finished_ttl), "600", 0, 86400, NULL, 0, "SECONDS",
      "how long a finished job's result is kept"},
     {"retry_after", OPT_INT, F(retry_after), "1", 1, 3600, NULL, 0, "SECONDS",

@@ -55,6 +55,7 @@ typedef struct server_options {
     int max_connections;
     int instance_id;                   /* 0..65535, the prefix of job ids */
     int max_finished;                  /* finished jobs kept for GET /jobs/{id} */
+    int max_finished_mb;               /* MiB those jobs may hold (oldest dropped first) */
     int finished_ttl;                  /* seconds a finished job is kept */
     int retry_after;                   /* seconds, sent with 429 */
     char *allowed_hosts; /* Host header names accepted; "" = the bind address's + loopback */

@@ -148,6 +148,7 @@ int main(int argc, char **argv) {
                                .max_height = o.max_height,
                                .vae_tile = o.vae_tile,
                                .max_finished = o.max_finished,
+                               .max_finished_bytes = (size_t)o.max_finished_mb << 20,
                                .finished_ttl_ms = o.finished_ttl * 1000,
                                .instance_id = o.instance_id,
                                .on_reopen_logs = reopen_logs,

@@ -91,6 +91,7 @@ typedef struct job_rec {
     bool finish_wanted;      /* service_finish_early: apply when the job is next ours */
     uint64_t last_batch;     /* batch number when last stepped: the least recent goes first */
     uint64_t admit_ns, start_ns, finish_ns;
+    size_t bytes;         /* heap bytes while retained (retire.c counts them) */
     dlink link;           /* queue or running list */
     dlink age;            /* active list (admission order), then finished list */
     inbox_msg submit_msg; /* carries the record to the loop */

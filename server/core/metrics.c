@@ -11,8 +11,8 @@
 #include <string.h>
 
 /* The statuses this server sends; anything else is counted as "other". */
-static const int STATUSES[] = {200, 202, 204, 400, 401, 404, 405,
-                               409, 413, 415, 429, 500, 503, 504};
+static const int STATUSES[] = {200, 202, 204, 400, 401, 404, 405, 409,
+                               410, 413, 415, 429, 500, 503, 504};
 enum { N_STATUS = (int)(sizeof STATUSES / sizeof STATUSES[0]) + 1 };
 
 struct metrics {
@@ -99,7 +99,44 @@ static void histogram(text *t, const char *name, const char *help, const double 
         cum);
 }
 
-char *metrics_render(metrics *m, const service_stats *st, int ready, size_t *len) {
+/* Finished jobs kept for GET /jobs/{id} and what they hold: the part of the heap that
+ * grows with traffic, bounded by --max-finished and --max-finished-mb. */
+static void retention(text *t, const service_stats *st) {
+    header(t, "cfgserve_finished_jobs_retained", "gauge",
+           "Finished jobs kept for GET /jobs/{id} and result URLs.");
+    put(t, "cfgserve_finished_jobs_retained %d\n", st->retained);
+    header(t, "cfgserve_finished_jobs_retained_bytes", "gauge",
+           "Heap bytes of the kept finished jobs (PNGs, texts, records).");
+    put(t, "cfgserve_finished_jobs_retained_bytes %llu\n", (unsigned long long)st->retained_bytes);
+    header(t, "cfgserve_finished_jobs_dropped_total", "counter",
+           "Finished jobs no longer kept, by reason.");
+    static const char *const REASONS[SERVICE_DROP_REASONS] = {NULL, "expired", "count", "bytes",
+                                                              "too_large"};
+    for (int i = 1; i < SERVICE_DROP_REASONS; i++)
+        put(t, "cfgserve_finished_jobs_dropped_total{reason=\"%s\"} %llu\n", REASONS[i],
+            (unsigned long long)st->dropped[i]);
+}
+
+static void memory(text *t, const memstats *mem) {
+    header(t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes (VmRSS).");
+    put(t, "process_resident_memory_bytes %llu\n", (unsigned long long)mem->rss_bytes);
+    if (!mem->have_malloc) return;
+    header(t, "cfgserve_malloc_heap_bytes", "gauge",
+           "Bytes the allocator took from the system for its arenas (mallinfo2 arena).");
+    put(t, "cfgserve_malloc_heap_bytes %llu\n", (unsigned long long)mem->heap_bytes);
+    header(t, "cfgserve_malloc_in_use_bytes", "gauge",
+           "Bytes in live allocations, mmapped ones included (uordblks + hblkhd).");
+    put(t, "cfgserve_malloc_in_use_bytes %llu\n", (unsigned long long)mem->in_use_bytes);
+    header(t, "cfgserve_malloc_free_bytes", "gauge",
+           "Free bytes held inside the allocator's arenas (fordblks).");
+    put(t, "cfgserve_malloc_free_bytes %llu\n", (unsigned long long)mem->free_bytes);
+    header(t, "cfgserve_malloc_mmapped_bytes", "gauge",
+           "Bytes in allocations served by their own mmap (hblkhd).");
+    put(t, "cfgserve_malloc_mmapped_bytes %llu\n", (unsigned long long)mem->mmapped_bytes);
+}
+
+char *metrics_render(metrics *m, const service_stats *st, const memstats *mem, int ready,
+                     size_t *len) {
     text t = {malloc(8192), 0, 8192, 0};
     if (!t.buf) return NULL;
     header(&t, "cfgserve_http_requests_total", "counter",
@@ -150,7 +187,9 @@ char *metrics_render(metrics *m, const service_stats *st, int ready, size_t *len
                   st->batch_bounds, st->n_batch_bounds, st->batch_counts, st->batch_sum);
         histogram(&t, "cfgserve_step_seconds", "Duration of one batched denoising step.",
                   st->step_bounds, st->n_step_bounds, st->step_counts, st->step_sum);
+        retention(&t, st);
     }
+    if (mem) memory(&t, mem);
     if (t.failed) {
         free(t.buf);
         return NULL;

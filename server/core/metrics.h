@@ -1,6 +1,7 @@
 /*
  * Prometheus metrics: the HTTP layer's request counters (by route and status) plus the
- * service's job, queue, batch and step statistics, rendered in the text exposition
+ * service's job, queue, batch, step and retention statistics and the process's memory
+ * (memstats.h), rendered in the text exposition
  * format (version 0.0.4) for GET /metrics.
  *
  * Threads: metrics_count is lock-free (atomic counters) and may be called from any
@@ -12,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "memstats.h"
 #include "service.h"
 
 enum { METRICS_MAX_ROUTES = 24 };
@@ -26,7 +28,9 @@ void metrics_free(metrics *m);
 void metrics_count(metrics *m, int route, int status);
 
 /* The exposition text, malloc'd (*len bytes, NUL-terminated). st may be NULL (the model
- * is still loading). ready is 1 when /ready would answer 200. */
-char *metrics_render(metrics *m, const service_stats *st, int ready, size_t *len);
+ * is still loading), mem too (no memory figures). ready is 1 when /ready would answer
+ * 200. */
+char *metrics_render(metrics *m, const service_stats *st, const memstats *mem, int ready,
+                     size_t *len);
 
 #endif

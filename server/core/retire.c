@@ -8,11 +8,32 @@
 
 #include "events.h"
 
-static void evict(service *s, job_rec *r) {
+static size_t str_bytes(const char *t) {
+    return t ? strlen(t) + 1 : 0;
+}
+
+/* What a finished record keeps on the heap: the bound is on this, so it counts every
+ * block the record owns, not only the PNGs (prompts can be long, 8 images carry 8
+ * infotexts). malloc's own chunk headers are not counted. */
+static size_t rec_bytes(const job_rec *r) {
+    size_t n = sizeof *r + str_bytes(r->prompt) + str_bytes(r->negative_prompt) +
+               str_bytes(r->sampler) + (size_t)r->cap_ls * sizeof *r->ls;
+    for (int i = 0; i < CS_MAX_LORAS_PER_JOB; i++)
+        n += str_bytes(r->loras[i].name);
+    for (int i = 0; i < r->n_png; i++)
+        n += r->png_len[i] + str_bytes(r->infotext[i]);
+    return n;
+}
+
+static void evict(service *s, job_rec *r, job_gone_reason why) {
     dlink_remove(&r->age);
     s->n_finished--;
     pthread_mutex_lock(&s->lock);
     job_table_remove(&s->table, r->id);
+    job_gone_add(&s->gone, r->id, why);
+    s->stats.retained--;
+    s->stats.retained_bytes -= r->bytes;
+    s->stats.dropped[why]++;
     pthread_mutex_unlock(&s->lock);
     job_rec_free(r);
 }
@@ -40,20 +61,47 @@ static void on_ttl(uv_timer_t *h) {
     while (!dlink_empty(&s->finished_list)) {
         job_rec *r = job_rec_of_age(s->finished_list.next);
         if (r->finish_ns + ttl > now) break;
-        evict(s, r);
+        evict(s, r, JOB_GONE_EXPIRED);
     }
     arm_ttl(s);
     loop_leave(s);
 }
 
-/* Keeps r for GET /jobs/{id}, evicting the oldest others beyond max_finished. Done
- * before r's final event, so that whoever hears it finds the table already trimmed. */
+static bool over_bytes(const service *s) {
+    return s->p.max_finished_bytes && s->stats.retained_bytes > s->p.max_finished_bytes;
+}
+
+/* Keeps r for GET /jobs/{id}, evicting the oldest others while more than max_finished
+ * records or max_finished_bytes bytes are kept. Done before r's final event, so that
+ * whoever hears it finds the table already trimmed. (stats.retained_bytes is written
+ * only here and in evict, on this thread: reading it without the lock is safe.) */
 static void retain(service *s, job_rec *r) {
+    r->bytes = rec_bytes(r);
     dlink_push_back(&s->finished_list, &r->age);
     s->n_finished++;
-    while (s->n_finished > s->p.max_finished && s->finished_list.next != &r->age)
-        evict(s, job_rec_of_age(s->finished_list.next));
+    pthread_mutex_lock(&s->lock);
+    s->stats.retained++;
+    s->stats.retained_bytes += r->bytes;
+    pthread_mutex_unlock(&s->lock);
+    while (s->finished_list.next != &r->age) {
+        job_rec *oldest = job_rec_of_age(s->finished_list.next);
+        if (s->n_finished > s->p.max_finished)
+            evict(s, oldest, JOB_GONE_COUNT);
+        else if (over_bytes(s))
+            evict(s, oldest, JOB_GONE_BYTES);
+        else
+            break;
+    }
     if (!uv_is_active((uv_handle_t *)&s->ttl_timer)) arm_ttl(s);
+}
+
+/* PNG encoding grows its buffer by doubling: up to half of each block is slack that
+ * would stay allocated for as long as the result is kept. */
+static void shrink_pngs(job_work *w) {
+    for (int i = 0; i < w->n_png; i++) {
+        uint8_t *p = w->png_len[i] ? realloc(w->png[i], w->png_len[i]) : NULL;
+        if (p) w->png[i] = p; /* a failed shrink keeps the larger block */
+    }
 }
 
 const char *retire_code_of(cs_status st) {
@@ -76,6 +124,7 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
     r->work.job = NULL;
     r->phase = REC_FINISHED;
     r->finish_ns = uv_hrtime();
+    if (state == SERVICE_JOB_DONE) shrink_pngs(&r->work);
 
     pthread_mutex_lock(&s->lock);
     r->state = state;
@@ -95,6 +144,12 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
         r->work.n_png = 0;
         r->step = r->steps;
     }
+    /* Only the worker's cs_job_new read the img2img pixels (up to 16 MB at 2048²); the
+     * finished record does not keep them. No other thread reads them (job_table.h). */
+    free(r->init_image);
+    free(r->mask);
+    r->init_image = r->mask = NULL;
+    r->params.init_image = r->params.mask = NULL;
     if (was_running)
         s->running--;
     else
@@ -123,8 +178,11 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
     r->work.preview_png = NULL;
     retain(s, r);
     events_send_final(r, NULL, NULL);
-    r->n_ls = 0;                                        /* the final event was the last */
-    if (s->n_finished > s->p.max_finished) evict(s, r); /* max_finished 0: keep nothing */
+    r->n_ls = 0; /* the final event was the last */
+    if (s->n_finished > s->p.max_finished)
+        evict(s, r, JOB_GONE_COUNT); /* max_finished 0: keep nothing */
+    else if (over_bytes(s))
+        evict(s, r, JOB_GONE_TOO_LARGE); /* the others are gone already: r alone is over */
 }
 
 void retire_if_stopped(service *s, job_rec *r) {

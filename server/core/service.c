@@ -92,6 +92,7 @@ cs_status service_new(const cs_model *m, const service_params *params, service *
     dlink_init(&s->finished_list);
     s->drain_msg.kind = MSG_DRAIN;
     atomic_init(&s->draining, false);
+    job_gone_init(&s->gone);
     service_stats *stats = &s->stats;
     stats->n_batch_bounds = histogram_batch_bounds(stats->batch_bounds, SERVICE_HIST_BUCKETS);
     stats->n_step_bounds = histogram_step_bounds(stats->step_bounds, SERVICE_HIST_BUCKETS);
@@ -384,6 +385,13 @@ service_status service_job_info_get(service *s, uint64_t job_id, service_job_inf
     }
     pthread_mutex_unlock(&s->lock);
     return r ? SERVICE_OK : SERVICE_NOT_FOUND;
+}
+
+const char *service_job_gone(service *s, uint64_t job_id) {
+    pthread_mutex_lock(&s->lock);
+    const job_gone_reason why = job_table_find(&s->table, job_id) ? 0 : job_gone_find(&s->gone, job_id);
+    pthread_mutex_unlock(&s->lock);
+    return why ? job_gone_text(why) : NULL;
 }
 
 service_status service_job_image(service *s, uint64_t job_id, int image, uint8_t **png,

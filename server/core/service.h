@@ -28,6 +28,7 @@
 #include <cfgserve/cfgserve.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct service service;
@@ -40,6 +41,7 @@ typedef struct service_params {
     int max_width, max_height; /* largest image a session plans for; <= 0: native size */
     int vae_tile;              /* cs_session_params.vae_tile */
     int max_finished;       /* finished jobs kept for GET /jobs/{id} (oldest evicted) */
+    size_t max_finished_bytes; /* their records' bytes at most (oldest evicted); 0 = no limit */
     int finished_ttl_ms;    /* how long a finished job's result is kept; 0 = no limit */
     int instance_id;        /* 0..65535, leads every job id (job_id.h) */
     void (*on_reopen_logs)(void *user); /* SIGHUP; may be NULL */
@@ -150,6 +152,9 @@ service_status service_job_image(service *s, uint64_t job_id, int image, uint8_t
  * *step its step). SERVICE_NOT_FOUND when the job is unknown, finished or has none yet. */
 service_status service_job_preview(service *s, uint64_t job_id, uint8_t **png, size_t *len,
                                    int *step);
+/* Why a job's result is no longer kept ("its result was evicted: ..."), for a 410; NULL
+ * when the id is unknown (never issued, or dropped too long ago to remember). */
+const char *service_job_gone(service *s, uint64_t job_id);
 /* Subscribes to a job's events (GET /jobs/{id}/events): the listener first receives the
  * job's current state (QUEUED/STARTED/PROGRESS, or the final DONE/ERROR at once).
  * SERVICE_DRAINING once service_run has returned (no loop is left to call it). */
@@ -162,7 +167,7 @@ service_status service_subscribe(service *s, uint64_t job_id, service_listener l
  * listener takes; calling it from inside a listener is fine. */
 void service_unsubscribe(service *s, uint64_t job_id, void *user);
 
-enum { SERVICE_HIST_BUCKETS = 12 };
+enum { SERVICE_HIST_BUCKETS = 12, SERVICE_DROP_REASONS = 5 /* job_gone_reason 1..4 */ };
 
 typedef struct service_stats {
     int queued, running;             /* jobs now */
@@ -170,6 +175,9 @@ typedef struct service_stats {
         rejected_draining, rejected_invalid;
     uint64_t images_generated;
     uint64_t steps_run;              /* UNet batches */
+    int retained;                    /* finished jobs kept now */
+    uint64_t retained_bytes;         /* their records' heap bytes (PNGs, texts, record) */
+    uint64_t dropped[SERVICE_DROP_REASONS]; /* finished jobs dropped, by job_gone_reason */
     /* histograms: counts per bucket (cumulative form is made by the renderer) */
     double batch_bounds[SERVICE_HIST_BUCKETS]; /* batch size in images, upper bounds */
     uint64_t batch_counts[SERVICE_HIST_BUCKETS + 1]; /* last = +Inf */

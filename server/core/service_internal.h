@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "inbox.h"
+#include "job_gone.h"
 #include "job_table.h"
 #include "service.h"
 #include "worker.h"
@@ -70,7 +71,9 @@ struct service {
     int running; /* started, not finished */
     int active;  /* queued + running: the drain waits for 0 */
     uint64_t id_seq, id_key;
-    service_stats stats;  /* counters and histograms; queued/running filled on read */
+    service_stats stats;  /* counters and histograms; queued/running filled on read;
+                             retained and retained_bytes kept up to date by retire.c */
+    job_gone gone;        /* ids whose results were dropped, and why (410 answers) */
     atomic_bool draining; /* written under lock; read lock-free by service_draining */
 
     /* loop thread only */

@@ -1,7 +1,8 @@
 /*
  * GET /v1/images/files/{job id}/{index}.png: the images of an OpenAI request made with
  * response_format "url", served from the finished job's stored PNGs for as long as the
- * server keeps finished jobs (--finished-ttl, --max-finished); then 404. The URL in the
+ * server keeps finished jobs (--finished-ttl, --max-finished, --max-finished-mb); then 410
+ * with the reason (404 once the id is too old to remember). The URL in the
  * answer is absolute, built from the request's Host header (http_base_url). Like every
  * route it needs the API key when one is set.
  *
@@ -23,7 +24,12 @@ enum MHD_Result http_openai_file(http_req *r) {
     const int index = atoi(r->subpath + 1);
     uint8_t *png = NULL;
     size_t len = 0;
-    if (service_job_image(svc, r->path_job, index, &png, &len) != SERVICE_OK)
+    const service_status st = service_job_image(svc, r->path_job, index, &png, &len);
+    const char *gone = st == SERVICE_NOT_FOUND ? service_job_gone(svc, r->path_job) : NULL;
+    if (gone)
+        return http_respond_error(r, 410, "gone", NULL, "image %s/%d is no longer kept: %s", id,
+                                  index, gone);
+    if (st != SERVICE_OK)
         return http_respond_error(r, 404, "not_found", NULL,
                                   "no image %s/%d (unknown, unfinished, or expired: images are "
                                   "kept for the server's finished-job retention time)",

@@ -30,9 +30,11 @@ static enum MHD_Result route_ready(http_req *r, service *svc) {
 static enum MHD_Result route_metrics(http_req *r, service *svc) {
     service_stats st;
     if (svc) service_stats_get(svc, &st);
+    memstats mem;
+    memstats_read(&mem);
     size_t len = 0;
-    char *text =
-        metrics_render(r->srv->metrics, svc ? &st : NULL, svc && !service_draining(svc), &len);
+    char *text = metrics_render(r->srv->metrics, svc ? &st : NULL, &mem,
+                                svc && !service_draining(svc), &len);
     if (!text) return MHD_NO;
     return http_respond_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
@@ -66,10 +68,17 @@ static enum MHD_Result route_models(http_req *r, const cs_model *m) {
     return http_respond_json(r, 200, root);
 }
 
+/* 410 with the reason when the job existed and its result was dropped (retention time,
+ * count or byte bound), else 404. */
 static enum MHD_Result job_not_found(http_req *r) {
     char id[JOB_ID_TEXT_SIZE];
+    service *svc = atomic_load(&r->srv->svc);
+    const char *why = svc ? service_job_gone(svc, r->path_job) : NULL;
+    if (why)
+        return http_respond_error(r, 410, "gone", NULL, "job %s has finished and %s",
+                                  job_id_format(r->path_job, id), why);
     return http_respond_error(r, 404, "not_found", NULL,
-                              "no job %s (unknown, or its result has expired)",
+                              "no job %s (unknown, or finished too long ago to remember)",
                               job_id_format(r->path_job, id));
 }
 

@@ -3,13 +3,15 @@
  * parameters are refused naming the field, a full queue refuses with SERVICE_FULL,
  * cancelling a queued or running job ends it with ERROR "cancelled" without disturbing
  * the others, a detached listener is never called again, timeouts end jobs with ERROR
- * "timeout", and finished jobs are retained within a count and a time limit; previews
- * come every preview_every steps without changing an image, and an early finish ends a
- * running job DONE with the images of its clean-image estimate.
+ * "timeout", and finished jobs are retained within a count, a byte and a time limit;
+ * previews come every preview_every steps without changing an image, and an early finish
+ * ends a running job DONE with the images of its clean-image estimate.
  */
 #include <math.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "job_gone.h"
 #include "svc_harness.h"
 
 static const spec k_short = {"a blue square", "", "ddim", 7.5, 3, 1, 7};
@@ -362,6 +364,87 @@ static void test_retention(const cs_model *m) {
         collector_deinit(&c[i]);
 }
 
+/* Runs n jobs of k_short2 (seeds 0..n-1) through a service made with sp; fills ids and
+ * the stats once every final event arrived. The caller frees the service. */
+static service *run_jobs(const cs_model *m, const service_params *sp, int n, uint64_t *ids,
+                         collector *c, service_stats *st) {
+    service *s = start_service(m, sp);
+    if (!s) return NULL;
+    for (int i = 0; i < n; i++) {
+        collector_init(&c[i]);
+        spec sp_i = k_short2;
+        sp_i.seed = (uint64_t)i;
+        CHECK_EQ_INT(submit(s, m, &sp_i, &c[i], &ids[i]), SERVICE_OK);
+    }
+    runner run;
+    runner_start(&run, s);
+    for (int i = 0; i < n; i++)
+        collector_wait_final(&c[i]);
+    runner_stop(&run);
+    service_stats_get(s, st);
+    return s;
+}
+
+/* Finished jobs are kept within max_finished_bytes: the oldest go first and answer
+ * service_job_gone naming the bound; a job larger than the bound alone is not kept. */
+static void test_retention_bytes(const cs_model *m) {
+    printf("retention by bytes:\n");
+    enum { N = 6 };
+    collector c[N];
+    uint64_t ids[N];
+    service_stats st;
+    service_params sp = test_params();
+    sp.max_finished_bytes = 0; /* no byte limit: measure what one job keeps */
+    service *s = run_jobs(m, &sp, N, ids, c, &st);
+    if (!s) return;
+    CHECK_EQ_INT(st.retained, N);
+    const uint64_t per_job = st.retained_bytes / N;
+    CHECK(per_job > 100 && per_job < 1000000);
+    uint64_t png_bytes = 0;
+    for (int i = 0; i < N; i++)
+        png_bytes += c[i].images.len[0];
+    printf("  %d jobs keep %llu bytes (PNGs %llu)\n", N, (unsigned long long)st.retained_bytes,
+           (unsigned long long)png_bytes);
+    CHECK(st.retained_bytes >= png_bytes); /* the PNGs are counted, and more */
+    service_free(s);
+    for (int i = 0; i < N; i++)
+        collector_deinit(&c[i]);
+
+    sp.max_finished_bytes = (size_t)(per_job * 5 / 2); /* room for two */
+    s = run_jobs(m, &sp, N, ids, c, &st);
+    if (!s) return;
+    printf("  bound %zu bytes: %d jobs kept, %llu bytes; %llu dropped for bytes\n",
+           sp.max_finished_bytes, st.retained, (unsigned long long)st.retained_bytes,
+           (unsigned long long)st.dropped[JOB_GONE_BYTES]);
+    CHECK(st.retained_bytes <= sp.max_finished_bytes);
+    CHECK(st.retained >= 1 && st.retained <= 3);
+    CHECK_EQ_INT((int)st.dropped[JOB_GONE_BYTES], N - st.retained);
+    for (int i = 0; i < N; i++) {
+        service_job_info info;
+        const bool kept = service_job_info_get(s, ids[i], &info) == SERVICE_OK;
+        CHECK(kept == (i >= N - st.retained)); /* the newest are the ones kept */
+        const char *why = service_job_gone(s, ids[i]);
+        CHECK(kept ? why == NULL : why && strstr(why, "--max-finished-mb"));
+    }
+    CHECK(service_job_gone(s, ids[0] ^ 1) == NULL); /* never issued: unknown, not gone */
+    service_free(s);
+    for (int i = 0; i < N; i++)
+        collector_deinit(&c[i]);
+
+    sp.max_finished_bytes = 1; /* every result alone is larger */
+    s = run_jobs(m, &sp, 2, ids, c, &st);
+    if (!s) return;
+    CHECK_EQ_INT(st.retained, 0);
+    CHECK(st.retained_bytes == 0);
+    CHECK_EQ_INT((int)st.dropped[JOB_GONE_TOO_LARGE], 2);
+    CHECK(c[0].final_type == SERVICE_EV_DONE && c[0].images.n == 1); /* still got its image */
+    const char *why = service_job_gone(s, ids[1]);
+    CHECK(why && strstr(why, "larger than --max-finished-mb"));
+    service_free(s);
+    for (int i = 0; i < 2; i++)
+        collector_deinit(&c[i]);
+}
+
 int main(void) {
     if (!model_present()) return 0;
     char msg[2048];
@@ -385,6 +468,7 @@ int main(void) {
     test_timeout(m);
     test_retention(m);
     test_previews_and_finish(m, &ref_short);
+    test_retention_bytes(m);
 
     pngs_free(&ref_short);
     cs_model_free(m);

@@ -76,6 +76,17 @@ class Server:
                 return float(parts[1])
         return None
 
+    def memory_note(self):
+        """The retained results and malloc figures of /metrics, to tell growth that the
+        retention bounds allow (the finished-job set filling up) from fragmentation."""
+        def mib(name):
+            v = self.metric(name)
+            return "n/a" if v is None else "%.1f" % (v / 1048576.0)
+        kept = self.metric("cfgserve_finished_jobs_retained")
+        return "retained %s jobs %s MiB, malloc in use %s MiB free %s MiB" % (
+            "n/a" if kept is None else "%d" % kept, mib("cfgserve_finished_jobs_retained_bytes"),
+            mib("cfgserve_malloc_in_use_bytes"), mib("cfgserve_malloc_free_bytes"))
+
     def rss_kib(self):
         with open("/proc/%d/status" % self.p.pid) as f:
             for line in f:
@@ -351,14 +362,16 @@ def main():
         for i in range(3):
             generate(srv, {"prompt": "warm up %d" % i, "steps": a.steps, "seed": i})
         base = srv.rss_kib()
-        log("baseline: RSS %.1f MiB after warm-up; %.1f ms per step alone" % (base / 1024, step_time * 1e3))
+        log("baseline: RSS %.1f MiB after warm-up (%s); %.1f ms per step alone"
+            % (base / 1024, srv.memory_note(), step_time * 1e3))
 
         def rss_check(label):
             r = srv.rss_kib()
             lim = base * (1 + a.rss_pct / 100.0)
             good = r <= lim or a.no_rss
-            log("rss after %s: %.1f MiB (%+.1f %% of baseline)%s" % (label, r / 1024, 100.0 * (r - base) / base,
-                                                                   "" if good else "  FAIL (> %g %%)" % a.rss_pct))
+            log("rss after %s: %.1f MiB (%+.1f %% of baseline; %s)%s"
+                % (label, r / 1024, 100.0 * (r - base) / base, srv.memory_note(),
+                   "" if good else "  FAIL (> %g %%)" % a.rss_pct))
             return good
 
         for ph in a.phases.split(","):

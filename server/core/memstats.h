@@ -1,0 +1,29 @@
+/*
+ * memstats: the process's memory as /metrics reports it — resident set size (what the
+ * kernel and a container limit count) and the malloc heap's own figures (glibc
+ * mallinfo2: bytes handed out, bytes free inside the heap, bytes in mmapped chunks). The
+ * difference between RSS and "in use" is what the allocator holds without a live
+ * allocation: fragmentation and free memory not yet returned.
+ *
+ * Threads: any thread. mallinfo2 walks every malloc arena under its lock: cheap at
+ * scrape rate (microseconds), not for a hot path.
+ */
+#ifndef CS_SERVER_MEMSTATS_H
+#define CS_SERVER_MEMSTATS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct memstats {
+    uint64_t rss_bytes;      /* VmRSS; 0 when /proc is unreadable */
+    uint64_t heap_bytes;     /* sbrk'd and arena memory (mallinfo2 arena) */
+    uint64_t in_use_bytes;   /* allocated chunks (uordblks) + mmapped chunks (hblkhd) */
+    uint64_t free_bytes;     /* free chunks inside the heap (fordblks) */
+    uint64_t mmapped_bytes;  /* chunks served by mmap (hblkhd) */
+    bool have_malloc;        /* false when built without glibc's mallinfo2 */
+} memstats;
+
+/* Fills *out; fields it cannot read are 0. */
+void memstats_read(memstats *out);
+
+#endif
