@@ -39,7 +39,7 @@ import export as export_mod  # noqa: E402
 import make_golden  # noqa: E402
 import models  # noqa: E402
 import st  # noqa: E402
-from train import CsvLog, ema_update, log, save_atomic, to_tensor  # noqa: E402
+from train import CsvLog, ema_update, log, restore, save_atomic, to_tensor  # noqa: E402
 
 
 def student_config(teacher_cfg, dim):
@@ -96,15 +96,11 @@ def train(args):
     student = make_student(teacher, args.cond_dim)
     ema = copy.deepcopy(student)
     opt = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
-    state = {"step": 0, "elapsed": 0.0}
     path = os.path.join(args.run, "student.pt")
-    if os.path.exists(path):
-        ck = torch.load(path)
-        student.load_state_dict(ck["unet"])
-        ema.load_state_dict(ck["ema_unet"])
-        opt.load_state_dict(ck["opt"])
-        state = ck["state"]
-        torch.set_rng_state(ck["rng"])
+    state = restore(path, {"unet": student, "ema_unet": ema}, opt)
+    if state is None:
+        state = {"step": 0, "elapsed": 0.0}
+    else:
         log("resumed at step %d (%.1f min)" % (state["step"], state["elapsed"] / 60))
     if state["elapsed"] >= args.minutes * 60 or state["step"] >= args.steps:
         log("budget already spent (step %d); raise --minutes to continue" % state["step"])
