@@ -157,7 +157,9 @@ def pipeline(tok, text, unet, vae, vcfg, scfg, prompts, negs, g, n, latents):
     # diffusers: do_classifier_free_guidance = g > 1 and time_cond_proj_dim is None.
     cfg = gs[0] > 1.0 and not dim
     tcond = (models.guidance_scale_embedding(torch.tensor(gs) - 1.0, dim) if dim else None)
-    embeds = torch.cat([text(torch.tensor([tok.encode(p) for p in negs]))[0], cond]) if cfg else cond
+    embeds = cond
+    if cfg:
+        embeds = torch.cat([text(torch.tensor([tok.encode(p) for p in negs]))[0], cond])
     ts = ddim_timesteps(scfg, n)
     ratio = scfg["num_train_timesteps"] // n
     final = torch.tensor(1.0) if scfg["set_alpha_to_one"] else ac[0]
@@ -202,7 +204,8 @@ def case_pipeline(out, name, model_dir, parts, prompts, negs, g, n, gen, what):
             "scheduler": {"class": scfg["_class_name"],
                           "note": "the model's own scheduler/scheduler_config.json"},
             "call": {"prompt": prompts[0] if one else prompts,
-                     "negative_prompt": (negs[0] if one else negs) if negs else None, "guidance_scale": g,
+                     "negative_prompt": (negs[0] if one else negs) if negs else None,
+                     "guidance_scale": g,
                      "num_inference_steps": n, "height": config.IMAGE_SIZE,
                      "width": config.IMAGE_SIZE, "output_type": "np",
                      "latents": "inputs.safetensors:latents"},

@@ -86,7 +86,8 @@ static cs_status get_guidance(const golden_case *gc, const cJSON *e, call_args *
     }
     int k = 0;
     for (const cJSON *g = e->child; g; g = g->next, k++) {
-        if (k == MAX_PROMPTS || !cJSON_IsNumber(g) || !(g->valuedouble >= -100 && g->valuedouble <= 100))
+        const bool ok = cJSON_IsNumber(g) && g->valuedouble >= -100 && g->valuedouble <= 100;
+        if (k == MAX_PROMPTS || !ok)
             return bad_key(gc, e->string, "must be a list of at most 8 numbers in [-100, 100]",
                            msg, n);
         a->guidance[k] = g->valuedouble;
@@ -196,7 +197,8 @@ static void compare_embeds(golden_case *gc, const cs_model *m, cs_job *const *jo
 static void embedding_arguments(double guidance_scale, int64_t dim, float *out) {
     const int64_t half = dim / 2;
     for (int64_t k = 0; k < half; k++) {
-        const double arg = (guidance_scale - 1.0) * 1000.0 * exp((double)k * -(log(10000.0) / (double)(half - 1)));
+        const double freq = exp((double)k * -(log(10000.0) / (double)(half - 1)));
+        const double arg = (guidance_scale - 1.0) * 1000.0 * freq;
         out[k] = out[half + k] = (float)fabs(arg);
     }
     if (dim % 2) out[dim - 1] = 0.0f;
