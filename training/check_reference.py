@@ -32,6 +32,28 @@ def report(name, got, want, tol=1e-4):
     return d <= tol
 
 
+def check_guidance_embedded(g):
+    """The time_cond_proj_dim path (training/distill.py's student): diffusers'
+    get_guidance_scale_embedding and the UNet's cond_proj, on the guidance-embedded
+    pipeline's recorded timestep_cond and first UNet call."""
+    ok = True
+    d = os.path.join(g, "pipeline_tiny_wembed")
+    unet = load_model(models.UNet2DConditionModel, os.path.join(d, "model/unet"),
+                      "diffusion_pytorch_model.safetensors")
+    for case in ("ddim_two_prompts_w3", "euler_w6"):
+        with open(os.path.join(d, case, "case.json")) as f:
+            gs = json.load(f)["call"]["guidance_scale"]
+        o = st.load(os.path.join(d, case, "outputs.safetensors"))
+        want = o["timestep_cond"]
+        emb = models.guidance_scale_embedding(torch.tensor(gs - 1).repeat(want.shape[0]),
+                                              want.shape[1])
+        ok &= report("%s timestep_cond" % case, emb, want, 0.0)
+        t = o["unet_timestep"][0].repeat(want.shape[0])
+        ok &= report("%s unet_out[0]" % case,
+                     unet(o["unet_sample"][0], t, o["prompt_embeds"], emb), o["unet_out"][0])
+    return ok
+
+
 @torch.no_grad()
 def main():
     g = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/golden"
@@ -56,6 +78,7 @@ def main():
     mean, logvar = vae.encode(i["image"])
     ok &= report("vae latent_mean", mean, o["latent_mean"])
     ok &= report("vae latent_logvar", logvar, o["latent_logvar"])
+    ok &= check_guidance_embedded(g)
     print("ALL PASS" if ok else "SOME FAILED")
     return 0 if ok else 1
 

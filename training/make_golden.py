@@ -1,6 +1,7 @@
-"""Reference cases for the shipped default model, in the case format of ../shared/golden.
+"""Reference cases for a shipped model, in the case format of ../shared/golden.
 
     /usr/bin/python3 training/make_golden.py --model models/default --out tests/golden_default
+    /usr/bin/python3 training/make_golden.py --model models/student --out tests/golden_student
 
 Each case folder has case.json (kind, component folders relative to the case, call,
 tensor names/shapes) + inputs.safetensors + outputs.safetensors; `cfgserve-golden <case>`
@@ -14,6 +15,11 @@ the model's DDIMScheduler (eta 0) step by step. Cases:
 * vae:           decode of two latents, encode of two data set images
 * pipeline_cfg:  one prompt, guidance 7.5, 10 steps, given initial latents
 * pipeline_two_prompts: two prompts with their own negative prompts, guidance 4, 6 steps
+
+A guidance-embedded model (unet time_cond_proj_dim, training/distill.py's student) gets
+what diffusers does with one: no unconditional batch, timestep_cond =
+get_guidance_scale_embedding(guidance_scale - 1) per image at every UNet call (recorded as
+the output timestep_cond), and its own cases instead of the CFG ones (see main).
 """
 import argparse
 import json
@@ -93,6 +99,11 @@ def case_text_encoder(out, model_dir, tok, text):
     write_case(out, "text_encoder", case, {"input_ids": ids, "short_input_ids": short}, outputs)
 
 
+def embedded_dim(unet):
+    """time_cond_proj_dim of a guidance-embedded UNet, else 0."""
+    return unet.config.get("time_cond_proj_dim") or 0
+
+
 def case_unet(out, model_dir, tok, text, unet, gen):
     ids = torch.tensor([tok.encode(""), tok.encode("a large purple triangle on the right")])
     ctx = text(ids)[0]
@@ -101,12 +112,19 @@ def case_unet(out, model_dir, tok, text, unet, gen):
     t = torch.tensor([601, 601])
     sample = (ac[601].sqrt() * x0 + (1 - ac[601]).sqrt() * torch.randn(1, 4, 8, 8, generator=gen))
     sample = sample.repeat(2, 1, 1, 1)
+    inputs = {"sample": sample, "timestep": t, "encoder_hidden_states": ctx}
     case = {"kind": "unet", "class": "diffusers.UNet2DConditionModel",
             "what": "CFG-style batch: the same noisy latent with the \"\" and a prompt embedding",
             "component_dirs": {"unet": rel(out, "unet", model_dir + "/unet")},
             "call": "unet(sample, timestep, encoder_hidden_states=encoder_hidden_states).sample"}
-    write_case(out, "unet", case, {"sample": sample, "timestep": t, "encoder_hidden_states": ctx},
-               {"sample": unet(sample, t, ctx)})
+    dim = embedded_dim(unet)
+    if dim:
+        inputs["timestep_cond"] = models.guidance_scale_embedding(torch.tensor([0.0, 6.5]), dim)
+        case["what"] += "; timestep_cond = get_guidance_scale_embedding([0, 6.5]) (s = 1, 7.5)"
+        case["call"] = ("unet(sample, timestep, encoder_hidden_states=encoder_hidden_states, "
+                        "timestep_cond=timestep_cond).sample")
+    write_case(out, "unet", case, inputs,
+               {"sample": unet(sample, t, ctx, inputs.get("timestep_cond"))})
 
 
 def case_vae(out, model_dir, vae, gen):
@@ -128,11 +146,20 @@ def ddim_timesteps(scfg, n):
 
 
 def pipeline(tok, text, unet, vae, vcfg, scfg, prompts, negs, g, n, latents):
-    """StableDiffusionPipeline.__call__ with DDIMScheduler (eta 0), output_type "np"."""
+    """StableDiffusionPipeline.__call__ with DDIMScheduler (eta 0), output_type "np".
+    For a guidance-embedded UNet g may be a list, one scale per prompt (each prompt's rows
+    are then what a diffusers call with that scale computes)."""
     ac = config.alphas_cumprod()
     cond = text(torch.tensor([tok.encode(p) for p in prompts]))[0]
-    cfg = g > 1.0
-    embeds = torch.cat([text(torch.tensor([tok.encode(p) for p in negs]))[0], cond]) if cfg else cond
+    dim = embedded_dim(unet)
+    gs = g if isinstance(g, list) else [g] * len(prompts)
+    assert dim or not isinstance(g, list), "one guidance scale per CFG call"
+    # diffusers: do_classifier_free_guidance = g > 1 and time_cond_proj_dim is None.
+    cfg = gs[0] > 1.0 and not dim
+    tcond = (models.guidance_scale_embedding(torch.tensor(gs) - 1.0, dim) if dim else None)
+    embeds = cond
+    if cfg:
+        embeds = torch.cat([text(torch.tensor([tok.encode(p) for p in negs]))[0], cond])
     ts = ddim_timesteps(scfg, n)
     ratio = scfg["num_train_timesteps"] // n
     final = torch.tensor(1.0) if scfg["set_alpha_to_one"] else ac[0]
@@ -141,12 +168,12 @@ def pipeline(tok, text, unet, vae, vcfg, scfg, prompts, negs, g, n, latents):
     for t in ts:
         xin = torch.cat([x, x]) if cfg else x
         tt = torch.full((xin.shape[0],), int(t), dtype=torch.int64)
-        eps = unet(xin, tt, embeds)
+        eps = unet(xin, tt, embeds, tcond)
         rec["unet_sample"].append(xin)
         rec["unet_out"].append(eps)
         if cfg:
             eu, ec = eps.chunk(2)
-            eps = eu + g * (ec - eu)
+            eps = eu + gs[0] * (ec - eu)
         a_t = ac[t]
         a_prev = ac[t - ratio] if t - ratio >= 0 else final
         x0 = (x - (1 - a_t) ** 0.5 * eps) / a_t ** 0.5
@@ -161,6 +188,8 @@ def pipeline(tok, text, unet, vae, vcfg, scfg, prompts, negs, g, n, latents):
                "unet_timestep": torch.from_numpy(ts.copy()),
                "unet_out": torch.stack(rec["unet_out"]), "prompt_embeds": embeds,
                "vae_decoder_in": dec_in, "vae_decoded": decoded}
+    if dim:
+        outputs["timestep_cond"] = tcond
     return outputs
 
 
@@ -169,17 +198,29 @@ def case_pipeline(out, name, model_dir, parts, prompts, negs, g, n, gen, what):
     latents = torch.randn(len(prompts), 4, config.LATENT_SIZE, config.LATENT_SIZE, generator=gen)
     outputs = pipeline(tok, text, unet, vae, vcfg, scfg, prompts, negs, g, n, latents)
     one = len(prompts) == 1
+    dim = embedded_dim(unet)
     case = {"kind": "pipeline", "class": "diffusers.StableDiffusionPipeline", "what": what,
             "model_dir": rel(out, name, model_dir),
             "scheduler": {"class": scfg["_class_name"],
                           "note": "the model's own scheduler/scheduler_config.json"},
             "call": {"prompt": prompts[0] if one else prompts,
-                     "negative_prompt": negs[0] if one else negs, "guidance_scale": g,
+                     "negative_prompt": (negs[0] if one else negs) if negs else None,
+                     "guidance_scale": g,
                      "num_inference_steps": n, "height": config.IMAGE_SIZE,
                      "width": config.IMAGE_SIZE, "output_type": "np",
                      "latents": "inputs.safetensors:latents"},
-            "do_classifier_free_guidance": g > 1.0,
+            "do_classifier_free_guidance": not dim and g > 1.0,
             "vae_scale_factor": 2 ** (len(vcfg["block_out_channels"]) - 1)}
+    if dim:
+        case["guidance_embedded"] = True
+        case["notes"] = [
+            "the UNet has time_cond_proj_dim: no unconditional batch; timestep_cond = "
+            "get_guidance_scale_embedding(guidance_scale - 1, time_cond_proj_dim), one row per "
+            "image, at every UNet call",
+            "guidance_scale as a list: one scale per prompt in one batch (cfgserve's per-request "
+            "scale); each prompt's rows equal a diffusers call with its own scale"]
+        if negs is None:
+            del case["call"]["negative_prompt"]
     write_case(out, name, case, {"latents": latents}, outputs)
 
 
@@ -199,6 +240,16 @@ def main():
     case_text_encoder(out, model_dir, tok, text)
     case_unet(out, model_dir, tok, text, unet, gen)
     case_vae(out, model_dir, vae, gen)
+    if embedded_dim(unet):  # negative prompts mean nothing to it (no unconditional pass)
+        case_pipeline(out, "pipeline_w7_5", model_dir, parts, ["a large red circle on the left"],
+                      None, 7.5, 10, gen, "one prompt, guidance 7.5 embedded, 10 DDIM steps")
+        case_pipeline(out, "pipeline_two_w", model_dir, parts,
+                      ["a blue square at the top", "a small yellow star"], None, [2.0, 9.0], 6,
+                      gen, "two prompts with their own guidance scales (2 and 9) in one batch, "
+                      "6 DDIM steps")
+        case_pipeline(out, "pipeline_w1", model_dir, parts, ["a green triangle"], None, 1.0, 6,
+                      gen, "guidance 1 (embedding of 0), 6 DDIM steps")
+        return
     case_pipeline(out, "pipeline_cfg", model_dir, parts, ["a large red circle on the left"], [""],
                   7.5, 10, gen, "one prompt, empty negative prompt, guidance 7.5, 10 DDIM steps")
     case_pipeline(out, "pipeline_two_prompts", model_dir, parts,

@@ -7,7 +7,9 @@ files export.py writes load in diffusers, and in cfgserve's C engine, unchanged;
 reference outputs make_golden.py records are what diffusers would compute.
 
 Only the configuration the default model uses is implemented (SD 1.x block types, no
-linear projection, no class/timestep conditions); the constructors reject anything else.
+linear projection, no class conditions); the constructors reject anything else. The one
+optional extra is `time_cond_proj_dim` (a guidance-distilled UNet, training/distill.py):
+time_embedding.cond_proj adds the guidance-scale embedding to the timestep features.
 """
 import math
 
@@ -419,11 +421,15 @@ class UNetMidBlock2DCrossAttn(nn.Module):
 
 
 class TimestepEmbedding(nn.Module):
-    def __init__(self, cin, dim):
+    def __init__(self, cin, dim, cond_dim=None):
         super().__init__()
         self.linear_1, self.linear_2 = nn.Linear(cin, dim), nn.Linear(dim, dim)
+        if cond_dim:  # diffusers: cond_proj added to the sinusoidal input, no bias
+            self.cond_proj = nn.Linear(cond_dim, cin, bias=False)
 
-    def forward(self, x):
+    def forward(self, x, cond=None):
+        if cond is not None:
+            x = x + self.cond_proj(cond)
         return self.linear_2(F.silu(self.linear_1(x)))
 
 
@@ -438,6 +444,20 @@ def timestep_features(t, dim, flip_sin_to_cos=True, shift=0.0):
     return emb
 
 
+def guidance_scale_embedding(w, dim):
+    """diffusers StableDiffusionPipeline.get_guidance_scale_embedding(w, dim), float32.
+    The pipeline passes w = guidance_scale - 1 (a float32 tensor, one entry per image)."""
+    w = w.float() * 1000.0
+    half = dim // 2
+    step = torch.log(torch.tensor(10000.0)) / (half - 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -step)
+    emb = w[:, None] * freqs[None, :]
+    emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=1)
+    if dim % 2 == 1:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
 class UNet2DConditionModel(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -449,7 +469,7 @@ class UNet2DConditionModel(nn.Module):
         heads = hd if isinstance(hd, list) else [hd] * len(ch)  # diffusers: these are head counts
         temb = 4 * ch[0]
         self.conv_in = nn.Conv2d(cfg["in_channels"], ch[0], 3, padding=1)
-        self.time_embedding = TimestepEmbedding(ch[0], temb)
+        self.time_embedding = TimestepEmbedding(ch[0], temb, cfg.get("time_cond_proj_dim"))
         self.down_blocks = nn.ModuleList()
         for i, kind in enumerate(cfg["down_block_types"]):
             assert kind in ("CrossAttnDownBlock2D", "DownBlock2D")
@@ -470,11 +490,14 @@ class UNet2DConditionModel(nn.Module):
         self.conv_norm_out = nn.GroupNorm(g, ch[0], eps=eps)
         self.conv_out = nn.Conv2d(ch[0], cfg["out_channels"], 3, padding=1)
 
-    def forward(self, x, t, ctx):
-        """x (B, C, h, w), t (B,) timesteps, ctx (B, L, cross) -> predicted noise (B, C, h, w)."""
+    def forward(self, x, t, ctx, timestep_cond=None):
+        """x (B, C, h, w), t (B,) timesteps, ctx (B, L, cross), timestep_cond (B,
+        time_cond_proj_dim) or None (as in diffusers: no cond_proj term) -> noise (B, C, h, w)."""
         cfg = self.config
+        assert timestep_cond is None or cfg.get("time_cond_proj_dim"), "no time_cond_proj_dim"
         temb = self.time_embedding(timestep_features(t, cfg["block_out_channels"][0],
-                                                     cfg["flip_sin_to_cos"], cfg["freq_shift"]))
+                                                     cfg["flip_sin_to_cos"], cfg["freq_shift"]),
+                                   timestep_cond)
         x = self.conv_in(x)
         skips = [x]
         for b in self.down_blocks:

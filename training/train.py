@@ -48,6 +48,19 @@ def save_atomic(obj, path):
     os.replace(path + ".tmp", path)
 
 
+def restore(path, modules, opt):
+    """Loads a checkpoint written by the trainers (state_dicts under modules' keys, "opt",
+    "state", "rng") into modules and opt; returns its state dict, or None without one."""
+    if not os.path.exists(path):
+        return None
+    ck = torch.load(path)
+    for key, m in modules.items():
+        m.load_state_dict(ck[key])
+    opt.load_state_dict(ck["opt"])
+    torch.set_rng_state(ck["rng"])
+    return ck["state"]
+
+
 def load_data(run, count, seed):
     path = os.path.join(run, "data.npz")
     if not os.path.exists(path):
@@ -84,13 +97,10 @@ def train_vae(args, images):
     torch.manual_seed(args.seed)
     vae = models.AutoencoderKL(config.VAE)
     opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
-    state = {"step": 0, "elapsed": 0.0, "done": False}
-    if os.path.exists(path):
-        ck = torch.load(path)
-        vae.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        state = ck["state"]
-        torch.set_rng_state(ck["rng"])
+    state = restore(path, {"model": vae}, opt)
+    if state is None:
+        state = {"step": 0, "elapsed": 0.0, "done": False}
+    else:
         log("vae: resumed at step %d (%.1f min)" % (state["step"], state["elapsed"] / 60))
     # A budget raised on the command line continues a finished stage.
     state["done"] = state["elapsed"] >= args.vae_minutes * 60 or state["step"] >= args.vae_steps
@@ -205,16 +215,11 @@ def train_unet(args, labels, lat, tok):
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=args.unet_lr, weight_decay=0.01)
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
-    state = {"step": 0, "elapsed": 0.0, "done": False}
-    if os.path.exists(path):
-        ck = torch.load(path)
-        unet.load_state_dict(ck["unet"])
-        text.load_state_dict(ck["text_encoder"])
-        ema_unet.load_state_dict(ck["ema_unet"])
-        ema_text.load_state_dict(ck["ema_text_encoder"])
-        opt.load_state_dict(ck["opt"])
-        state = ck["state"]
-        torch.set_rng_state(ck["rng"])
+    state = restore(path, {"unet": unet, "text_encoder": text, "ema_unet": ema_unet,
+                           "ema_text_encoder": ema_text}, opt)
+    if state is None:
+        state = {"step": 0, "elapsed": 0.0, "done": False}
+    else:
         log("unet: resumed at step %d (%.1f min)" % (state["step"], state["elapsed"] / 60))
     state["done"] = state["elapsed"] >= args.unet_minutes * 60 or state["step"] >= args.unet_steps
     if state["done"]:

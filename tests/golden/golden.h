@@ -62,6 +62,14 @@ bool golden_compare(golden_case *gc, const char *name, const float *got, int64_t
 bool golden_compare_rel(golden_case *gc, const char *name, const float *got, int64_t numel,
                         const float *want, double tol);
 
+/* Per-element limit by a given magnitude: passes when every |got[i] - want[i]| <= tol *
+ * max(1, scale[i]) (scale NULL: |want[i]|, i.e. golden_compare_rel); scale_name labels the
+ * printed line. For values whose float32 error grows with an input, e.g. sin/cos of a large
+ * argument. */
+bool golden_compare_scaled(golden_case *gc, const char *name, const float *got, int64_t numel,
+                           const float *want, const float *scale, const char *scale_name,
+                           double tol);
+
 /* Prints a PASS/FAIL line for an exact comparison (token ids and the like). */
 bool golden_report_exact(golden_case *gc, const char *name, int64_t mismatches, int64_t total,
                          const char *detail);

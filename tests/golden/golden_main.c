@@ -103,23 +103,30 @@ bool golden_compare(golden_case *gc, const char *name, const float *got, int64_t
     return ok;
 }
 
-bool golden_compare_rel(golden_case *gc, const char *name, const float *got, int64_t numel,
-                        const float *want, double tol) {
+bool golden_compare_scaled(golden_case *gc, const char *name, const float *got, int64_t numel,
+                           const float *want, const float *scale, const char *scale_name,
+                           double tol) {
     double max_abs = 0, max_scaled = 0;
     bool finite = true;
     for (int64_t i = 0; i < numel; i++) {
         if (!isfinite(got[i])) finite = false;
         const double d = fabs((double)got[i] - (double)want[i]);
+        const double s = scale ? (double)scale[i] : fabs((double)want[i]);
         max_abs = fmax(max_abs, d);
-        max_scaled = fmax(max_scaled, d / fmax(1.0, fabs((double)want[i])));
+        max_scaled = fmax(max_scaled, d / fmax(1.0, s));
     }
     const bool ok = finite && max_scaled <= tol;
     gc->compared++;
     if (!ok) gc->failures++;
-    printf("%-44s %-26s max_abs=%.3e max_scaled=%.3e tol=%.1e*max(1,|ref|)  %s%s\n", gc->label,
-           name, max_abs, max_scaled, tol, ok ? "PASS" : "FAIL",
+    printf("%-44s %-26s max_abs=%.3e max_scaled=%.3e tol=%.1e*max(1,%s)  %s%s\n", gc->label,
+           name, max_abs, max_scaled, tol, scale_name, ok ? "PASS" : "FAIL",
            finite ? "" : " (non-finite values)");
     return ok;
+}
+
+bool golden_compare_rel(golden_case *gc, const char *name, const float *got, int64_t numel,
+                        const float *want, double tol) {
+    return golden_compare_scaled(gc, name, got, numel, want, NULL, "|ref|", tol);
 }
 
 bool golden_report_exact(golden_case *gc, const char *name, int64_t mismatches, int64_t total,

@@ -11,6 +11,7 @@
 #include "golden.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -23,7 +24,10 @@ typedef struct call_args {
     const char *prompts[MAX_PROMPTS], *negs[MAX_PROMPTS];
     int np, nn;
     int per_prompt; /* num_images_per_prompt */
-    double guidance, rescale, eta;
+    double guidance[MAX_PROMPTS]; /* one per prompt (a scalar call value fills them all) */
+    bool guidance_list;           /* call.guidance_scale was a list ... */
+    int np_guidance;              /* ... of this many numbers */
+    double rescale, eta;
     int steps, width, height, clip_skip; /* width/height 0: the model's native size */
 } call_args;
 
@@ -69,9 +73,33 @@ static cs_status get_int(const golden_case *gc, const cJSON *e, int lo, int hi, 
     return st;
 }
 
+/* guidance_scale: a number, or (cfgserve's per-request scale in a shared batch, guidance-
+ * embedded models only) a list with one number per prompt; the reference then computes
+ * each prompt's rows with its own scale, as separate diffusers calls would. */
+static cs_status get_guidance(const golden_case *gc, const cJSON *e, call_args *a, char *msg,
+                              size_t n) {
+    a->guidance_list = cJSON_IsArray(e);
+    if (!a->guidance_list) {
+        cs_status st = get_num(gc, e, -100, 100, &a->guidance[0], msg, n);
+        for (int i = 1; i < MAX_PROMPTS; i++) a->guidance[i] = a->guidance[0];
+        return st;
+    }
+    int k = 0;
+    for (const cJSON *g = e->child; g; g = g->next, k++) {
+        const bool ok = cJSON_IsNumber(g) && g->valuedouble >= -100 && g->valuedouble <= 100;
+        if (k == MAX_PROMPTS || !ok)
+            return bad_key(gc, e->string, "must be a list of at most 8 numbers in [-100, 100]",
+                           msg, n);
+        a->guidance[k] = g->valuedouble;
+    }
+    a->np_guidance = k;
+    return CS_OK;
+}
+
 static cs_status parse_call(const golden_case *gc, const cJSON *call, call_args *a, char *msg,
                             size_t n) {
-    *a = (call_args){.per_prompt = 1, .guidance = 7.5, .steps = 50};
+    *a = (call_args){.per_prompt = 1, .steps = 50};
+    for (int i = 0; i < MAX_PROMPTS; i++) a->guidance[i] = 7.5;
     bool prompt_list = false, neg_list = false, have_prompt = false;
     cs_status st = CS_OK;
     for (const cJSON *e = call->child; e && st == CS_OK; e = e->next) {
@@ -84,7 +112,7 @@ static cs_status parse_call(const golden_case *gc, const cJSON *call, call_args 
             if ((a->nn = string_or_list(e, a->negs, &neg_list)) < 0)
                 st = bad_key(gc, k, "must be a string, a list of strings or null", msg, n);
         } else if (!strcmp(k, "guidance_scale")) {
-            st = get_num(gc, e, -100, 100, &a->guidance, msg, n);
+            st = get_guidance(gc, e, a, msg, n);
         } else if (!strcmp(k, "guidance_rescale")) {
             st = get_num(gc, e, 0, 1, &a->rescale, msg, n);
         } else if (!strcmp(k, "eta")) {
@@ -117,6 +145,8 @@ static cs_status parse_call(const golden_case *gc, const cJSON *call, call_args 
      * of another length a ValueError. */
     if (a->nn > 0 && (neg_list != prompt_list || a->nn != a->np))
         return bad_key(gc, "negative_prompt", "must match prompt in type and length", msg, n);
+    if (a->guidance_list && a->np_guidance != a->np)
+        return bad_key(gc, "guidance_scale", "as a list must hold one number per prompt", msg, n);
     return CS_OK;
 }
 
@@ -162,7 +192,25 @@ static void compare_embeds(golden_case *gc, const cs_model *m, cs_job *const *jo
     free(ours);
 }
 
-/* timestep_cond [images, dim]: each job's guidance embedding once per image. */
+/* The sin/cos arguments of a guidance embedding row: (s - 1)·1000·f_k, up to 11 000 at
+ * s = 12 (guidance.h's formula, in double). */
+static void embedding_arguments(double guidance_scale, int64_t dim, float *out) {
+    const int64_t half = dim / 2;
+    for (int64_t k = 0; k < half; k++) {
+        const double freq = exp((double)k * -(log(10000.0) / (double)(half - 1)));
+        const double arg = (guidance_scale - 1.0) * 1000.0 * freq;
+        out[k] = out[half + k] = (float)fabs(arg);
+    }
+    if (dim % 2) out[dim - 1] = 0.0f;
+}
+
+/* timestep_cond [images, dim]: each job's guidance embedding once per image. Its values
+ * are float32 sin/cos of arguments up to ~11 000, and libm and torch round the argument
+ * (exp of the frequency, the product) and reduce it differently: ~1e-4 apart at an
+ * argument of 2 000 — the argument's own float32 rounding (an ulp of 2 000 is 1.2e-4), not
+ * a formula error. So every element's limit scales with its argument, 4 ulp-units of it
+ * (4·FLT_EPSILON·max(1, |arg|)), for every case alike; a wrong frequency or w is off by
+ * O(1). */
 static cs_status compare_timestep_cond(golden_case *gc, const cs_model *m, cs_job *const *jobs,
                                        int np, int per, char *msg, size_t n) {
     const int64_t dim = m->guidance_embed_dim;
@@ -183,9 +231,19 @@ static cs_status compare_timestep_cond(golden_case *gc, const cs_model *m, cs_jo
     const int64_t rows = (int64_t)np * per;
     float *ours = cs_malloc((size_t)(rows * dim) * sizeof *ours);
     if (ours && d[0] == rows && d[1] == dim) {
-        for (int64_t r = 0; r < rows; r++)
+        float *args = cs_malloc((size_t)(rows * dim) * sizeof *args);
+        if (!args) {
+            free(ours);
+            free(want);
+            return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory");
+        }
+        for (int64_t r = 0; r < rows; r++) {
             memcpy(ours + r * dim, jobs[r / per]->w_embed, (size_t)dim * sizeof *ours);
-        golden_compare(gc, "timestep_cond", ours, rows * dim, want, 1e-4);
+            embedding_arguments(jobs[r / per]->params.guidance_scale, dim, args + r * dim);
+        }
+        golden_compare_scaled(gc, "timestep_cond", ours, rows * dim, want, args, "|arg|",
+                              4.0 * FLT_EPSILON);
+        free(args);
     } else {
         golden_report_exact(gc, "timestep_cond", 1, 1, "shape differs from [images, dim]");
     }
@@ -263,7 +321,13 @@ cs_status golden_pipeline_run_model(golden_case *gc, cs_model *m, const cs_lora_
      * without CFG its result is the conditional estimate, the engine's guidance 1. The
      * embedded model keeps its scale: it is the embedding's input. */
     const bool embedded = m->guidance_embed_dim > 0;
-    const bool cfg = a.guidance > 1.0 && !embedded;
+    const bool cfg = a.guidance[0] > 1.0 && !embedded;
+    if (a.guidance_list && !embedded) {
+        st = bad_key(gc, "guidance_scale",
+                     "is a list, which only a guidance-embedded UNet replays (diffusers' CFG "
+                     "batch takes one scale)", msg, n);
+        goto done;
+    }
     cs_session_params sp = {.max_images = images, .max_width = width, .max_height = height};
     if ((st = cs_session_new(m, &sp, &s, msg, n)) != CS_OK) goto done;
     const int64_t img = ld[1] * ld[2] * ld[3];
@@ -271,7 +335,7 @@ cs_status golden_pipeline_run_model(golden_case *gc, cs_model *m, const cs_lora_
         cs_gen_params p = cs_gen_default_params(m);
         p.prompt = a.prompts[i];
         p.negative_prompt = a.nn && cfg ? a.negs[i] : "";
-        p.guidance_scale = cfg || embedded ? a.guidance : 1.0;
+        p.guidance_scale = cfg || embedded ? a.guidance[i] : 1.0;
         p.guidance_rescale = cfg ? a.rescale : 0.0; /* diffusers rescales only under CFG */
         p.eta = a.eta;
         p.clip_skip = a.clip_skip;
