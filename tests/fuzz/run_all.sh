@@ -71,10 +71,14 @@ run_one() { # TARGET: fuzzes it; writes its summary line to <work>/<target>/summ
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$w/fuzz.log" | tail -n 1)
     cov=$(grep -oE 'cov: [0-9]+' "$w/fuzz.log" | tail -n 1 | cut -d' ' -f2)
     corpus=$(find "$w/corpus" -type f | wc -l)
-    findings=$(find "$w/artifacts" -type f | wc -l)
+    # slow-unit-* files are inputs that took longer than libFuzzer's report threshold in
+    # wall-clock time: on a loaded machine that is starvation, not a bug; they are listed
+    # apart (replay them: BINDIR/<target> FILE) and are not findings.
+    findings=$(find "$w/artifacts" -type f ! -name 'slow-unit-*' | wc -l)
+    slow=$(find "$w/artifacts" -type f -name 'slow-unit-*' | wc -l)
     [[ $rc -ne 0 && $findings -eq 0 ]] && findings=1
-    printf '%-18s %5ss  execs %-10s cov %-6s corpus %-6s findings %s%s\n' "$t" "$seconds" \
-        "${execs:-?}" "${cov:-?}" "$corpus" "$findings" \
+    printf '%-18s %5ss  execs %-10s cov %-6s corpus %-6s findings %s  slow inputs %s%s\n' "$t" \
+        "$seconds" "${execs:-?}" "${cov:-?}" "$corpus" "$findings" "$slow" \
         "$([[ $rc -ne 0 ]] && echo "  (exit $rc; log $w/fuzz.log)")" >"$w/summary"
     if [[ $rc -ne 0 ]]; then
         grep -E 'ERROR|SUMMARY|assertion|runtime error|out-of-memory' "$w/fuzz.log" | head -8 \
