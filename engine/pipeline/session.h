@@ -12,12 +12,17 @@
  * image), and each job's noise comes from its own seeded stream, so a job's result does
  * not depend on what it was batched with.
  *
+ * Layering inside the pipeline: session (this file: the plan and the encoders/decoder run
+ * in it) < job (job.c, img2img.c: a request's state, made with a session's encoders) <
+ * step (step.c: cs_step / cs_decode over jobs in a session). Nothing calls upward.
+ *
  * A session is used by one thread at a time.
  */
 #ifndef CS_SESSION_H
 #define CS_SESSION_H
 
-#include "job.h"
+#include "model.h"
+#include "model_lora.h"
 
 const cs_model *session_model(const cs_session *s);
 /* Whether a job of this size fits the session's plan. */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "job.h"
 #include "session.h"
 
 enum { MAX_IMAGES = 8 };

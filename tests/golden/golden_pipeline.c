@@ -15,6 +15,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "job.h"
 #include "session.h"
 
 enum { MAX_PROMPTS = 8 };

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "job.h"
 #include "session.h"
 
 #define MODEL_DIR CS_GOLDEN_DIR "/pipeline_tiny/model"

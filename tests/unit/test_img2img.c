@@ -12,6 +12,7 @@
 #include "img2img.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "job.h"
 #include "session.h"
 #include "st_build.h"
 

@@ -8,6 +8,7 @@
 #include "check.h"
 #include "lora_build.h"
 #include "model_lora.h"
+#include "job.h"
 #include "session.h"
 
 #define MODEL_DIR CS_GOLDEN_DIR "/pipeline_tiny/model"

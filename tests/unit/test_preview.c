@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "preview.h"
+#include "job.h"
 #include "session.h"
 
 /* The project's trained default model: a random-weight VAE (the golden tiny model's) has

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "job.h"
 #include "session.h"
 
 #define MODEL_DIR CS_GOLDEN_DIR "/pipeline_tiny/model"
