@@ -35,3 +35,14 @@ void memstats_read(memstats *out) {
     out->have_malloc = true;
 #endif
 }
+
+bool memstats_trim(uint64_t min_free) {
+#ifdef CS_HAVE_MALLINFO2
+    if (mallinfo2().fordblks <= min_free) return false;
+    malloc_trim(0);
+    return true;
+#else
+    (void)min_free;
+    return false;
+#endif
+}

@@ -26,4 +26,10 @@ typedef struct memstats {
 /* Fills *out; fields it cannot read are 0. */
 void memstats_read(memstats *out);
 
+/* Returns free heap memory to the kernel (glibc malloc_trim: the top of each arena and
+ * whole free pages inside it) when more than min_free bytes lie free in the heap; true if
+ * it trimmed. Takes every arena's lock while it runs (well under a millisecond for our
+ * heaps): call it now and then, not per allocation. */
+bool memstats_trim(uint64_t min_free);
+
 #endif
