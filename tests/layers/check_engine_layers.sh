@@ -7,6 +7,7 @@
 #
 #   tests/layers/check_engine_layers.sh BUILD_DIR LAYER...   (lowest layer first)
 set -euo pipefail
+export LC_ALL=C # sort and join must agree on the order
 build=$1
 shift
 defined=$(mktemp)
@@ -20,14 +21,15 @@ done | sort -u >"$defined.all"
 below=""
 for layer in "$@"; do
     below="$below $layer"
-    while read -r sym; do
-        owner=$(awk -v s="$sym" '$1 == s { print $2; exit }' "$defined.all")
-        [[ -z $owner ]] && continue # not the engine's: a system library
+    nm --undefined-only -g "$build/libcfgengine_$layer.a" | awk 'NF == 2 { print $2 }' |
+        sort -u >"$defined.undef"
+    # join keeps the engine's symbols only (the rest come from system libraries).
+    while read -r sym owner; do
         if [[ " $below " != *" $owner "* ]]; then
             echo "layer $layer calls up: $sym is defined in $owner" >&2
             status=1
         fi
-    done < <(nm --undefined-only -g "$build/libcfgengine_$layer.a" | awk 'NF == 2 { print $2 }' | sort -u)
+    done < <(join "$defined.undef" "$defined.all")
 done
 [[ $status -eq 0 ]] && echo "engine layers: every call points down ($*)"
 exit $status
