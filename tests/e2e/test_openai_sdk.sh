@@ -30,5 +30,24 @@ check "truncated multipart body: 400 ($code)" "[ $code = 400 ] && grep -q 'multi
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer sdk-test-key' "$URL/v1/images/files/0-999999/0.png")
 check "an unknown image file: 404 ($code)" "[ $code = 404 ]"
 stop_server
+
+# A url result whose job was evicted (here: only one finished job is kept) answers 410
+# with the reason, in the OpenAI shape; its own url works until then.
+start_server openai_gone --max-finished 1
+gen() {
+  curl -s -o "$tmp/gen" -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"prompt":"a red star","size":"64x64","response_format":"url","steps":2}' \
+    "$URL/v1/images/generations"
+}
+url1=""; url2=""
+[ "$(gen)" = 200 ] && url1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"][0]["url"])' "$tmp/gen")
+check "first url result works (${url1##*/v1/})" \
+  "[ -n '$url1' ] && [ \$(curl -s -o /dev/null -w '%{http_code}' '$url1') = 200 ]"
+[ "$(gen)" = 200 ] && url2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"][0]["url"])' "$tmp/gen")
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$url1")
+check "its url after the job was evicted: 410 naming why ($code)" \
+  "[ $code = 410 ] && grep -q '\"error\"' $tmp/body && grep -qi 'evicted' $tmp/body"
+check "the newer url still works" "[ \$(curl -s -o /dev/null -w '%{http_code}' '$url2') = 200 ]"
+stop_server
 [ $fail = 0 ] && echo "test_openai_sdk: all passed"
 exit $fail
