@@ -84,6 +84,13 @@ static void header(text *t, const char *name, const char *type, const char *help
 }
 
 /* A histogram from per-bucket counts (the last is +Inf), in cumulative form. */
+/* A metric with one unlabelled value: its header and its line. */
+static void single(text *t, const char *name, const char *type, const char *help,
+                   unsigned long long value) {
+    header(t, name, type, help);
+    put(t, "%s %llu\n", name, value);
+}
+
 static void histogram(text *t, const char *name, const char *help, const double *bounds,
                       int n_bounds, const uint64_t *counts, double sum) {
     header(t, name, "histogram", help);
@@ -102,12 +109,12 @@ static void histogram(text *t, const char *name, const char *help, const double 
 /* Finished jobs kept for GET /jobs/{id} and what they hold: the part of the heap that
  * grows with traffic, bounded by --max-finished and --max-finished-mb. */
 static void retention(text *t, const service_stats *st) {
-    header(t, "cfgserve_finished_jobs_retained", "gauge",
-           "Finished jobs kept for GET /jobs/{id} and result URLs.");
-    put(t, "cfgserve_finished_jobs_retained %d\n", st->retained);
-    header(t, "cfgserve_finished_jobs_retained_bytes", "gauge",
-           "Heap bytes of the kept finished jobs (PNGs, texts, records).");
-    put(t, "cfgserve_finished_jobs_retained_bytes %llu\n", (unsigned long long)st->retained_bytes);
+    single(t, "cfgserve_finished_jobs_retained", "gauge",
+           "Finished jobs kept for GET /jobs/{id} and result URLs.",
+           (unsigned long long)st->retained);
+    single(t, "cfgserve_finished_jobs_retained_bytes", "gauge",
+           "Heap bytes of the kept finished jobs (PNGs, texts, records).",
+           (unsigned long long)st->retained_bytes);
     header(t, "cfgserve_finished_jobs_dropped_total", "counter",
            "Finished jobs no longer kept, by reason.");
     static const char *const REASONS[SERVICE_DROP_REASONS] = {NULL, "expired", "count", "bytes",
@@ -118,21 +125,22 @@ static void retention(text *t, const service_stats *st) {
 }
 
 static void memory(text *t, const memstats *mem) {
-    header(t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes (VmRSS).");
-    put(t, "process_resident_memory_bytes %llu\n", (unsigned long long)mem->rss_bytes);
+    single(t, "process_resident_memory_bytes", "gauge",
+           "Resident memory size in bytes (VmRSS).",
+           (unsigned long long)mem->rss_bytes);
     if (!mem->have_malloc) return;
-    header(t, "cfgserve_malloc_heap_bytes", "gauge",
-           "Bytes the allocator took from the system for its arenas (mallinfo2 arena).");
-    put(t, "cfgserve_malloc_heap_bytes %llu\n", (unsigned long long)mem->heap_bytes);
-    header(t, "cfgserve_malloc_in_use_bytes", "gauge",
-           "Bytes in live allocations, mmapped ones included (uordblks + hblkhd).");
-    put(t, "cfgserve_malloc_in_use_bytes %llu\n", (unsigned long long)mem->in_use_bytes);
-    header(t, "cfgserve_malloc_free_bytes", "gauge",
-           "Free bytes held inside the allocator's arenas (fordblks).");
-    put(t, "cfgserve_malloc_free_bytes %llu\n", (unsigned long long)mem->free_bytes);
-    header(t, "cfgserve_malloc_mmapped_bytes", "gauge",
-           "Bytes in allocations served by their own mmap (hblkhd).");
-    put(t, "cfgserve_malloc_mmapped_bytes %llu\n", (unsigned long long)mem->mmapped_bytes);
+    single(t, "cfgserve_malloc_heap_bytes", "gauge",
+           "Bytes the allocator took from the system for its arenas (mallinfo2 arena).",
+           (unsigned long long)mem->heap_bytes);
+    single(t, "cfgserve_malloc_in_use_bytes", "gauge",
+           "Bytes in live allocations, mmapped ones included (uordblks + hblkhd).",
+           (unsigned long long)mem->in_use_bytes);
+    single(t, "cfgserve_malloc_free_bytes", "gauge",
+           "Free bytes held inside the allocator's arenas (fordblks).",
+           (unsigned long long)mem->free_bytes);
+    single(t, "cfgserve_malloc_mmapped_bytes", "gauge",
+           "Bytes in allocations served by their own mmap (hblkhd).",
+           (unsigned long long)mem->mmapped_bytes);
 }
 
 char *metrics_render(metrics *m, const service_stats *st, const memstats *mem, int ready,
@@ -153,16 +161,19 @@ char *metrics_render(metrics *m, const service_stats *st, const memstats *mem, i
             put(&t, "cfgserve_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n", m->routes[r],
                 status, c);
         }
-    header(&t, "cfgserve_ready", "gauge",
-           "1 when the model is loaded and the server is not draining.");
-    put(&t, "cfgserve_ready %d\n", ready ? 1 : 0);
+    single(&t, "cfgserve_ready", "gauge",
+           "1 when the model is loaded and the server is not draining.",
+           (unsigned long long)ready ? 1 : 0);
     if (st) {
-        header(&t, "cfgserve_queue_depth", "gauge", "Jobs admitted and waiting to start.");
-        put(&t, "cfgserve_queue_depth %d\n", st->queued);
-        header(&t, "cfgserve_jobs_running", "gauge", "Jobs being denoised now.");
-        put(&t, "cfgserve_jobs_running %d\n", st->running);
-        header(&t, "cfgserve_jobs_submitted_total", "counter", "Jobs admitted.");
-        put(&t, "cfgserve_jobs_submitted_total %llu\n", (unsigned long long)st->submitted);
+        single(&t, "cfgserve_queue_depth", "gauge",
+               "Jobs admitted and waiting to start.",
+               (unsigned long long)st->queued);
+        single(&t, "cfgserve_jobs_running", "gauge",
+               "Jobs being denoised now.",
+               (unsigned long long)st->running);
+        single(&t, "cfgserve_jobs_submitted_total", "counter",
+               "Jobs admitted.",
+               (unsigned long long)st->submitted);
         header(&t, "cfgserve_jobs_finished_total", "counter", "Jobs finished, by outcome.");
         put(&t,
             "cfgserve_jobs_finished_total{outcome=\"completed\"} %llu\n"
@@ -179,10 +190,12 @@ char *metrics_render(metrics *m, const service_stats *st, const memstats *mem, i
             "cfgserve_rejections_total{reason=\"invalid\"} %llu\n",
             (unsigned long long)st->rejected_full, (unsigned long long)st->rejected_draining,
             (unsigned long long)st->rejected_invalid);
-        header(&t, "cfgserve_images_generated_total", "counter", "Images decoded and encoded.");
-        put(&t, "cfgserve_images_generated_total %llu\n", (unsigned long long)st->images_generated);
-        header(&t, "cfgserve_unet_batches_total", "counter", "Batched denoising steps run.");
-        put(&t, "cfgserve_unet_batches_total %llu\n", (unsigned long long)st->steps_run);
+        single(&t, "cfgserve_images_generated_total", "counter",
+               "Images decoded and encoded.",
+               (unsigned long long)st->images_generated);
+        single(&t, "cfgserve_unet_batches_total", "counter",
+               "Batched denoising steps run.",
+               (unsigned long long)st->steps_run);
         histogram(&t, "cfgserve_batch_size_images", "Images per batched denoising step.",
                   st->batch_bounds, st->n_batch_bounds, st->batch_counts, st->batch_sum);
         histogram(&t, "cfgserve_step_seconds", "Duration of one batched denoising step.",
