@@ -51,9 +51,10 @@ static const opt_def OPTIONS[] = {
      "address to listen on (0.0.0.0 or :: for every interface)"},
     {"port", OPT_INT, F(port), "8080", 0, 65535, NULL, 0, "N",
      "TCP port; 0 picks a free one (the log says which)"},
-    {"model", OPT_STR, F(model), "", 0, 0, NULL, 0, "PATH",
-     "diffusers model folder or single SD 1.x/2.x checkpoint (.safetensors/.ckpt) "
-     "(\"\": the bundled model in models/default)"},
+    {"model", OPT_STR, F(model), "", 0, 0, NULL, 0, "PATH[,PATH...]",
+     "diffusers model folder or single SD 1.x/2.x checkpoint (.safetensors/.ckpt); several, "
+     "separated by commas, are served side by side (requests pick one by name in \"model\"; "
+     "the first is the default) (\"\": the bundled models/default and models/student)"},
     {"vae", OPT_STR, F(vae), "", 0, 0, NULL, 0, "PATH",
      "replacement VAE: an LDM VAE file or a diffusers vae folder (\"\": the model's own)"},
     {"prediction_type", OPT_STR, F(prediction_type), "", 0, 0, NULL, 0, "TYPE",

@@ -31,7 +31,7 @@ typedef struct server_options {
     char *config; /* config file read ("" = none) */
     char *host;
     int port;    /* 0 = ephemeral */
-    char *model; /* "" = the bundled default model; a folder or a single checkpoint file */
+    char *model; /* "" = the bundled models; folders or single checkpoint files, by commas */
     char *vae;             /* "" = the model's own VAE */
     char *prediction_type; /* single file: "" = inferred */
     char *model_type;      /* single file: "" = inferred */

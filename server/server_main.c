@@ -1,12 +1,12 @@
 /*
  * cfgserve: the HTTP inference server.
  *
- *   cfgserve --model DIR --port 8080
+ *   cfgserve --model DIR[,DIR...] --port 8080
  *
  * Start-up order matters: settings (so a bad flag fails before anything happens), then
  * cs_runtime_init (it may re-execute the process to pick fast BLAS kernels, so nothing
  * with side effects may come before it), the log, the HTTP port (bound early: /health
- * answers and /ready says 503 while the model loads), the model, the service. main's
+ * answers and /ready says 503 while the models load), the models, the service. main's
  * thread then runs the service loop until a SIGINT/SIGTERM drain has finished the jobs in
  * flight; HTTP stops after the last results are delivered, everything is freed, and the
  * process exits 0.
@@ -21,11 +21,8 @@
 #include "http.h"
 #include "log.h"
 #include "options.h"
+#include "served_load.h"
 #include "service.h"
-
-#ifndef CS_DEFAULT_MODEL_DIR
-#define CS_DEFAULT_MODEL_DIR "models/default"
-#endif
 
 /* Responses of drained jobs still being written get this long after the loop ends. */
 enum { HTTP_GRACE_MS = 10000 };
@@ -33,36 +30,6 @@ enum { HTTP_GRACE_MS = 10000 };
 static void reopen_logs(void *user) {
     (void)user;
     log_reopen();
-}
-
-/* --lora-dir and --fuse-lora, before the model is shared with the workers. */
-static cs_status setup_loras(const server_options *o, cs_model *m, char *msg, size_t n) {
-    if (o->lora_dir[0]) {
-        cs_status st = cs_model_set_lora_dir(m, o->lora_dir, msg, n);
-        if (st != CS_OK) return st;
-    }
-    if (!o->fuse_lora[0]) return CS_OK;
-    char name[256];
-    double weight;
-    cs_status st = cs_lora_spec_parse(o->fuse_lora, name, sizeof name, &weight, msg, n);
-    if (st == CS_OK) st = cs_model_fuse_lora(m, name, weight, msg, n);
-    if (st == CS_OK) log_msg(CS_LOG_INFO, "LoRA %s fused at weight %g", name, weight);
-    return st;
-}
-
-/* The model folder, with a helpful message when the bundled default is missing. */
-static int model_dir(const server_options *o, const char **dir) {
-    *dir = o->model[0] ? o->model : CS_DEFAULT_MODEL_DIR;
-    if (o->model[0]) return 0;
-    char probe[4096];
-    snprintf(probe, sizeof probe, "%s/model_index.json", *dir);
-    if (access(probe, R_OK) == 0) return 0;
-    log_msg(CS_LOG_ERROR,
-            "the default model (%s) has not been built yet: build it with the scripts in "
-            "training/, or pass --model DIR (a diffusers folder such as a Stable Diffusion "
-            "1.x/2.x save_pretrained output)",
-            *dir);
-    return -1;
 }
 
 int main(int argc, char **argv) {
@@ -103,7 +70,7 @@ int main(int argc, char **argv) {
     log_msg(CS_LOG_INFO, "settings: %s", summary);
 
     http_server *http = NULL;
-    cs_model *model = NULL;
+    served_set models = {0};
     service *svc = NULL;
     const http_config hc = {.host = o.host,
                             .port = o.port,
@@ -125,19 +92,8 @@ int main(int argc, char **argv) {
         goto done;
     }
 
-    const char *dir;
-    if (model_dir(&o, &dir) != 0) goto done;
-    cs_load_params lp = {.path = dir,
-                         .vae = o.vae[0] ? o.vae : NULL,
-                         .prediction_type = o.prediction_type[0] ? o.prediction_type : NULL,
-                         .model_type = o.model_type[0] ? o.model_type : NULL,
-                         .weights_dtype = o.weights_dtype};
-    if (cs_model_load_ex(&lp, &model, msg, sizeof msg) != CS_OK) {
-        log_msg(CS_LOG_ERROR, "cannot load the model: %s", msg);
-        goto done;
-    }
-    if (setup_loras(&o, model, msg, sizeof msg) != CS_OK) {
-        log_msg(CS_LOG_ERROR, "LoRA: %s", msg);
+    if (served_load(&o, &models, msg, sizeof msg) != CS_OK) {
+        log_msg(CS_LOG_ERROR, "%s", msg);
         goto done;
     }
     const service_params sp = {.workers = o.workers,
@@ -153,17 +109,21 @@ int main(int argc, char **argv) {
                                .instance_id = o.instance_id,
                                .on_reopen_logs = reopen_logs,
                                .user = NULL};
-    if (service_new(model, &sp, &svc, msg, sizeof msg) != CS_OK) {
+    if (service_new(models.view.models, models.view.n, &sp, &svc, msg, sizeof msg) != CS_OK) {
         log_msg(CS_LOG_ERROR, "cannot start the service: %s", msg);
         goto done;
     }
-    int w, h;
-    cs_model_native_size(model, &w, &h);
-    http_attach(http, model, svc);
-    log_msg(CS_LOG_INFO,
-            "ready: model \"%s\" from %s (%dx%d), %d worker(s), up to %d image(s) "
-            "per batch",
-            cs_model_name(model), dir, w, h, o.workers, o.max_batch);
+    http_attach(http, &models.view, svc);
+    for (int i = 0; i < models.view.n; i++) {
+        int w, h;
+        cs_model_native_size(models.view.models[i], &w, &h);
+        log_msg(CS_LOG_INFO, "model \"%s\" from %s (%dx%d, %s)%s",
+                cs_model_name(models.view.models[i]), models.paths[i], w, h,
+                cs_model_guidance_distilled(models.view.models[i]) ? "guidance-distilled" : "CFG",
+                i == 0 ? ": the default" : "");
+    }
+    log_msg(CS_LOG_INFO, "ready: %d model(s), %d worker(s), up to %d image(s) per batch",
+            models.view.n, o.workers, o.max_batch);
 
     service_run(svc); /* until SIGINT/SIGTERM and the drain */
     log_msg(CS_LOG_INFO, "drained; stopping");
@@ -172,7 +132,7 @@ int main(int argc, char **argv) {
 done:
     http_stop(http, HTTP_GRACE_MS);
     service_free(svc);
-    cs_model_free(model);
+    served_free(&models);
     log_msg(rc == 0 ? CS_LOG_INFO : CS_LOG_ERROR, "exiting with status %d", rc);
     cs_set_log(NULL, NULL);
     log_close();

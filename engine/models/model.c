@@ -190,6 +190,10 @@ const char *cs_model_name(const cs_model *m) {
     return m->name;
 }
 
+int cs_model_guidance_distilled(const cs_model *m) {
+    return m->guidance_embed_dim > 0;
+}
+
 /* One text-encoder pass over len ids at clip_skip into out (len, D), with the LoRA rows. */
 static void encode_ids(const cs_model *m, cs_ctx *c, const int64_t *ids, int64_t len,
                        int clip_skip, const job_loras *loras, float *out) {

@@ -193,6 +193,9 @@ CS_API int cs_max_steps(void);
 CS_API int cs_model_size_multiple(const cs_model *m);
 CS_API void cs_model_native_size(const cs_model *m, int *width, int *height);
 CS_API const char *cs_model_name(const cs_model *m);
+/* Nonzero for a guidance-distilled model (its UNet takes the guidance scale as an input,
+ * time_cond_proj_dim): one UNet row per image, no negative prompt, no guidance_rescale. */
+CS_API int cs_model_guidance_distilled(const cs_model *m);
 
 /* ---- LoRA (kohya / A1111 .safetensors) -----------------------------------------------
  *

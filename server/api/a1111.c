@@ -205,14 +205,9 @@ static cs_status get_overrides(const cJSON *v, const api_parse_ctx *c, request_g
                                     "CLIP_stop_at_last_layers must be >= 1 (1 = last layer)");
             r->p.clip_skip = k - 1;
         } else if (!strcmp(o->string, "sd_model_checkpoint")) {
-            const char *name = c->model ? cs_model_name(c->model) : "";
-            size_t n = strlen(name);
-            /* The model's name, or its title "name [hash]" as GET sd-models gives it. */
-            if (!cJSON_IsString(o) ||
-                (strcmp(o->valuestring, name) && !(strncmp(o->valuestring, name, n) == 0 &&
-                                                   !strncmp(o->valuestring + n, " [", 2))))
+            if (!cJSON_IsString(o)) /* a name was picked before the other fields (pick_model) */
                 return request_fail(e, "invalid_parameter", "override_settings.sd_model_checkpoint",
-                                    "sd_model_checkpoint: this server serves \"%s\" only", name);
+                                    "sd_model_checkpoint must be a model's name or title");
         } else {
             log_msg(CS_LOG_INFO, "a1111: override_settings.%s ignored", o->string);
         }
@@ -311,27 +306,47 @@ static cs_status set_sampler(const char *sampler_name, const char *sampler_index
     return CS_OK;
 }
 
-cs_status a1111_parse_common(const api_parse_ctx *c, const char *body, size_t len, bool img2img,
-                             json_body *jb, request_gen *out, request_error *e) {
+/* override_settings.sd_model_checkpoint (a served model's name or title) picks the model;
+ * a value of another type is left for get_overrides to refuse. */
+static cs_status pick_model(const api_parse_ctx *base, const json_body *jb, api_parse_ctx *c,
+                            request_error *e) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(jb->root, "override_settings");
+    const cJSON *v = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "sd_model_checkpoint")
+                                       : NULL;
+    cs_status st = request_ctx_pick(base, cJSON_IsString(v) ? v->valuestring : NULL, true,
+                                    "override_settings.sd_model_checkpoint", c, e);
+    if (st != CS_OK) e->code = "invalid_parameter"; /* the web UI: a validation error, 422 */
+    return st;
+}
+
+cs_status a1111_parse_common(const api_parse_ctx *base, const char *body, size_t len,
+                             bool img2img, json_body *jb, api_parse_ctx *c, request_gen *out,
+                             request_error *e) {
     memset(out, 0, sizeof *out);
     memset(e, 0, sizeof *e);
+    *c = *base;
+    cs_status st = json_body_parse(body, len, jb, e);
+    if (st != CS_OK) return st;
+    if ((st = pick_model(base, jb, c, e)) != CS_OK) {
+        json_body_free(jb);
+        return st;
+    }
+    out->model = c->model_index;
     out->p = c->defaults;
     out->p.guidance_scale = 7.0;
     out->p.steps = 50;
     out->p.prompt_syntax = CS_PROMPT_A1111;
     out->seed_random = true;
     a1111_data *d = calloc(1, sizeof *d);
-    if (!d) return request_fail(e, "internal", NULL, "out of memory");
+    if (!d) {
+        json_body_free(jb);
+        return request_fail(e, "internal", NULL, "out of memory");
+    }
     *d = (a1111_data){.send_images = true, .img2img = img2img, .batch_size = 1, .n_iter = 1,
                       .denoising_strength = 0.75, .inpainting_fill = 0};
     out->dialect_data = d;
     out->dialect_free = data_free;
     char *sampler_name = NULL, *sampler_index = NULL, *scheduler = NULL;
-    cs_status st = json_body_parse(body, len, jb, e);
-    if (st != CS_OK) {
-        request_gen_deinit(out);
-        return st;
-    }
     for (const cJSON *v = jb->root->child; st == CS_OK && v; v = v->next)
         st = apply_field(c, v, out, d, &sampler_name, &sampler_index, &scheduler, e);
     if (st == CS_OK) st = set_sampler(sampler_name, sampler_index, scheduler, out, d, e);
@@ -394,13 +409,14 @@ cs_status a1111_validate(const api_parse_ctx *c, request_gen *out, request_error
     return CS_OK;
 }
 
-static cs_status parse_txt2img(const api_parse_ctx *c, const char *body, size_t len,
+static cs_status parse_txt2img(const api_parse_ctx *base, const char *body, size_t len,
                                request_gen *out, request_error *e) {
     json_body jb;
-    cs_status st = a1111_parse_common(c, body, len, false, &jb, out, e);
+    api_parse_ctx c;
+    cs_status st = a1111_parse_common(base, body, len, false, &jb, &c, out, e);
     if (st != CS_OK) return st;
     json_body_free(&jb);
-    return a1111_validate(c, out, e);
+    return a1111_validate(&c, out, e);
 }
 
 static cs_status parse_none(const api_parse_ctx *c, const char *body, size_t len,

@@ -16,10 +16,13 @@ typedef struct a1111_data {
     char *task_id;        /* force_task_id, or NULL */
 } a1111_data;
 
-/* Everything but the images: fields, sampler, LoRA tags, echo. On success jb holds the
- * parsed body (the caller frees it) and out->dialect_data the a1111_data. */
-cs_status a1111_parse_common(const api_parse_ctx *c, const char *body, size_t len, bool img2img,
-                             json_body *jb, request_gen *out, request_error *e);
+/* Everything but the images: the model (override_settings.sd_model_checkpoint, else
+ * base's), fields, sampler, LoRA tags, echo. On success jb holds the parsed body (the
+ * caller frees it), *c the context of the picked model and out->dialect_data the
+ * a1111_data. */
+cs_status a1111_parse_common(const api_parse_ctx *base, const char *body, size_t len,
+                             bool img2img, json_body *jb, api_parse_ctx *c, request_gen *out,
+                             request_error *e);
 /* cs_params_validate with the web UI's field names in the error; frees out on failure. */
 cs_status a1111_validate(const api_parse_ctx *c, request_gen *out, request_error *e);
 char *a1111_render_error(const request_error *e, int *status, size_t *len);

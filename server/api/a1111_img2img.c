@@ -14,10 +14,12 @@
 
 #include "log.h"
 
-static cs_status parse_img2img(const api_parse_ctx *c, const char *body, size_t len,
+static cs_status parse_img2img(const api_parse_ctx *base, const char *body, size_t len,
                                request_gen *out, request_error *e) {
     json_body jb;
-    cs_status st = a1111_parse_common(c, body, len, true, &jb, out, e);
+    api_parse_ctx ctx;
+    const api_parse_ctx *c = &ctx;
+    cs_status st = a1111_parse_common(base, body, len, true, &jb, &ctx, out, e);
     if (st != CS_OK) return st;
     a1111_data *d = out->dialect_data;
     const cJSON *images = cJSON_GetObjectItemCaseSensitive(jb.root, "init_images");

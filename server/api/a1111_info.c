@@ -23,15 +23,19 @@ static cJSON *options(const cs_model *m) {
     return o;
 }
 
-static cJSON *sd_models(const cs_model *m) {
-    cJSON *list = cJSON_CreateArray(), *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "title", cs_model_name(m));
-    cJSON_AddStringToObject(o, "model_name", cs_model_name(m));
-    cJSON_AddNullToObject(o, "hash");
-    cJSON_AddNullToObject(o, "sha256");
-    cJSON_AddStringToObject(o, "filename", cs_model_name(m));
-    cJSON_AddNullToObject(o, "config");
-    cJSON_AddItemToArray(list, o);
+static cJSON *sd_models(const served_models *sv) {
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; list && i < sv->n; i++) {
+        const char *name = cs_model_name(sv->models[i]);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "title", name);
+        cJSON_AddStringToObject(o, "model_name", name);
+        cJSON_AddNullToObject(o, "hash");
+        cJSON_AddNullToObject(o, "sha256");
+        cJSON_AddStringToObject(o, "filename", name);
+        cJSON_AddNullToObject(o, "config");
+        cJSON_AddItemToArray(list, o);
+    }
     return list;
 }
 
@@ -84,9 +88,10 @@ static cJSON *memory(void) {
     return o;
 }
 
-cJSON *a1111_info_json(const char *sub, const cs_model *m) {
+cJSON *a1111_info_json(const char *sub, const served_models *sv, int current) {
+    const cs_model *m = sv->models[current];
     if (!strcmp(sub, "options")) return options(m);
-    if (!strcmp(sub, "sd-models")) return sd_models(m);
+    if (!strcmp(sub, "sd-models")) return sd_models(sv);
     if (!strcmp(sub, "samplers")) return a1111_samplers_json();
     if (!strcmp(sub, "schedulers")) return a1111_schedulers_json();
     if (!strcmp(sub, "loras")) return loras(m);
@@ -143,16 +148,20 @@ cJSON *a1111_progress_json(const a1111_progress *p) {
     return o;
 }
 
-bool a1111_set_options(const cJSON *body, const cs_model *m, char *msg, size_t n) {
+bool a1111_set_options(const cJSON *body, const served_models *sv, int *current, char *msg,
+                       size_t n) {
     if (!cJSON_IsObject(body)) {
         snprintf(msg, n, "the body must be a JSON object of settings");
         return false;
     }
+    int pick = *current;
     for (const cJSON *o = body->child; o; o = o->next) {
         if (!strcmp(o->string, "sd_model_checkpoint")) {
-            const char *name = cs_model_name(m);
-            if (!cJSON_IsString(o) || strncmp(o->valuestring, name, strlen(name)) != 0) {
-                snprintf(msg, n, "sd_model_checkpoint: this server serves \"%s\" only", name);
+            pick = cJSON_IsString(o) ? served_model_find(sv, o->valuestring, true) : -1;
+            if (pick < 0) {
+                char names[200];
+                served_model_names(sv, names, sizeof names);
+                snprintf(msg, n, "sd_model_checkpoint: not a served model (models: %s)", names);
                 return false;
             }
         } else {
@@ -160,5 +169,6 @@ bool a1111_set_options(const cJSON *body, const cs_model *m, char *msg, size_t n
                                  "override_settings)", o->string);
         }
     }
+    *current = pick; /* only once every setting is known to be good */
     return true;
 }

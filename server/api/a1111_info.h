@@ -11,8 +11,10 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 
+#include "model_pick.h"
+
 /* The body of GET /sdapi/v1/<sub> (NULL when sub is not one of them). */
-cJSON *a1111_info_json(const char *sub, const cs_model *m);
+cJSON *a1111_info_json(const char *sub, const served_models *sv, int current);
 
 /* Steps between the previews of an A1111 job (GET progress's current_image), reported as
  * the show_progress_every_n_steps option. */
@@ -32,6 +34,7 @@ cJSON *a1111_progress_json(const a1111_progress *p);
 
 /* POST /sdapi/v1/options: sd_model_checkpoint must name the served model; settings with
  * no effect here are ignored. False (with a message) when the body is not acceptable. */
-bool a1111_set_options(const cJSON *body, const cs_model *m, char *msg, size_t n);
+bool a1111_set_options(const cJSON *body, const served_models *sv, int *current, char *msg,
+                       size_t n);
 
 #endif

@@ -38,13 +38,6 @@ typedef struct api_form {
     int n;
 } api_form;
 
-/* What parsing needs besides the body. */
-typedef struct api_parse_ctx {
-    const cs_model *model;
-    cs_gen_params defaults; /* cs_gen_default_params of the model */
-    request_limits limits;
-} api_parse_ctx;
-
 typedef struct api_dialect {
     const char *name;
     /* The body → *out (fully validated, cs_params_validate included). */

@@ -30,7 +30,7 @@ char *api_print_json(cJSON *o, size_t *len) {
 
 static cs_status parse(const api_parse_ctx *c, const char *body, size_t len, request_gen *out,
                        request_error *e) {
-    return request_parse(body, len, c->model, &c->defaults, &c->limits, out, e);
+    return request_parse(body, len, c, out, e);
 }
 
 static char *render_result(const request_gen *g, const api_result *res, size_t *len) {

@@ -28,9 +28,20 @@
 
 static void data_free(void *p) { free(p); }
 
-cs_status openai_begin(const api_parse_ctx *c, request_gen *out, request_error *e) {
+/* OpenAI's own image model names stand for the default model, so clients configured for
+ * OpenAI work unchanged. */
+static bool openai_alias(const char *name) {
+    return !strncmp(name, "dall-e-", 7) || !strncmp(name, "gpt-image-", 10);
+}
+
+cs_status openai_begin(const api_parse_ctx *base, const char *model, api_parse_ctx *c,
+                       request_gen *out, request_error *e) {
     memset(out, 0, sizeof *out);
     memset(e, 0, sizeof *e);
+    cs_status st = request_ctx_pick(base, model && !openai_alias(model) ? model : NULL, false,
+                                    "model", c, e);
+    if (st != CS_OK) return st;
+    out->model = c->model_index;
     out->p = c->defaults;
     out->p.num_images = 1;
     out->seed_random = true;
@@ -51,11 +62,6 @@ static cs_status opt_string(const cJSON *v, const char *f, const char **out, req
         return request_fail(e, "invalid_type", f, "Invalid type for '%s': expected a string.", f);
     *out = v->valuestring;
     return CS_OK;
-}
-
-static bool model_accepted(const api_parse_ctx *c, const char *name) {
-    return !strcmp(name, c->model ? cs_model_name(c->model) : "") ||
-           !strncmp(name, "dall-e-", 7) || !strncmp(name, "gpt-image-", 10);
 }
 
 /* "WxH" with positive integers, or "auto" (the default size). */
@@ -136,15 +142,7 @@ cs_status openai_apply_field(const api_parse_ctx *c, const cJSON *v, const char 
         d->url = !strcmp(s, "url");
         return CS_OK;
     }
-    if (!strcmp(f, "model")) {
-        if ((st = opt_string(v, f, &s, e)) != CS_OK || !s) return st;
-        if (!model_accepted(c, s))
-            return request_fail(e, "not_found", f,
-                                "The model '%.60s' does not exist. This server serves '%s' (OpenAI "
-                                "image model names are accepted as aliases of it).",
-                                s, c->model ? cs_model_name(c->model) : "");
-        return CS_OK;
-    }
+    if (!strcmp(f, "model")) return opt_string(v, f, &s, e); /* picked by openai_begin */
     if (!strcmp(f, "output_format")) {
         if ((st = opt_string(v, f, &s, e)) != CS_OK || !s || !strcmp(s, "png")) return st;
         return request_fail(e, "invalid_value", f,
@@ -213,23 +211,23 @@ cs_status openai_finish(const api_parse_ctx *c, request_gen *out, request_error 
     return CS_OK;
 }
 
-static cs_status parse_generations(const api_parse_ctx *c, const char *body, size_t len,
+static cs_status parse_generations(const api_parse_ctx *base, const char *body, size_t len,
                                    request_gen *out, request_error *e) {
     json_body jb;
-    cs_status st = openai_begin(c, out, e);
-    if (st == CS_OK) st = json_body_parse(body, len, &jb, e);
-    if (st != CS_OK) {
-        request_gen_deinit(out);
-        return st;
-    }
+    api_parse_ctx c;
+    memset(out, 0, sizeof *out);
+    cs_status st = json_body_parse(body, len, &jb, e);
+    if (st != CS_OK) return st;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(jb.root, "model");
+    st = openai_begin(base, cJSON_IsString(model) ? model->valuestring : NULL, &c, out, e);
     int k = 0;
     for (const cJSON *v = jb.root->child; st == CS_OK && v; v = v->next, k++) {
         size_t raw_len = 0;
         const char *raw = json_body_raw(&jb, k, &raw_len);
-        st = openai_apply_field(c, v, raw, raw_len, false, out, e);
+        st = openai_apply_field(&c, v, raw, raw_len, false, out, e);
     }
     json_body_free(&jb);
-    if (st == CS_OK) st = openai_finish(c, out, e);
+    if (st == CS_OK) st = openai_finish(&c, out, e);
     if (st != CS_OK) request_gen_deinit(out);
     return st;
 }

@@ -16,8 +16,10 @@ typedef struct openai_data {
     bool strength_given;  /* the "strength" extension (edits) */
 } openai_data;
 
-/* Starts *out with the model's defaults, n = 1, a random seed, and openai_data. */
-cs_status openai_begin(const api_parse_ctx *c, request_gen *out, request_error *e);
+/* Picks the model called `model` (NULL or an OpenAI model name: base's) into *c and
+ * starts *out with its defaults, n = 1, a random seed, and openai_data. */
+cs_status openai_begin(const api_parse_ctx *base, const char *model, api_parse_ctx *c,
+                       request_gen *out, request_error *e);
 /* One field (JSON member, or a form field made JSON); raw is the value's exact text (for
  * seeds). edits: "strength" is allowed. Unknown fields fail with unknown_parameter. */
 cs_status openai_apply_field(const api_parse_ctx *c, const cJSON *v, const char *raw,

@@ -122,9 +122,25 @@ static cs_status read_images(const api_parse_ctx *c, const api_part *image, cons
     return request_resolve_image_size(out, "image", e);
 }
 
-cs_status openai_parse_edit_form(const api_parse_ctx *c, const api_form *form, request_gen *out,
-                                 request_error *e) {
-    cs_status st = openai_begin(c, out, e);
+/* The text of the form's "model" field (the first one; a repeat, a file or bad text is
+ * refused with the other fields, by apply_text_part). */
+static const char *form_model(const api_form *form) {
+    for (int i = 0; i < form->n; i++) {
+        const api_part *p = &form->parts[i];
+        if (!strcmp(p->name, "model"))
+            return !p->filename && strlen((const char *)p->data) == p->len &&
+                           cs_utf8_valid((const char *)p->data, p->len)
+                       ? (const char *)p->data
+                       : NULL;
+    }
+    return NULL;
+}
+
+cs_status openai_parse_edit_form(const api_parse_ctx *base, const api_form *form,
+                                 request_gen *out, request_error *e) {
+    api_parse_ctx ctx;
+    const api_parse_ctx *c = &ctx;
+    cs_status st = openai_begin(base, form_model(form), &ctx, out, e);
     const api_part *image = NULL, *mask = NULL;
     int n_images = 0;
     for (int i = 0; st == CS_OK && i < form->n; i++) {

@@ -20,7 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const FIELDS[] = {"prompt",
+static const char *const FIELDS[] = {"model",
+                                     "prompt",
                                      "negative_prompt",
                                      "guidance_scale",
                                      "steps",
@@ -246,6 +247,7 @@ static cs_status apply_field(const char *f, const cJSON *v, const char *raw, siz
                              const request_limits *lim, request_gen *r, request_error *e) {
     cs_gen_params *p = &r->p;
     cs_status st = CS_OK;
+    if (!strcmp(f, "model")) return CS_OK; /* read before every other field (pick_model) */
     if (!strcmp(f, "prompt"))
         st = json_get_string(v, f, false, &r->prompt, e);
     else if (!strcmp(f, "negative_prompt"))
@@ -343,24 +345,38 @@ uint64_t request_random_seed(void) {
     return s * 0x9e3779b97f4a7c15ull;
 }
 
-cs_status request_parse(const char *body, size_t len, const cs_model *m,
-                        const cs_gen_params *defaults, const request_limits *lim, request_gen *out,
+/* "model" (a served model's name, or null for the default) picks the context the other
+ * fields are read in. */
+static cs_status pick_model(const api_parse_ctx *c, const json_body *jb, api_parse_ctx *out,
+                            request_error *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(jb->root, "model");
+    char *name = NULL;
+    cs_status st = v ? json_get_string(v, "model", true, &name, e) : CS_OK;
+    if (st == CS_OK) st = request_ctx_pick(c, name, false, "model", out, e);
+    free(name);
+    return st;
+}
+
+cs_status request_parse(const char *body, size_t len, const api_parse_ctx *base, request_gen *out,
                         request_error *e) {
     memset(out, 0, sizeof *out);
     memset(e, 0, sizeof *e);
-    out->p = *defaults;
     out->seed_random = true;
     out->preview_every = -1;
+    api_parse_ctx ctx = *base;
     json_body *jb = malloc(sizeof *jb);
     cs_status st = jb ? json_body_parse(body, len, jb, e)
                       : request_fail(e, "internal", NULL, "out of memory");
     const bool parsed = st == CS_OK;
+    if (st == CS_OK) st = pick_model(base, jb, &ctx, e);
+    out->p = ctx.defaults;
+    out->model = ctx.model_index;
     int k = 0;
     for (const cJSON *c = st == CS_OK ? jb->root->child : NULL; st == CS_OK && c;
          c = c->next, k++) {
         if (!known_field(c->string)) {
             st = request_fail(e, "invalid_parameter", c->string,
-                              "unknown field \"%.48s\" (fields: prompt, negative_prompt, "
+                              "unknown field \"%.48s\" (fields: model, prompt, negative_prompt, "
                               "guidance_scale, steps, seed, width, height, sampler, karras, "
                               "num_images, guidance_rescale, guidance_interval, clip_skip, eta, "
                               "loras, stream, init_image, mask, strength, inpaint_fill, "
@@ -370,7 +386,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
         }
         size_t raw_len;
         const char *raw = json_body_raw(jb, k, &raw_len);
-        st = apply_field(c->string, c, raw, raw_len, lim, out, e);
+        st = apply_field(c->string, c, raw, raw_len, &ctx.limits, out, e);
     }
     if (parsed) json_body_free(jb);
     free(jb);
@@ -384,7 +400,7 @@ cs_status request_parse(const char *body, size_t len, const cs_model *m,
         if (out->seed_random) out->p.seed = request_random_seed();
         const char *field = NULL;
         char msg[256];
-        if (m && cs_params_validate(m, &out->p, &field, msg, sizeof msg) != CS_OK)
+        if (ctx.model && cs_params_validate(ctx.model, &out->p, &field, msg, sizeof msg) != CS_OK)
             st = request_fail(e, "invalid_parameter", field, "%s", msg);
     }
     if (st != CS_OK) request_gen_deinit(out);

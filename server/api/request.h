@@ -26,6 +26,7 @@
 #include <cfgserve/cfgserve.h>
 
 #include "json_body.h"
+#include "model_pick.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,13 +34,10 @@
 /* Largest side an init image or mask is resized to (before the model's own limits). */
 enum { MAX_RESIZE_SIDE = 4096 };
 
-typedef struct request_limits {
-    int max_width, max_height; /* configured bounds (pixels) */
-} request_limits;
-
 /* A parsed request. p's strings point into the owned copies below. */
 typedef struct request_gen {
     cs_gen_params p;
+    int model; /* the served model it runs on (api_parse_ctx.model_index) */
     char *prompt, *negative_prompt, *sampler; /* owned; sampler NULL = the model's */
     cs_lora_spec *loras;                      /* owned (names too); p.loras points here */
     bool stream;                              /* "stream": true */
@@ -55,11 +53,11 @@ typedef struct request_gen {
     bool width_given, height_given;
 } request_gen;
 
-/* Parses and checks body[0..len) against defaults (cs_gen_default_params of the model)
- * and lim. m may be NULL (tests of the syntax alone): then cs_params_validate is skipped.
- * On failure *err is filled and *out holds nothing to free. */
-cs_status request_parse(const char *body, size_t len, const cs_model *m,
-                        const cs_gen_params *defaults, const request_limits *lim, request_gen *out,
+/* Parses and checks body[0..len) (the native dialect) in context c: "model" picks a
+ * served model first, whose defaults and limits then apply. With c->model NULL (tests of
+ * the syntax alone) cs_params_validate is skipped. On failure *err is filled and *out
+ * holds nothing to free. */
+cs_status request_parse(const char *body, size_t len, const api_parse_ctx *c, request_gen *out,
                         request_error *err);
 void request_gen_deinit(request_gen *r);
 /* A base64 PNG field (optionally a data:image/png;base64, URL) decoded to RGB8 within the

@@ -14,8 +14,8 @@
  *     the session; they join the batches from the next task on);
  *   - decode: jobs whose last step is done (VAE decode and PNG encoding on the worker);
  *   - step: one UNet batch. Its first member is the steppable job that was stepped least
- *     recently (ties: the one that started first), which fixes the image size; then the
- *     next least recently stepped jobs of that size join while the batch stays within
+ *     recently (ties: the one that started first), which fixes the model and the image
+ *     size; then the next least recently stepped jobs of that model and size join while the batch stays within
  *     max_batch_images images and 2 x max_batch_images UNet rows. A job the batch cannot
  *     take this time becomes the least recently stepped one, so nothing starves.
  * A job is in at most one task at a time (in_flight); the worker owns its job_work until
@@ -194,8 +194,10 @@ static bool steppable(const job_rec *r) {
     return !r->in_flight && r->work.job && !r->stop_reason && !cs_job_done(r->work.job);
 }
 
-static bool same_size(const job_rec *a, const job_rec *b) {
-    return a->params.width == b->params.width && a->params.height == b->params.height;
+/* Rows of one UNet batch share the model's weights and the latent size. */
+static bool same_batch(const job_rec *a, const job_rec *b) {
+    return a->work.model == b->work.model && a->params.width == b->params.width &&
+           a->params.height == b->params.height;
 }
 
 /* Starts queued jobs, oldest first, while their images fit beside the running ones. */
@@ -237,7 +239,7 @@ static job_rec *next_for_batch(service *s, const job_rec *like, int images, int 
     for (dlink *l = s->running_list.next; l != &s->running_list; l = l->next) {
         job_rec *r = job_rec_of_link(l);
         if (!steppable(r)) continue;
-        if (like && (!same_size(r, like) || images + r->params.num_images > max_images ||
+        if (like && (!same_batch(r, like) || images + r->params.num_images > max_images ||
                      rows + cs_job_rows_next_step(r->work.job) > 2 * max_images))
             continue;
         if (!best || r->last_batch < best->last_batch) best = r; /* ties: started first */

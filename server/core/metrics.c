@@ -193,6 +193,10 @@ char *metrics_render(metrics *m, const service_stats *st, const memstats *mem, i
         single(&t, "cfgserve_images_generated_total", "counter",
                "Images decoded and encoded.",
                (unsigned long long)st->images_generated);
+        header(&t, "cfgserve_model_images_total", "counter", "Images generated, by model.");
+        for (int i = 0; i < st->n_models; i++)
+            put(&t, "cfgserve_model_images_total{model=\"%s\"} %llu\n", st->model_names[i],
+                (unsigned long long)st->images_by_model[i]);
         single(&t, "cfgserve_unet_batches_total", "counter",
                "Batched denoising steps run.",
                (unsigned long long)st->steps_run);

@@ -160,6 +160,7 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
     if (state == SERVICE_JOB_DONE) {
         st->completed++;
         st->images_generated += (uint64_t)r->n_png;
+        st->images_by_model[r->work.model] += (uint64_t)r->n_png;
     } else if (state == SERVICE_JOB_CANCELLED) {
         st->cancelled++;
     } else if (code && strcmp(code, "timeout") == 0) {

@@ -25,10 +25,9 @@ enum { MAX_WORKERS = 64, MAX_BATCH_IMAGES = 64, MAX_QUEUE = 1 << 20, MAX_FINISHE
 
 /* ---- start-up and shutdown --------------------------------------------------------- */
 
-static cs_status check_params(const cs_model *m, service_params *p, char *msg, size_t n) {
-    if (p->max_width <= 0 || p->max_height <= 0)
-        cs_model_native_size(m, &p->max_width, &p->max_height);
+static cs_status check_params(int n_models, const service_params *p, char *msg, size_t n) {
     const char *bad = NULL;
+    if (n_models < 1 || n_models > SERVICE_MAX_MODELS) bad = "the number of models";
     if (p->workers < 1 || p->workers > MAX_WORKERS) bad = "workers";
     if (p->max_batch_images < 1 || p->max_batch_images > MAX_BATCH_IMAGES) bad = "max_batch_images";
     /* A job waits in the queue until the loop starts it, so 0 would refuse every job. */
@@ -39,9 +38,10 @@ static cs_status check_params(const cs_model *m, service_params *p, char *msg, s
     if (p->instance_id < 0 || p->instance_id > JOB_ID_MAX_INSTANCE) bad = "instance_id";
     if (!bad) return CS_OK;
     snprintf(msg, n,
-             "service: %s out of range (workers 1..%d, max_batch_images 1..%d, queue_size "
-             "1..%d, max_finished 0..%d, times >= 0, instance_id 0..%d)",
-             bad, MAX_WORKERS, MAX_BATCH_IMAGES, MAX_QUEUE, MAX_FINISHED, JOB_ID_MAX_INSTANCE);
+             "service: %s out of range (models 1..%d, workers 1..%d, max_batch_images 1..%d, "
+             "queue_size 1..%d, max_finished 0..%d, times >= 0, instance_id 0..%d)",
+             bad, SERVICE_MAX_MODELS, MAX_WORKERS, MAX_BATCH_IMAGES, MAX_QUEUE, MAX_FINISHED,
+             JOB_ID_MAX_INSTANCE);
     return CS_ERR_INVALID_ARG;
 }
 
@@ -75,16 +75,29 @@ static int open_loop(service *s) {
     return 7;
 }
 
-cs_status service_new(const cs_model *m, const service_params *params, service **out, char *msg,
-                      size_t msg_size) {
+/* Each model's largest image: the configured bound, or its native size. */
+static void size_bounds(service *s) {
+    for (int i = 0; i < s->n_models; i++) {
+        s->max_width[i] = s->p.max_width;
+        s->max_height[i] = s->p.max_height;
+        if (s->p.max_width <= 0 || s->p.max_height <= 0)
+            cs_model_native_size(s->models[i], &s->max_width[i], &s->max_height[i]);
+    }
+}
+
+cs_status service_new(const cs_model *const *models, int n_models, const service_params *params,
+                      service **out, char *msg, size_t msg_size) {
     *out = NULL;
-    service_params p = *params;
-    cs_status st = check_params(m, &p, msg, msg_size);
+    const service_params p = *params;
+    cs_status st = check_params(n_models, &p, msg, msg_size);
     if (st != CS_OK) return st;
     service *s = calloc(1, sizeof *s);
     if (!s) goto fail_nomem;
-    s->model = m;
+    s->n_models = n_models;
+    for (int i = 0; i < n_models; i++)
+        s->models[i] = models[i];
     s->p = p;
+    size_bounds(s);
     s->cap_images = p.workers * p.max_batch_images;
     dlink_init(&s->queue);
     dlink_init(&s->running_list);
@@ -96,6 +109,9 @@ cs_status service_new(const cs_model *m, const service_params *params, service *
     service_stats *stats = &s->stats;
     stats->n_batch_bounds = histogram_batch_bounds(stats->batch_bounds, SERVICE_HIST_BUCKETS);
     stats->n_step_bounds = histogram_step_bounds(stats->step_bounds, SERVICE_HIST_BUCKETS);
+    stats->n_models = n_models;
+    for (int i = 0; i < n_models; i++)
+        stats->model_names[i] = cs_model_name(models[i]);
     if (getrandom(&s->id_key, sizeof s->id_key, 0) != (ssize_t)sizeof s->id_key)
         s->id_key = uv_hrtime() ^ ((uint64_t)getpid() << 32);
 
@@ -120,13 +136,17 @@ cs_status service_new(const cs_model *m, const service_params *params, service *
         st = CS_ERR_NOMEM;
         goto fail_workers;
     }
-    cs_session_params sp = cs_session_default_params(m);
-    sp.max_images = p.max_batch_images; /* cs_session plans 2x rows for CFG */
-    sp.max_width = p.max_width;
-    sp.max_height = p.max_height;
-    sp.vae_tile = p.vae_tile;
+    cs_session_params sp[SERVICE_MAX_MODELS];
+    for (int k = 0; k < n_models; k++) {
+        sp[k] = cs_session_default_params(models[k]);
+        sp[k].max_images = p.max_batch_images; /* cs_session plans 2x rows for CFG */
+        sp[k].max_width = s->max_width[k];
+        sp[k].max_height = s->max_height[k];
+        sp[k].vae_tile = p.vae_tile;
+    }
     for (int i = 0; i < p.workers; i++) {
-        st = worker_start(&s->workers[i], i, m, &sp, s->cap_images, &s->results, msg, msg_size);
+        st = worker_start(&s->workers[i], i, models, sp, n_models, s->cap_images, &s->results,
+                          msg, msg_size);
         if (st != CS_OK) goto fail_workers;
         s->n_workers = i + 1;
     }
@@ -215,21 +235,27 @@ static uint64_t next_id(service *s) {
 }
 
 /* The engine's rules, then what this server's sessions hold. */
-static service_status validate(service *s, const cs_gen_params *p, const char **field, char *msg,
-                               size_t msg_size) {
+static service_status validate(service *s, int model, const cs_gen_params *p, const char **field,
+                               char *msg, size_t msg_size) {
     const char *f = NULL;
-    if (cs_params_validate(s->model, p, &f, msg, msg_size) != CS_OK) {
+    if (model < 0 || model >= s->n_models) {
+        if (field) *field = "model";
+        snprintf(msg, msg_size, "model index %d: this server serves %d model(s)", model,
+                 s->n_models);
+        return SERVICE_INVALID;
+    }
+    if (cs_params_validate(s->models[model], p, &f, msg, msg_size) != CS_OK) {
         if (field) *field = f;
         return SERVICE_INVALID;
     }
     int limit = 0, got = 0;
-    if (p->width > s->p.max_width) {
+    if (p->width > s->max_width[model]) {
         f = "width";
-        limit = s->p.max_width;
+        limit = s->max_width[model];
         got = p->width;
-    } else if (p->height > s->p.max_height) {
+    } else if (p->height > s->max_height[model]) {
         f = "height";
-        limit = s->p.max_height;
+        limit = s->max_height[model];
         got = p->height;
     } else if (p->num_images > s->p.max_batch_images) {
         f = "num_images";
@@ -252,19 +278,20 @@ static service_status count_rejection(service *s, service_status st) {
     return st;
 }
 
-service_status service_submit(service *s, const cs_gen_params *p, int preview_every,
+service_status service_submit(service *s, int model, const cs_gen_params *p, int preview_every,
                               service_listener listener, void *user, uint64_t *job_id, const char **field, char *msg,
                               size_t msg_size) {
     if (field) *field = NULL;
     if (msg && msg_size) msg[0] = '\0';
     if (atomic_load(&s->draining)) return count_rejection(s, SERVICE_DRAINING);
-    service_status st = validate(s, p, field, msg, msg_size);
+    service_status st = validate(s, model, p, field, msg, msg_size);
     if (st != SERVICE_OK) return count_rejection(s, st);
     job_rec *r = job_rec_new(0, p, listener, user);
     if (!r) {
         snprintf(msg, msg_size, "out of memory");
         return SERVICE_ERROR;
     }
+    r->work.model = model;
     r->preview_every = preview_every > 0 ? preview_every : 0;
     r->submit_msg.kind = MSG_SUBMIT;
     pthread_mutex_lock(&s->lock);
@@ -375,6 +402,7 @@ service_status service_job_info_get(service *s, uint64_t job_id, service_job_inf
     const job_rec *r = job_table_find(&s->table, job_id);
     if (r) {
         out->state = r->state;
+        out->model = r->work.model;
         out->step = r->step;
         out->steps = r->steps;
         out->num_images = r->params.num_images;

@@ -33,12 +33,17 @@
 
 typedef struct service service;
 
+/* Models one service serves side by side: each worker holds a session per model, and a
+ * batch only ever holds jobs of one model (and one image size). */
+enum { SERVICE_MAX_MODELS = 8 };
+
 typedef struct service_params {
     int workers;            /* worker threads, each with its own session (>= 1) */
     int max_batch_images;   /* images per UNet batch (CFG rows are up to twice this) */
     int queue_size;         /* jobs waiting to start; more => SERVICE_FULL */
     int job_timeout_ms;     /* from admission to done; 0 = none */
-    int max_width, max_height; /* largest image a session plans for; <= 0: native size */
+    int max_width, max_height; /* largest image a session plans for; <= 0: each model's
+                                  native size */
     int vae_tile;              /* cs_session_params.vae_tile */
     int max_finished;       /* finished jobs kept for GET /jobs/{id} (oldest evicted) */
     size_t max_finished_bytes; /* their records' bytes at most (oldest evicted); 0 = no limit */
@@ -91,10 +96,11 @@ typedef struct service_event {
  * ERROR, after which it is never called again for that job. */
 typedef void (*service_listener)(const service_event *ev, void *user);
 
-/* Starts the workers (each plans its session now, so a model too large for memory fails
- * here) and prepares the loop. */
-cs_status service_new(const cs_model *m, const service_params *p, service **out, char *msg,
-                      size_t msg_size);
+/* Starts the workers (each plans a session per model now, so a model too large for memory
+ * fails here) and prepares the loop. models[0 .. n_models) stay owned by the caller and
+ * must outlive the service; jobs name one by its index (service_submit). */
+cs_status service_new(const cs_model *const *models, int n_models, const service_params *p,
+                      service **out, char *msg, size_t msg_size);
 
 /* Runs the loop on the calling thread until a drain completes. Handles SIGINT, SIGTERM
  * (drain) and SIGHUP. */
@@ -105,12 +111,13 @@ bool service_draining(const service *s);
 /* Joins the workers and frees everything; call after service_run returns. */
 void service_free(service *s);
 
-/* Validates p (strings are copied) and queues a job. listener may be NULL (results are
+/* Validates p against model `model` (an index of service_new's list; strings are copied)
+ * and queues a job. listener may be NULL (results are
  * then only kept for GET /jobs/{id}). preview_every k > 0: after every k-th step but the
  * last a worker makes a PNG preview of image 0's clean-image estimate (cs_job_preview_png):
  * listeners get it as a PREVIEW event and service_job_preview returns the latest; 0 = none. On SERVICE_INVALID, *field names the parameter and
  * msg says why. Job ids are never 0 and carry params.instance_id (job_id.h). */
-service_status service_submit(service *s, const cs_gen_params *p, int preview_every,
+service_status service_submit(service *s, int model, const cs_gen_params *p, int preview_every,
                               service_listener listener, void *user, uint64_t *job_id, const char **field, char *msg,
                               size_t msg_size);
 
@@ -136,6 +143,7 @@ typedef enum service_job_state {
 
 typedef struct service_job_info {
     service_job_state state;
+    int model; /* index in service_new's list */
     int step, steps, num_images;
     bool finished_early; /* service_finish_early cut it short */
     int preview_step;    /* step of the latest preview, 0 = none yet */
@@ -174,6 +182,9 @@ typedef struct service_stats {
     uint64_t submitted, completed, failed, cancelled, timed_out, rejected_full,
         rejected_draining, rejected_invalid;
     uint64_t images_generated;
+    int n_models;
+    const char *model_names[SERVICE_MAX_MODELS]; /* cs_model_name of each (the models') */
+    uint64_t images_by_model[SERVICE_MAX_MODELS]; /* images_generated, per model index */
     uint64_t steps_run;              /* UNet batches */
     int retained;                    /* finished jobs kept now */
     uint64_t retained_bytes;         /* their records' heap bytes (PNGs, texts, record) */

@@ -48,7 +48,9 @@ typedef struct service_msg {
 } service_msg;
 
 struct service {
-    const cs_model *model;
+    const cs_model *models[SERVICE_MAX_MODELS];
+    int n_models;
+    int max_width[SERVICE_MAX_MODELS], max_height[SERVICE_MAX_MODELS]; /* per model */
     service_params p;
     int cap_images; /* images started and not finished, at most: workers x batch */
 

@@ -26,15 +26,17 @@ worker *worker_of_done(inbox_msg *m) {
 static void run_creates(worker *w, worker_task *t) {
     for (int i = 0; i < t->n_create; i++) {
         job_work *jw = t->create[i];
-        jw->status = cs_job_new(w->session, jw->params, &jw->job, jw->msg, sizeof jw->msg);
+        jw->status =
+            cs_job_new(w->sessions[jw->model], jw->params, &jw->job, jw->msg, sizeof jw->msg);
     }
 }
 
 static void run_step(worker *w, worker_task *t) {
     for (int i = 0; i < t->n_step; i++)
         t->scratch[i] = t->step[i]->job;
+    cs_session *session = w->sessions[t->step[0]->model]; /* one model per batch */
     const double t0 = now_seconds();
-    t->step_status = cs_step(w->session, t->scratch, t->n_step, t->step_msg, sizeof t->step_msg);
+    t->step_status = cs_step(session, t->scratch, t->n_step, t->step_msg, sizeof t->step_msg);
     t->step_seconds = now_seconds() - t0;
     if (t->step_status != CS_OK) return;
     /* Previews after the step (not timed with it): a preview that fails is just skipped. */
@@ -42,7 +44,7 @@ static void run_step(worker *w, worker_task *t) {
         job_work *jw = t->step[i];
         char msg[160];
         if (jw->want_preview && !cs_job_error(jw->job) &&
-            cs_job_preview_png(w->session, jw->job, 0, &jw->preview_png, &jw->preview_len, msg,
+            cs_job_preview_png(session, jw->job, 0, &jw->preview_png, &jw->preview_len, msg,
                                sizeof msg) != CS_OK)
             jw->preview_png = NULL;
     }
@@ -75,20 +77,21 @@ static void encode_pngs(job_work *jw) {
     }
 }
 
-static bool same_size(const job_work *a, const job_work *b) {
-    return a->params->width == b->params->width && a->params->height == b->params->height;
+/* The order decodes are grouped in: model, then width, then height. */
+static int decode_order(const job_work *a, const job_work *b) {
+    if (a->model != b->model) return a->model < b->model ? -1 : 1;
+    if (a->params->width != b->params->width) return a->params->width < b->params->width ? -1 : 1;
+    return (a->params->height > b->params->height) - (a->params->height < b->params->height);
 }
 
-/* cs_decode needs one image size per call: group the list by size (the loop does not
- * care about its order), decode each group in batches, then encode the PNGs. */
+/* cs_decode needs one model and image size per call: group the list by both (the loop
+ * does not care about its order), decode each group in batches, then encode the PNGs. */
 static void run_decodes(worker *w, worker_task *t) {
     job_work **d = t->decode;
-    for (int i = 1; i < t->n_decode; i++) { /* insertion sort by (width, height): short list */
+    for (int i = 1; i < t->n_decode; i++) { /* insertion sort: a short list */
         job_work *x = d[i];
         int k = i;
-        while (k > 0 && (d[k - 1]->params->width > x->params->width ||
-                         (d[k - 1]->params->width == x->params->width &&
-                          d[k - 1]->params->height > x->params->height))) {
+        while (k > 0 && decode_order(d[k - 1], x) > 0) {
             d[k] = d[k - 1];
             k--;
         }
@@ -96,12 +99,12 @@ static void run_decodes(worker *w, worker_task *t) {
     }
     for (int i = 0; i < t->n_decode;) {
         int n = 0;
-        while (i + n < t->n_decode && same_size(d[i], d[i + n])) {
+        while (i + n < t->n_decode && decode_order(d[i], d[i + n]) == 0) {
             t->scratch[n] = d[i + n]->job;
             n++;
         }
         char msg[256];
-        cs_status st = cs_decode(w->session, t->scratch, n, msg, sizeof msg);
+        cs_status st = cs_decode(w->sessions[d[i]->model], t->scratch, n, msg, sizeof msg);
         for (int k = i; k < i + n; k++) {
             d[k]->n_png = 0;
             d[k]->status = st;
@@ -146,13 +149,33 @@ static void free_arrays(worker *w) {
     w->task.scratch = NULL;
 }
 
-cs_status worker_start(worker *w, int index, const cs_model *m, const cs_session_params *sp,
-                       int max_jobs, inbox *results, char *msg, size_t msg_size) {
+static void free_sessions(worker *w) {
+    for (int i = 0; i < w->n_sessions; i++)
+        cs_session_free(w->sessions[i]);
+    free(w->sessions);
+    w->sessions = NULL;
+    w->n_sessions = 0;
+}
+
+cs_status worker_start(worker *w, int index, const cs_model *const *models,
+                       const cs_session_params *sp, int n_models, int max_jobs, inbox *results,
+                       char *msg, size_t msg_size) {
     memset(w, 0, sizeof *w);
     w->index = index;
     w->results = results;
-    cs_status st = cs_session_new(m, sp, &w->session, msg, msg_size);
-    if (st != CS_OK) return st;
+    if (!(w->sessions = calloc((size_t)n_models, sizeof *w->sessions))) {
+        snprintf(msg, msg_size, "worker %d: out of memory", index);
+        return CS_ERR_NOMEM;
+    }
+    cs_status st = CS_OK;
+    for (int i = 0; i < n_models && st == CS_OK; i++) {
+        st = cs_session_new(models[i], &sp[i], &w->sessions[i], msg, msg_size);
+        if (st == CS_OK) w->n_sessions = i + 1;
+    }
+    if (st != CS_OK) {
+        free_sessions(w);
+        return st;
+    }
     const size_t n = (size_t)max_jobs;
     w->task.create = calloc(n, sizeof *w->task.create);
     w->task.decode = calloc(n, sizeof *w->task.decode);
@@ -181,8 +204,7 @@ fail_sync:
     st = CS_ERR_INTERNAL;
 fail_arrays:
     free_arrays(w);
-    cs_session_free(w->session);
-    w->session = NULL;
+    free_sessions(w);
     return st;
 }
 
@@ -205,6 +227,5 @@ void worker_stop(worker *w) {
         w->started = false;
     }
     free_arrays(w);
-    cs_session_free(w->session);
-    w->session = NULL;
+    free_sessions(w);
 }

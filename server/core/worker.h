@@ -1,9 +1,9 @@
 /*
- * worker: one inference thread with its own cs_session, running the tasks the loop hands
- * it: create new jobs (prompt encoding, initial noise), run one batched denoising step,
+ * worker: one inference thread with its own cs_session per served model, running the
+ * tasks the loop hands it: create new jobs (prompt encoding, initial noise), run one batched denoising step,
  * decode finished jobs and encode their PNGs.
  *
- * DESIGN. Workers own nothing but their session. The loop thread fills a worker's task
+ * DESIGN. Workers own nothing but their sessions. The loop thread fills a worker's task
  * while the worker is idle and hands it over under the worker's lock; the worker runs it
  * with no lock held and posts its embedded done message to the loop's results inbox (the
  * inbox lock orders every write the worker made before the loop reads them). The loop
@@ -30,6 +30,7 @@ struct job_rec;
 typedef struct job_work {
     struct job_rec *rec;         /* the loop's record (workers never follow it) */
     const cs_gen_params *params; /* strings point into the record's own copies */
+    int model;                   /* which session: fixed when the job is submitted */
     cs_job *job;                 /* NULL until created */
     cs_status status;            /* of this task's create or decode */
     char msg[256];               /* why, when status != CS_OK */
@@ -48,7 +49,7 @@ typedef struct worker_task {
     int n_create;
     job_work **decode; /* [max_jobs]: finished jobs, any sizes (grouped here) */
     int n_decode;
-    job_work **step; /* [max_step]: one UNet batch, all of one image size */
+    job_work **step; /* [max_step]: one UNet batch, all of one model and image size */
     int n_step;
     cs_job **scratch; /* [max_jobs]: job pointers handed to cs_step / cs_decode */
     /* results of the step */
@@ -59,7 +60,8 @@ typedef struct worker_task {
 
 typedef struct worker {
     int index;
-    cs_session *session; /* used by the worker thread only once started */
+    cs_session **sessions; /* [n_sessions], one per model: the worker thread's once started */
+    int n_sessions;
     pthread_t thread;
     pthread_mutex_t lock; /* guards pending, quit */
     pthread_cond_t cond;
@@ -72,14 +74,16 @@ typedef struct worker {
     bool started; /* the thread exists */
 } worker;
 
-/* Plans the session (max_images images per batch up to max_width x max_height), sizes the
- * task arrays (max_jobs jobs per create/decode list) and starts the thread. On failure
- * everything is released (worker_stop is still safe to call). */
-cs_status worker_start(worker *w, int index, const cs_model *m, const cs_session_params *sp,
-                       int max_jobs, inbox *results, char *msg, size_t msg_size);
+/* Plans a session for each of the n models (sp[i]: max_images images per batch up to
+ * max_width x max_height), sizes the task arrays (max_jobs jobs per create/decode list)
+ * and starts the thread. On failure everything is released (worker_stop is still safe to
+ * call). */
+cs_status worker_start(worker *w, int index, const cs_model *const *models,
+                       const cs_session_params *sp, int n, int max_jobs, inbox *results,
+                       char *msg, size_t msg_size);
 /* Hands w->task to the worker thread; the loop sets busy. */
 void worker_hand(worker *w);
-/* Asks the thread to finish, joins it, and frees the session and arrays. */
+/* Asks the thread to finish, joins it, and frees the sessions and arrays. */
 void worker_stop(worker *w);
 /* The worker that posted done message m. */
 worker *worker_of_done(inbox_msg *m);

@@ -435,7 +435,8 @@ cs_status http_start(const http_config *cfg, http_server **out, char *msg, size_
     s->cfg.api_key = s->api_key;
     s->cfg.cors_origin = s->cors_origin;
     s->cfg.allowed_hosts = s->allowed_hosts;
-    atomic_init(&s->model, NULL);
+    atomic_init(&s->served, NULL);
+    atomic_init(&s->a1111_model, 0);
     atomic_init(&s->svc, NULL);
     atomic_init(&s->next_id, 1);
     pthread_mutex_init(&s->watch_mu, NULL);
@@ -487,7 +488,7 @@ int http_port(const http_server *h) {
     return h->port;
 }
 
-void http_attach(http_server *h, const cs_model *m, service *svc) {
-    atomic_store(&h->model, m);
+void http_attach(http_server *h, const served_models *sv, service *svc) {
+    atomic_store(&h->served, sv);
     atomic_store(&h->svc, svc);
 }

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 
+#include "model_pick.h"
 #include "service.h"
 
 typedef struct http_config {
@@ -43,9 +44,10 @@ typedef struct http_server http_server;
 cs_status http_start(const http_config *cfg, http_server **out, char *msg, size_t msg_size);
 /* The bound port (the ephemeral one when port was 0). */
 int http_port(const http_server *h);
-/* Makes the model and service available to requests (borrowed; they must outlive
- * http_stop). Until then /ready and model routes answer 503. */
-void http_attach(http_server *h, const cs_model *m, service *svc);
+/* Makes the served models (sv->models[0] answers requests that name none) and the
+ * service available to requests (borrowed; they must outlive http_stop). Until then
+ * /ready and model routes answer 503. */
+void http_attach(http_server *h, const served_models *sv, service *svc);
 /* Stops accepting connections, waits up to grace_ms for responses in flight (results of
  * the drained jobs), closes the rest and frees everything (NULL-safe). */
 void http_stop(http_server *h, int grace_ms);

@@ -90,8 +90,8 @@ static enum MHD_Result interrupt(http_req *r, service *svc) {
 
 enum MHD_Result http_a1111_route(http_req *r) {
     service *svc = atomic_load(&r->srv->svc);
-    const cs_model *m = atomic_load(&r->srv->model);
-    if (!svc || !m)
+    const served_models *sv = http_served(r->srv);
+    if (!svc || !sv)
         return http_respond_error(r, 503, "not_ready", NULL, "the model is not loaded yet");
     const bool post = !strcmp(r->method, "POST");
     if (r->route == ROUTE_A1111_CONTROL) {
@@ -106,12 +106,14 @@ enum MHD_Result http_a1111_route(http_req *r) {
                                       "/sdapi/v1/%s is read-only", r->subpath);
         cJSON *body = r->body ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
         char msg[256] = "";
-        bool ok = a1111_set_options(body, m, msg, sizeof msg);
+        int current = atomic_load(&r->srv->a1111_model);
+        bool ok = a1111_set_options(body, sv, &current, msg, sizeof msg);
+        if (ok) atomic_store(&r->srv->a1111_model, current); /* the web UI's setting is global */
         cJSON_Delete(body);
         if (!ok) return http_respond_error(r, 400, "invalid_parameter", "options", "%s", msg);
         return http_respond_json(r, 200, cJSON_CreateNull());
     }
-    cJSON *o = a1111_info_json(r->subpath, m);
+    cJSON *o = a1111_info_json(r->subpath, sv, atomic_load(&r->srv->a1111_model));
     if (!o) return http_respond_error(r, 404, "not_found", NULL, "no such route: %s", r->path);
     return http_respond_json(r, 200, o);
 }

@@ -116,15 +116,16 @@ enum MHD_Result http_generate(http_req *r) {
     if (r->has_job) return on_resumed(r);
     http_server *s = r->srv;
     service *svc = atomic_load(&s->svc);
-    const cs_model *m = atomic_load(&s->model);
-    if (!svc || !m)
+    const served_models *sv = http_served(s);
+    if (!svc || !sv)
         return http_respond_error(r, 503, "not_ready", NULL, "the model is not loaded yet");
 
-    int nw, nh;
-    cs_model_native_size(m, &nw, &nh);
-    const request_limits lim = {s->cfg.max_width > 0 ? s->cfg.max_width : nw,
-                                s->cfg.max_height > 0 ? s->cfg.max_height : nh};
-    const api_parse_ctx ctx = {.model = m, .defaults = cs_gen_default_params(m), .limits = lim};
+    /* The model a request runs on unless it names one: the first served, or for the web
+     * UI's routes its sd_model_checkpoint setting. */
+    const bool a1111 = r->dialect == &api_a1111_txt2img || r->dialect == &api_a1111_img2img;
+    const request_limits configured = {s->cfg.max_width, s->cfg.max_height};
+    const api_parse_ctx ctx =
+        request_ctx(sv, a1111 ? atomic_load(&s->a1111_model) : 0, configured);
     request_error e;
     cs_status parsed;
     if (r->dialect->parse_form) { /* a multipart body: the transport splits it */
@@ -173,7 +174,7 @@ enum MHD_Result http_generate(http_req *r) {
     const char *field = NULL;
     char msg[320] = "";
     service_status st =
-        service_submit(svc, &r->gen.p, preview_every_of(r), listen ? http_listener : NULL,
+        service_submit(svc, r->gen.model, &r->gen.p, preview_every_of(r), listen ? http_listener : NULL,
                        listen ? (void *)(uintptr_t)r->id : NULL, &job, &field, msg, sizeof msg);
     if (st != SERVICE_OK) {
         if (listen) registry_remove(r);

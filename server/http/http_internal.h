@@ -71,7 +71,8 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct sockaddr_storage addr;
     int port;
-    _Atomic(const cs_model *) model; /* NULL until http_attach */
+    _Atomic(const served_models *) served; /* NULL until http_attach */
+    atomic_int a1111_model; /* the web UI's sd_model_checkpoint setting: an index of served */
     _Atomic(service *) svc;
     metrics *metrics;
     struct http_drain *drain; /* lingering close of refused uploads */
@@ -84,6 +85,11 @@ struct http_server {
     pthread_cond_t watch_cond;
     bool watch_stop;
 };
+
+/* The served models, or NULL before http_attach (answer 503 then). */
+static inline const served_models *http_served(http_server *s) {
+    return atomic_load(&s->served);
+}
 
 typedef struct http_req {
     http_server *srv;

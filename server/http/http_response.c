@@ -102,7 +102,8 @@ enum MHD_Result http_respond_error(http_req *r, int status, const char *code, co
 }
 
 char *http_result_json(http_req *r, size_t *len) {
-    const cs_model *m = atomic_load(&r->srv->model);
+    const served_models *sv = http_served(r->srv);
+    const cs_model *m = sv && r->gen.model < sv->n ? sv->models[r->gen.model] : NULL;
     char base[300] = "";
     if (r->mode != MODE_SSE) /* streams render on the loop thread: no header lookups there */
         http_base_url(r, base, sizeof base);

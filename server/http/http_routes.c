@@ -39,32 +39,48 @@ static enum MHD_Result route_metrics(http_req *r, service *svc) {
     return http_respond_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
 
-static enum MHD_Result route_models(http_req *r, const cs_model *m) {
+/* One entry of GET /v1/models: OpenAI's fields, then what a client needs to fill a form. */
+static cJSON *model_entry(const cs_model *m, bool is_default) {
     int w, h;
     cs_model_native_size(m, &w, &h);
-    cJSON *root = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(root, "data");
-    cJSON *model = cJSON_CreateObject(), *samplers = cJSON_AddArrayToObject(model, "samplers");
-    if (!root || !data || !model || !samplers) {
-        cJSON_Delete(root);
-        cJSON_Delete(model);
-        return MHD_NO;
-    }
-    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *model = cJSON_CreateObject();
+    if (!model) return NULL;
     cJSON_AddStringToObject(model, "id", cs_model_name(m));
     cJSON_AddStringToObject(model, "object", "model");
     cJSON_AddStringToObject(model, "owned_by", "cfgserve");
+    cJSON_AddBoolToObject(model, "default", is_default);
+    /* "distilled": one UNet pass per step, guidance scale as an input, no negative prompt */
+    cJSON_AddStringToObject(model, "guidance", cs_model_guidance_distilled(m) ? "distilled" : "cfg");
     cJSON_AddNumberToObject(model, "width", w);
     cJSON_AddNumberToObject(model, "height", h);
     cJSON_AddNumberToObject(model, "size_multiple", cs_model_size_multiple(m));
     cJSON_AddNumberToObject(model, "max_steps", cs_max_steps());
     cJSON_AddNumberToObject(model, "max_images", CS_MAX_IMAGES_PER_JOB);
-    for (const char *const *s = cs_sampler_names(); *s; s++)
+    cJSON *samplers = cJSON_AddArrayToObject(model, "samplers");
+    for (const char *const *s = cs_sampler_names(); samplers && *s; s++)
         cJSON_AddItemToArray(samplers, cJSON_CreateString(*s));
     cJSON *loras = cJSON_AddArrayToObject(model, "loras"); /* names for "loras" */
     char **names = cs_lora_list(m, NULL);
     for (char **p = names; loras && p && *p; p++) cJSON_AddItemToArray(loras, cJSON_CreateString(*p));
     cs_lora_list_free(names);
-    cJSON_AddItemToArray(data, model);
+    return model;
+}
+
+static enum MHD_Result route_models(http_req *r, const served_models *sv) {
+    cJSON *root = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(root, "data");
+    if (!data) {
+        cJSON_Delete(root);
+        return MHD_NO;
+    }
+    cJSON_AddStringToObject(root, "object", "list");
+    for (int i = 0; i < sv->n; i++) {
+        cJSON *model = model_entry(sv->models[i], i == 0);
+        if (!model || !cJSON_AddItemToArray(data, model)) {
+            cJSON_Delete(model);
+            cJSON_Delete(root);
+            return MHD_NO;
+        }
+    }
     return http_respond_json(r, 200, root);
 }
 
@@ -172,7 +188,7 @@ static enum MHD_Result route_events(http_req *r, service *svc) {
 
 enum MHD_Result http_route_simple(http_req *r) {
     service *svc = atomic_load(&r->srv->svc);
-    const cs_model *m = atomic_load(&r->srv->model);
+    const served_models *sv = http_served(r->srv);
     switch (r->route) {
     case ROUTE_HEALTH:
         return http_respond_json(r, 200, status_obj("ok"));
@@ -183,11 +199,11 @@ enum MHD_Result http_route_simple(http_req *r) {
     default:
         break;
     }
-    if (!svc || !m)
+    if (!svc || !sv)
         return http_respond_error(r, 503, "not_ready", NULL, "the model is not loaded yet");
     switch (r->route) {
     case ROUTE_MODELS:
-        return route_models(r, m);
+        return route_models(r, sv);
     case ROUTE_JOB:
         return route_job(r, svc);
     case ROUTE_JOB_IMAGE:

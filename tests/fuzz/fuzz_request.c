@@ -51,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *body = malloc(size - 1 ? size - 1 : 1);
     if (!body) return 0;
     memcpy(body, data + 1, size - 1);
-    cs_status st = request_parse(body, size - 1, m, &defaults, &limits, &r, &e);
+    const api_parse_ctx c = {.model = m, .defaults = defaults, .limits = limits};
+    cs_status st = request_parse(body, size - 1, &c, &r, &e);
     if (st == CS_OK) {
         check_accepted(&r, m != NULL);
         request_gen_deinit(&r);

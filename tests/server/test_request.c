@@ -16,7 +16,8 @@ static const request_limits limits = {.max_width = 128, .max_height = 128};
 
 static cs_status parse_m(const cs_model *m, const char *body, size_t len, request_gen *r,
                          request_error *e) {
-    return request_parse(body, len, m, &defaults, &limits, r, e);
+    const api_parse_ctx c = {.model = m, .defaults = defaults, .limits = limits};
+    return request_parse(body, len, &c, r, e);
 }
 
 static cs_status parse(const char *body, request_gen *r, request_error *e) {

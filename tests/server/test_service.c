@@ -35,7 +35,7 @@ static void *submit_main(void *arg) {
     const cs_gen_params p = params_of(u->m, u->sp);
     const char *field = NULL;
     char msg[256];
-    u->st = service_submit(u->s, &p, 0, collector_listen, u->c, &u->id, &field, msg, sizeof msg);
+    u->st = service_submit(u->s, 0, &p, 0, collector_listen, u->c, &u->id, &field, msg, sizeof msg);
     return NULL;
 }
 
@@ -110,7 +110,7 @@ static void test_concurrent_jobs(const cs_model *m, const pngs *ref, int workers
     sp.workers = workers;
     service *s;
     char msg[512];
-    if (service_new(m, &sp, &s, msg, sizeof msg) != CS_OK) {
+    if (service_new(&m, 1, &sp, &s, msg, sizeof msg) != CS_OK) {
         fprintf(stderr, "service_new: %s\n", msg);
         check_failures++;
         return;
@@ -193,7 +193,7 @@ static void test_drain(const cs_model *m, const pngs *ref) {
     sp.user = &hup;
     service *s;
     char msg[512];
-    if (service_new(m, &sp, &s, msg, sizeof msg) != CS_OK) {
+    if (service_new(&m, 1, &sp, &s, msg, sizeof msg) != CS_OK) {
         fprintf(stderr, "service_new: %s\n", msg);
         check_failures++;
         return;
@@ -204,7 +204,7 @@ static void test_drain(const cs_model *m, const pngs *ref) {
     for (int i = 0; i < 2; i++) {
         collector_init(&c[i]);
         const cs_gen_params p = params_of(m, &k_specs[which[i]]);
-        CHECK(service_submit(s, &p, 0, collector_listen, &c[i], &ids[i], NULL, msg, sizeof msg) ==
+        CHECK(service_submit(s, 0, &p, 0, collector_listen, &c[i], &ids[i], NULL, msg, sizeof msg) ==
               SERVICE_OK);
     }
     runner run;
@@ -222,7 +222,7 @@ static void test_drain(const cs_model *m, const pngs *ref) {
     CHECK(service_draining(s));
     const cs_gen_params p = params_of(m, &k_specs[0]);
     uint64_t id = 0;
-    CHECK(service_submit(s, &p, 0, collector_listen, NULL, &id, NULL, msg, sizeof msg) ==
+    CHECK(service_submit(s, 0, &p, 0, collector_listen, NULL, &id, NULL, msg, sizeof msg) ==
           SERVICE_DRAINING);
     for (int i = 0; i < 2; i++)
         if (collector_wait_final(&c[i]))

@@ -21,7 +21,7 @@ static const spec k_long = {"a very long job", "", "ddim", 7.5, 500, 1, 8};
 static service *start_service(const cs_model *m, const service_params *sp) {
     service *s = NULL;
     char msg[512];
-    if (service_new(m, sp, &s, msg, sizeof msg) != CS_OK) {
+    if (service_new(&m, 1, sp, &s, msg, sizeof msg) != CS_OK) {
         fprintf(stderr, "service_new: %s\n", msg);
         check_failures++;
     }
@@ -32,7 +32,7 @@ static service_status submit_pv(service *s, const cs_model *m, const spec *sp, i
                                 collector *c, uint64_t *id) {
     const cs_gen_params p = params_of(m, sp);
     char msg[256];
-    return service_submit(s, &p, preview_every, c ? collector_listen : NULL, c, id, NULL, msg,
+    return service_submit(s, 0, &p, preview_every, c ? collector_listen : NULL, c, id, NULL, msg,
                           sizeof msg);
 }
 
@@ -46,7 +46,7 @@ static void test_bad_service_params(const cs_model *m) {
     sp.workers = 0;
     service *s = (service *)1;
     char msg[512] = "";
-    CHECK(service_new(m, &sp, &s, msg, sizeof msg) == CS_ERR_INVALID_ARG);
+    CHECK(service_new(&m, 1, &sp, &s, msg, sizeof msg) == CS_ERR_INVALID_ARG);
     CHECK(s == NULL);
     CHECK_STR_CONTAINS(msg, "workers");
 }
@@ -90,7 +90,7 @@ static void check_invalid(service *s, const cs_model *m) {
         char msg[256] = "";
         uint64_t id = 0;
         const service_status st =
-            service_submit(s, &p, 0, collector_listen, NULL, &id, &field, msg, sizeof msg);
+            service_submit(s, 0, &p, 0, collector_listen, NULL, &id, &field, msg, sizeof msg);
         CHECK_EQ_INT(st, SERVICE_INVALID);
         CHECK(field && strcmp(field, k_cases[i].field) == 0);
         CHECK(msg[0] != '\0');
