@@ -20,6 +20,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "memstats.h"
 #include "options.h"
 #include "service.h"
 
@@ -86,6 +87,9 @@ int main(int argc, char **argv) {
         return 0;
     }
 
+    /* Before any thread exists (libmicrohttpd's, the workers', OpenBLAS's): one malloc
+     * arena, so that freed memory of every thread can be handed back (memstats.h). */
+    const int arenas = memstats_single_arena();
     cs_runtime_init(argc, argv);
     int rc = 1;
     if (log_open(o.log_file, (cs_log_level)log_level_parse(o.log_level), msg, sizeof msg) !=
@@ -101,6 +105,8 @@ int main(int argc, char **argv) {
     log_msg(CS_LOG_INFO, "cfgserve starting (pid %d, BLAS kernels %s, %d compute thread(s))",
             (int)getpid(), cs_blas_kernel_name(), cs_threads());
     log_msg(CS_LOG_INFO, "settings: %s", summary);
+    log_msg(CS_LOG_INFO, "malloc arenas: %s",
+            arenas ? "one for all threads" : "as the environment set (or the C library's default)");
 
     http_server *http = NULL;
     cs_model *model = NULL;
