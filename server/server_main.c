@@ -20,6 +20,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "mem_trimmer.h"
 #include "memstats.h"
 #include "options.h"
 #include "service.h"
@@ -108,6 +109,8 @@ int main(int argc, char **argv) {
     log_msg(CS_LOG_INFO, "malloc arenas: %s",
             arenas ? "one for all threads" : "as the environment set (or the C library's default)");
 
+    /* Free heap memory back to the kernel once a second when over 1 MiB (mem_trimmer.h). */
+    mem_trimmer *trimmer = mem_trimmer_start(1000, (uint64_t)1 << 20);
     http_server *http = NULL;
     cs_model *model = NULL;
     service *svc = NULL;
@@ -179,6 +182,7 @@ done:
     http_stop(http, HTTP_GRACE_MS);
     service_free(svc);
     cs_model_free(model);
+    mem_trimmer_stop(trimmer);
     log_msg(rc == 0 ? CS_LOG_INFO : CS_LOG_ERROR, "exiting with status %d", rc);
     cs_set_log(NULL, NULL);
     log_close();
