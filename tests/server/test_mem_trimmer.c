@@ -6,18 +6,11 @@
 #include "memstats.h"
 
 #include "check.h"
+#include "sanitized.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CS_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define CS_SANITIZED 1
-#endif
-#endif
 
 enum { BLOCKS = 512, BLOCK = 16 << 10 };
 

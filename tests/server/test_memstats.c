@@ -6,20 +6,13 @@
 #include "memstats.h"
 
 #include "check.h"
+#include "sanitized.h"
 
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CS_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define CS_SANITIZED 1
-#endif
-#endif
 
 /* A small block allocated by a fresh thread (a fresh thread has no cached arena). */
 static void *thread_block(void *arg) {
