@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
 
     /* Free heap memory back to the kernel once a second when over 1 MiB (mem_trimmer.h). */
     mem_trimmer *trimmer = mem_trimmer_start(1000, (uint64_t)1 << 20);
+    if (!trimmer) log_msg(CS_LOG_WARN, "no memory-trimming thread: freed heap memory stays resident");
     http_server *http = NULL;
     cs_model *model = NULL;
     service *svc = NULL;
