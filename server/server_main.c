@@ -20,6 +20,8 @@
 
 #include "http.h"
 #include "log.h"
+#include "mem_trimmer.h"
+#include "memstats.h"
 #include "options.h"
 #include "served_load.h"
 #include "service.h"
@@ -53,6 +55,9 @@ int main(int argc, char **argv) {
         return 0;
     }
 
+    /* Before any thread exists (libmicrohttpd's, the workers', OpenBLAS's): one malloc
+     * arena, so that freed memory of every thread can be handed back (memstats.h). */
+    const int arenas = memstats_single_arena();
     cs_runtime_init(argc, argv);
     int rc = 1;
     if (log_open(o.log_file, (cs_log_level)log_level_parse(o.log_level), msg, sizeof msg) !=
@@ -68,7 +73,12 @@ int main(int argc, char **argv) {
     log_msg(CS_LOG_INFO, "cfgserve starting (pid %d, BLAS kernels %s, %d compute thread(s))",
             (int)getpid(), cs_blas_kernel_name(), cs_threads());
     log_msg(CS_LOG_INFO, "settings: %s", summary);
+    log_msg(CS_LOG_INFO, "malloc arenas: %s",
+            arenas ? "one for all threads" : "as the environment set (or the C library's default)");
 
+    /* Free heap memory back to the kernel once a second when over 1 MiB (mem_trimmer.h). */
+    mem_trimmer *trimmer = mem_trimmer_start(1000, (uint64_t)1 << 20);
+    if (!trimmer) log_msg(CS_LOG_WARN, "no memory-trimming thread: freed heap memory stays resident");
     http_server *http = NULL;
     served_set models = {0};
     service *svc = NULL;
@@ -133,6 +143,7 @@ done:
     http_stop(http, HTTP_GRACE_MS);
     service_free(svc);
     served_free(&models);
+    mem_trimmer_stop(trimmer);
     log_msg(rc == 0 ? CS_LOG_INFO : CS_LOG_ERROR, "exiting with status %d", rc);
     cs_set_log(NULL, NULL);
     log_close();

@@ -4,6 +4,7 @@
 #include "memstats.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,6 +34,16 @@ void memstats_read(memstats *out) {
     out->free_bytes = mi.fordblks;
     out->mmapped_bytes = mi.hblkhd;
     out->have_malloc = true;
+#endif
+}
+
+int memstats_single_arena(void) {
+#ifdef CS_HAVE_MALLINFO2
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    if (getenv("MALLOC_ARENA_MAX") || (tunables && strstr(tunables, "arena_max"))) return 0;
+    return mallopt(M_ARENA_MAX, 1) == 1 ? 1 : 0;
+#else
+    return 0;
 #endif
 }
 

@@ -26,6 +26,18 @@ typedef struct memstats {
 /* Fills *out; fields it cannot read are 0. */
 void memstats_read(memstats *out);
 
+/* Makes every thread allocate from malloc's main arena (glibc mallopt M_ARENA_MAX = 1),
+ * unless the environment chose already (MALLOC_ARENA_MAX, or GLIBC_TUNABLES naming
+ * arena_max). Why: a thread that mallocs gets an arena of its own (up to 8 per core), and
+ * the top of such an arena stays resident after its chunks are freed — malloc_trim only
+ * returns whole free pages inside it, and glibc shrinks it only when a chunk of 64 KiB or
+ * more is freed into it. libmicrohttpd's connection thread allocates each connection's
+ * 32 KiB memory pool there: a storm of 96 connections left ~3 MiB of freed pools
+ * resident between storms. In the main arena, memstats_trim returns that memory.
+ * Call once at start-up, before any thread exists. Returns the arena limit in force:
+ * 1, or 0 when the environment's choice was kept (or this is not glibc). */
+int memstats_single_arena(void);
+
 /* Returns free heap memory to the kernel (glibc malloc_trim: the top of each arena and
  * whole free pages inside it) when more than min_free bytes lie free in the heap; true if
  * it trimmed. Takes every arena's lock while it runs (well under a millisecond for our

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "events.h"
-#include "memstats.h"
 
 static size_t str_bytes(const char *t) {
     return t ? strlen(t) + 1 : 0;
@@ -185,14 +184,6 @@ void retire_job(service *s, job_rec *r, service_job_state state, const char *cod
         evict(s, r, JOB_GONE_COUNT); /* max_finished 0: keep nothing */
     else if (over_bytes(s))
         evict(s, r, JOB_GONE_TOO_LARGE); /* the others are gone already: r alone is over */
-    /* Jobs of varying sizes leave freed chunks inside malloc's arenas, which RSS keeps
-     * counting (a 30-minute soak: +12.8 % RSS while live bytes stayed flat). Hand them
-     * back at most once a second, when more than 1 MiB lies free. */
-    const uint64_t now = uv_hrtime();
-    if (now - s->last_trim_ns > 1000000000u) {
-        s->last_trim_ns = now;
-        memstats_trim(1u << 20);
-    }
 }
 
 void retire_if_stopped(service *s, job_rec *r) {

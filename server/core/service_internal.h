@@ -87,7 +87,6 @@ struct service {
     int running_images;  /* images of the records on running_list */
     int n_finished;      /* records on finished_list */
     uint64_t batch_seq;
-    uint64_t last_trim_ns; /* when retire last handed free heap memory back (memstats_trim) */
     bool closing; /* the drain has completed and handles are closing */
 };
 
