@@ -131,7 +131,8 @@ int main(int argc, char **argv) {
                          .vae = o.vae[0] ? o.vae : NULL,
                          .prediction_type = o.prediction_type[0] ? o.prediction_type : NULL,
                          .model_type = o.model_type[0] ? o.model_type : NULL,
-                         .weights_dtype = o.weights_dtype};
+                         .weights_dtype = o.weights_dtype,
+                         .precision = o.precision};
     if (cs_model_load_ex(&lp, &model, msg, sizeof msg) != CS_OK) {
         log_msg(CS_LOG_ERROR, "cannot load the model: %s", msg);
         goto done;
