@@ -40,6 +40,8 @@ static void usage(FILE *f) {
             "  --prediction-type T     single file: epsilon or v_prediction (default: inferred)\n"
             "  --model-type T          single file: sd1 or sd2 (default: inferred)\n"
             "  --weights-dtype D       file (F16/BF16 weights stay 16-bit, default) or fp32\n"
+            "  --precision P           fp32 (default) or bf16 (bf16 weights and products in\n"
+            "                          linear and conv layers, fp32 sums)\n"
             "  --prompt TEXT           what to draw (required)\n"
             "  --negative-prompt TEXT  what to steer away from (default: none)\n"
             "  --guidance-scale S      CFG scale, 0..100 (default 7.5; 1 = no guidance)\n"
@@ -94,7 +96,7 @@ static int parse_args(int argc, char **argv, cli *c) {
             continue;
         }
         static const char *const k_valued[] = {
-            "--model", "--vae", "--prediction-type", "--model-type", "--weights-dtype", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
+            "--model", "--vae", "--prediction-type", "--model-type", "--weights-dtype", "--precision", "--prompt", "--negative-prompt", "--sampler", "-o", "--output",
             "--guidance-scale", "--steps", "--seed", "--width", "--height", "--num-images",
             "--guidance-rescale", "--clip-skip", "--threads", "--lora-dir", "--lora",
             "--init-image", "--mask", "--strength", "--vae-tile", NULL};
@@ -129,6 +131,7 @@ static int parse_args(int argc, char **argv, cli *c) {
         else if (!strcmp(a, "--prediction-type")) c->load.prediction_type = val;
         else if (!strcmp(a, "--model-type")) c->load.model_type = val;
         else if (!strcmp(a, "--weights-dtype")) c->load.weights_dtype = val;
+        else if (!strcmp(a, "--precision")) c->load.precision = val;
         else if (!strcmp(a, "--prompt")) c->p.prompt = val;
         else if (!strcmp(a, "--negative-prompt")) c->p.negative_prompt = val;
         else if (!strcmp(a, "--sampler")) c->p.sampler = val;

@@ -64,6 +64,10 @@ static const opt_def OPTIONS[] = {
     {"weights_dtype", OPT_ENUM, F(weights_dtype), "file", 0, 0, "file|fp32", 0, "file|fp32",
      "linear and conv weights of an F16/BF16 checkpoint: file = stay 16-bit in memory (same "
      "images, about half the weight memory), fp32 = widened at load"},
+    {"precision", OPT_ENUM, F(precision), "fp32", 0, 0, "fp32|bf16", 0, "fp32|bf16",
+     "products of linear and conv layers: fp32 (exact to the reference), or bf16 weights "
+     "(half the memory) and bf16 products with fp32 sums (AVX512_BF16 where the CPU has it; "
+     "images differ slightly from fp32)"},
     {"lora_dir", OPT_STR, F(lora_dir), "", 0, 0, NULL, 0, "DIR",
      "folder of LoRA .safetensors files requests may name in \"loras\" (\"\": none)"},
     {"fuse_lora", OPT_STR, F(fuse_lora), "", 0, 0, NULL, 0, "NAME:WEIGHT",

@@ -36,6 +36,7 @@ typedef struct server_options {
     char *prediction_type; /* single file: "" = inferred */
     char *model_type;      /* single file: "" = inferred */
     char *weights_dtype;   /* "file" (16-bit weights stay 16-bit) or "fp32" */
+    char *precision;       /* "fp32" or "bf16" (cs_load_params.precision) */
     char *lora_dir;  /* "" = no LoRAs */
     char *fuse_lora; /* "" or NAME[:WEIGHT]: patched into the weights at load */
     int workers;

@@ -101,7 +101,8 @@ cs_status served_load(const server_options *o, served_set *s, char *msg, size_t 
                                    .vae = o->vae[0] ? o->vae : NULL,
                                    .prediction_type = o->prediction_type[0] ? o->prediction_type : NULL,
                                    .model_type = o->model_type[0] ? o->model_type : NULL,
-                                   .weights_dtype = o->weights_dtype};
+                                   .weights_dtype = o->weights_dtype,
+                                   .precision = o->precision};
         char why[900];
         st = cs_model_load_ex(&lp, &s->models[i], why, sizeof why);
         if (st != CS_OK) {

@@ -4,8 +4,8 @@
  * (the default) serves the bundled models: models/default, and models/student (the
  * guidance-distilled student) when it is there. Each model is called by its folder's (or
  * file's) name, which must be unique and plain text (it appears in JSON, URLs and
- * Prometheus labels). --vae, --prediction-type, --model-type and --weights-dtype apply to
- * every model; --lora-dir is every model's LoRA folder; --fuse-lora patches the first.
+ * Prometheus labels). --vae, --prediction-type, --model-type, --weights-dtype and --precision
+ * apply to every model; --lora-dir is every model's LoRA folder; --fuse-lora patches the first.
  *
  * Threads: main's thread (at start-up and shutdown).
  */

@@ -52,6 +52,16 @@ static inline uint16_t cs_f32_to_bf16(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* Rounding as the AVX512_BF16 conversions (vcvtne2ps2bf16) and the bf16 products' DAZ
+ * define it: nearest even, but zero and subnormal inputs become a zero of their sign, so
+ * the bf16 micro-kernels never see a subnormal and the portable kernel matches vdpbf16ps
+ * bit for bit. */
+static inline uint16_t cs_f32_to_bf16_ftz(float f) {
+    const uint32_t u = cs_f32_bits(f);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    return cs_f32_to_bf16(f);
+}
+
 static inline uint16_t cs_f32_to_f16(float f) {
     const uint32_t u = cs_f32_bits(f);
     const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);

@@ -64,15 +64,30 @@ void wb_add_panels(weight_binder *b, gemm_weights *dst, int64_t width, int ndim,
     va_end(ap);
 }
 
-/* How entry e keeps tensor t: 16-bit GEMM operands of a 16-bit file stay so. */
-static gemm_dtype entry_dtype(const weight_binder *b, const wb_entry *e, const st_tensor *t) {
-    if (!e->gdst || b->fp32) return GEMM_F32;
-    return t->dtype == ST_F16 ? GEMM_F16 : t->dtype == ST_BF16 ? GEMM_BF16 : GEMM_F32;
+/* How entry e keeps a tensor of dtype `file` (ST_F32 for random weights): 16-bit GEMM
+ * operands of a 16-bit file stay so unless b->store says otherwise. */
+static gemm_dtype entry_dtype(const weight_binder *b, const wb_entry *e, st_dtype file) {
+    if (!e->gdst || b->store == WB_STORE_FP32) return GEMM_F32;
+    if (b->store == WB_STORE_BF16) return GEMM_BF16X2;
+    return file == ST_F16 ? GEMM_F16 : file == ST_BF16 ? GEMM_BF16 : GEMM_F32;
 }
 
-/* Floats (4-byte words) the block gives a tensor of numel elements of dtype d. */
-static int64_t entry_words(int64_t numel, gemm_dtype d) {
+/* Rows and (flattened) columns of an entry's matrix. */
+static int64_t entry_cols(const wb_entry *e) {
+    int64_t cols = 1;
+    for (int d = 1; d < e->ndim; d++) cols *= e->shape[d];
+    return cols;
+}
+
+/* Floats (4-byte words) the block gives entry e of numel elements kept as dtype d. */
+static int64_t entry_words(const wb_entry *e, int64_t numel, gemm_dtype d) {
+    if (d == GEMM_BF16X2) return (gemm_packed_count(d, e->shape[0], entry_cols(e)) + 1) / 2;
     return d == GEMM_F32 ? numel : (numel + 1) / 2;
+}
+
+/* Writes fp32 values src of entry e to p as GEMM_BF16X2 panels. */
+static bool entry_pack_bf16(const wb_entry *e, void *p, const float *src) {
+    return gemm_pack_bf16x2(p, src, e->shape[0], entry_cols(e), e->panels);
 }
 
 /* Points the entry at its data p (dtype d). */
@@ -159,7 +174,7 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
             add_problem(msg, msg_size, &at, &problems, line);
             continue;
         }
-        total += entry_words(t->numel, entry_dtype(b, e, t));
+        total += entry_words(e, t->numel, entry_dtype(b, e, t->dtype));
     }
     for (int64_t i = 0; i < f->count; i++) {
         if (used[i] || is_ignored(f->tensors[i].name, ignored)) continue;
@@ -183,8 +198,22 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
     for (int64_t i = 0; i < b->count; i++) {
         const wb_entry *e = &b->entries[i];
         const st_tensor *t = st_find(f, e->name);
-        const gemm_dtype d = entry_dtype(b, e, t);
-        if (d == GEMM_F32) {
+        const gemm_dtype d = entry_dtype(b, e, t->dtype);
+        if (d == GEMM_BF16X2) { /* through fp32: every file dtype rounds the same way */
+            float *tmp = cs_malloc((size_t)(t->numel > 0 ? t->numel : 1) * sizeof *tmp);
+            bool ok = tmp != NULL;
+            if (ok) {
+                cs_status st = st_read_f32(f, t, tmp, msg, msg_size);
+                CS_ASSERT(st == CS_OK); /* dtype was checked above */
+            }
+            ok = ok && entry_pack_bf16(e, p, tmp);
+            free(tmp);
+            if (!ok) {
+                weight_block_free(out);
+                return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: no memory to pack '%s'",
+                               f->path, e->name);
+            }
+        } else if (d == GEMM_F32) {
             cs_status st = st_read_f32(f, t, p, msg, msg_size);
             CS_ASSERT(st == CS_OK); /* dtype was checked above */
         } else if (t->nbytes) {
@@ -192,7 +221,7 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
         }
         st_release(f, t);
         entry_set(e, p, d);
-        p += entry_words(t->numel, d);
+        p += entry_words(e, t->numel, d);
     }
     cs_status st = pack_entries(b, f->path, msg, msg_size);
     if (st != CS_OK) {
@@ -203,16 +232,15 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
     return CS_OK;
 }
 
-/* Packs the GEMM operands (wb_add_panels), once their data is in. */
+/* Packs the GEMM operands (wb_add_panels), once their data is in (GEMM_BF16X2 ones were
+ * packed as they were rounded). */
 static cs_status pack_entries(const weight_binder *b, const char *what, char *msg,
                               size_t msg_size) {
     for (int64_t i = 0; i < b->count; i++) {
         const wb_entry *e = &b->entries[i];
-        if (!e->gdst) continue;
-        int64_t cols = 1;
-        for (int d = 1; d < e->ndim; d++) cols *= e->shape[d];
+        if (!e->gdst || e->gdst->dtype == GEMM_BF16X2) continue;
         if (!gemm_pack_panels_n(entry_data(e), gemm_dtype_size(e->gdst->dtype), e->shape[0],
-                                cols, e->panels))
+                                entry_cols(e), e->panels))
             return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: no memory to pack '%s'", what,
                            e->name);
     }
@@ -254,21 +282,37 @@ cs_status wb_fill_random(const weight_binder *b, uint64_t seed, weight_block *ou
     memset(out, 0, sizeof *out);
     if (b->overflow)
         return cs_errf(CS_ERR_NOMEM, msg, msg_size, "weight table overflow");
-    int64_t total = 0;
-    for (int64_t i = 0; i < b->count; i++)
-        total += entry_numel(&b->entries[i]);
+    int64_t total = 0, most = 1;
+    for (int64_t i = 0; i < b->count; i++) {
+        const wb_entry *e = &b->entries[i];
+        total += entry_words(e, entry_numel(e), entry_dtype(b, e, ST_F32));
+        if (entry_dtype(b, e, ST_F32) == GEMM_BF16X2 && entry_numel(e) > most)
+            most = entry_numel(e);
+    }
     size_t bytes;
     out->data = cs_mul_size((size_t)total, sizeof(float), &bytes) ? cs_malloc(bytes) : NULL;
-    if (!out->data)
+    float *tmp = b->store == WB_STORE_BF16 ? cs_malloc((size_t)most * sizeof *tmp) : NULL;
+    if (!out->data || (b->store == WB_STORE_BF16 && !tmp)) {
+        free(tmp);
+        weight_block_free(out);
         return cs_errf(CS_ERR_NOMEM, msg, msg_size, "no memory for %lld weights", (long long)total);
+    }
     out->numel = total;
     float *p = out->data;
     uint64_t state = seed;
     for (int64_t i = 0; i < b->count; i++) {
-        fill_random(p, &b->entries[i], &state);
-        entry_set(&b->entries[i], p, GEMM_F32);
-        p += entry_numel(&b->entries[i]);
+        const wb_entry *e = &b->entries[i];
+        const gemm_dtype d = entry_dtype(b, e, ST_F32);
+        fill_random(d == GEMM_BF16X2 ? tmp : p, e, &state); /* the same values either way */
+        if (d == GEMM_BF16X2 && !entry_pack_bf16(e, p, tmp)) {
+            free(tmp);
+            weight_block_free(out);
+            return cs_errf(CS_ERR_NOMEM, msg, msg_size, "no memory to pack '%s'", e->name);
+        }
+        entry_set(e, p, d);
+        p += entry_words(e, entry_numel(e), d);
     }
+    free(tmp);
     cs_status st = pack_entries(b, "random weights", msg, msg_size);
     if (st != CS_OK) weight_block_free(out);
     return st;
@@ -353,8 +397,8 @@ cs_status wb_load(weight_binder *b, const wb_source *src, const char *const *ign
     memset(out, 0, sizeof *out);
     if (src->write_path)
         return wb_write_random(b, src->seed, src->write_dtype, src->write_path, msg, msg_size);
+    b->store = src->store;
     if (!src->file) return wb_fill_random(b, src->seed, out, msg, msg_size);
-    b->fp32 = src->fp32;
     return wb_bind(b, src->file, ignored, out, msg, msg_size);
 }
 

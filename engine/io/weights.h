@@ -4,8 +4,9 @@
  * then wb_bind resolves the whole table against a safetensors file, reports every
  * missing, extra or mis-shaped tensor at once, and converts the data to fp32 in one
  * owned block. GEMM operands (wb_add_panels) of an F16 / BF16 file stay 16-bit in that
- * block unless the binder asks for fp32 (weight_binder.fp32): the GEMM drivers widen them
- * per k-block, with bit-identical results (gemm.h).
+ * block unless the binder asks otherwise (weight_binder.store): the GEMM drivers widen
+ * them per k-block, with bit-identical results (gemm.h). WB_STORE_BF16 rounds every GEMM
+ * operand to bf16 in the k-pair panels of the bf16 products (GEMM_BF16X2).
  *
  * Single-threaded; used only while loading.
  */
@@ -16,6 +17,14 @@
 #include "safetensors.h"
 
 enum { WB_MAX_NAME = 192, WB_MAX_DIMS = 4 };
+
+/* How GEMM operands (wb_add_panels) are kept; other tensors are always fp32. */
+typedef enum wb_store {
+    WB_STORE_FILE = 0, /* in the file's dtype when F16 / BF16 (cs_load_params.weights_dtype
+                        * "file"), else fp32; random weights: fp32 */
+    WB_STORE_FP32,     /* widened to fp32 ("fp32") */
+    WB_STORE_BF16,     /* rounded to bf16, bf16 products (cs_load_params.precision "bf16") */
+} wb_store;
 
 typedef struct wb_entry {
     char name[WB_MAX_NAME];
@@ -31,7 +40,7 @@ typedef struct weight_binder {
     int64_t count, cap;
     bool overflow; /* a name did not fit or an allocation failed: wb_bind fails */
     struct lora_module_table *modules; /* NULL, or where linear/conv binds register (lora_modules.h) */
-    bool fp32; /* widen 16-bit GEMM operands at load too (cs_load_params.weights_dtype) */
+    wb_store store; /* how GEMM operands are kept (wb_load sets it from its source) */
 } weight_binder;
 
 /* The weights of one component: one allocation, owned by the component. fp32 tensors and
@@ -51,7 +60,7 @@ void wb_add(weight_binder *b, float **dst, int ndim, const int64_t *shape, const
 
 /* Expects a layer's GEMM operand: like wb_add, but stored in gemm.h's panel layout of
  * `width` rows (dims after the first flattened), packed in place once its data is in,
- * and 16-bit when the file's tensor is F16 / BF16 and !b->fp32. */
+ * and of the dtype b->store gives it. */
 void wb_add_panels(weight_binder *b, gemm_weights *dst, int64_t width, int ndim,
                    const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
@@ -81,12 +90,12 @@ cs_status wb_fill_random(const weight_binder *b, uint64_t seed, weight_block *ou
 cs_status wb_write_random(const weight_binder *b, uint64_t seed, st_dtype dtype,
                           const char *path, char *msg, size_t msg_size);
 
-/* Where a component's weights come from: bound from `file` (widening every tensor when
- * fp32), else random from `seed` (wb_fill_random), or with write_path set, random weights
- * written there as write_dtype (wb_write_random; *out stays empty). */
+/* Where a component's weights come from: bound from `file`, else random from `seed`
+ * (wb_fill_random), GEMM operands kept as `store` says; or with write_path set, random
+ * weights written there as write_dtype (wb_write_random; *out stays empty). */
 typedef struct wb_source {
     const st_file *file;
-    bool fp32;
+    wb_store store;
     uint64_t seed;
     const char *write_path;
     st_dtype write_dtype;

@@ -10,12 +10,18 @@
  * The k-block loop is outermost, so y holds the running sums between blocks; the bias is
  * added when the last block is written. Item and tile boundaries never change the
  * operations on an element (gemm.h), so the split is free to follow the thread count.
+ *
+ * GEMM_BF16X2 weights run the same loops in units of k pairs (gemm.h): the weight panels
+ * are 4-byte pairs like fp32 panels, the rows of x are rounded into pairs as they are
+ * packed, a conv's activation tile is packed in fp32 and then rounded into pairs
+ * (gemm_bf16.h), and the bf16 micro-kernel runs on the tile.
  */
 #include "gemm.h"
 
 #include <stdatomic.h>
 #include <string.h>
 
+#include "gemm_bf16.h"
 #include "gemm_kernels.h"
 #include "half.h"
 #include "threadpool.h"
@@ -77,6 +83,7 @@ const char *gemm_dtype_name(gemm_dtype d) {
     switch (d) {
     case GEMM_F16: return "F16";
     case GEMM_BF16: return "BF16";
+    case GEMM_BF16X2: return "BF16 (bf16 products)";
     default: return "F32";
     }
 }
@@ -84,7 +91,8 @@ const char *gemm_dtype_name(gemm_dtype d) {
 float gemm_weights_get(gemm_weights w, int64_t i) {
     switch (w.dtype) {
     case GEMM_F16: return cs_f16_to_f32(((const uint16_t *)w.data)[i]);
-    case GEMM_BF16: return cs_bf16_to_f32(((const uint16_t *)w.data)[i]);
+    case GEMM_BF16:
+    case GEMM_BF16X2: return cs_bf16_to_f32(((const uint16_t *)w.data)[i]);
     default: return ((const float *)w.data)[i];
     }
 }
@@ -93,6 +101,7 @@ void gemm_weights_set(gemm_weights w, int64_t i, float v) {
     switch (w.dtype) {
     case GEMM_F16: ((uint16_t *)w.data)[i] = cs_f32_to_f16(v); break;
     case GEMM_BF16: ((uint16_t *)w.data)[i] = cs_f32_to_bf16(v); break;
+    case GEMM_BF16X2: ((uint16_t *)w.data)[i] = cs_f32_to_bf16_ftz(v); break;
     default: ((float *)w.data)[i] = v; break;
     }
 }
@@ -160,13 +169,14 @@ bool gemm_pack_panels_n(void *w, size_t esize, int64_t rows, int64_t cols, int64
 
 /* k-block [k0, k0 + kc) of the panel of `width` rows starting at row p0 of a packed
  * rows × k matrix, as kc groups of `width` (zero-padded when the panel is narrower):
- * straight from the packed data for full fp32 panels, else through pad (GEMM_KC · width
- * floats), widening 16-bit weights. */
+ * straight from the packed data for full fp32 (or bf16-pair) panels, else through pad
+ * (GEMM_KC · width floats), widening F16 / BF16 weights. For GEMM_BF16X2, k, k0 and kc
+ * count pairs and the result holds pairs. */
 static const float *panel_block(gemm_weights packed, int64_t rows, int64_t k, int64_t width,
                                 int64_t p0, int64_t k0, int64_t kc, float *pad) {
     const int64_t h = rows - p0 < width ? rows - p0 : width;
     const int64_t at = p0 * k + k0 * h;
-    if (packed.dtype == GEMM_F32) {
+    if (packed.dtype == GEMM_F32 || packed.dtype == GEMM_BF16X2) {
         const float *src = (const float *)packed.data + at;
         if (h == width) return src;
         for (int64_t kk = 0; kk < kc; kk++) {
@@ -187,10 +197,24 @@ static const float *panel_block(gemm_weights packed, int64_t rows, int64_t k, in
     return pad;
 }
 
+/* The micro-kernel of a product: fp32, or bf16 pairs (GEMM_BF16X2 weights). */
+typedef struct gemm_kern {
+    gemm_kernel_fn f32;
+    gemm_kernel_bf16_fn bf16; /* set: the operands are pairs and kc counts pairs */
+} gemm_kern;
+
+static gemm_kern kern_for(gemm_dtype d) {
+    if (d == GEMM_BF16X2) return (gemm_kern){.bf16 = gemm_kernel_bf16_active()};
+    return (gemm_kern){.f32 = gemm_kernel_active()};
+}
+
+/* k units of a product with k = `k` of weights dtype d: pairs for GEMM_BF16X2. */
+static int64_t k_units(gemm_dtype d, int64_t k) { return d == GEMM_BF16X2 ? (k + 1) / 2 : k; }
+
 /* Runs the kernel on the (h × w) corner of C at y (row stride ldy) through a local tile:
  * loads the running sums unless first, stores them (plus the bias on the last block:
  * bias_row[r] per row or bias_col[j] per column, either may be NULL). */
-static void tile_run(gemm_kernel_fn kern, int64_t kc, const float *a, const float *b, float *y,
+static void tile_run(gemm_kern kern, int64_t kc, const float *a, const float *b, float *y,
                      int64_t ldy, int64_t h, int64_t w, bool first, bool last,
                      const float *bias_row, const float *bias_col) {
     float c[GEMM_MR * GEMM_NR] __attribute__((aligned(64)));
@@ -199,7 +223,10 @@ static void tile_run(gemm_kernel_fn kern, int64_t kc, const float *a, const floa
         for (int64_t r = 0; r < h; r++)
             memcpy(c + r * GEMM_NR, y + r * ldy, (size_t)w * sizeof(float));
     }
-    kern(kc, a, b, c, !first);
+    if (kern.bf16)
+        kern.bf16(kc, (const gemm_pair *)a, (const gemm_pair *)b, c, !first);
+    else
+        kern.f32(kc, a, b, c, !first);
     for (int64_t r = 0; r < h; r++) {
         float *yr = y + r * ldy;
         const float *cr = c + r * GEMM_NR;
@@ -234,7 +261,7 @@ typedef struct lin_job {
     gemm_weights w;
     int64_t m, k, n;
     int64_t mc, nc, nblocks; /* item = (row block, column block) */
-    gemm_kernel_fn kern;
+    gemm_kern kern;
 } lin_job;
 
 /* a[i·kc·8 + kk·8 + r] = x[row0 + 8i + r][k0 + kk], zero past row m. */
@@ -259,18 +286,22 @@ static void lin_items(void *arg, int64_t i0, int64_t i1) {
     float *a = cs_malloc((size_t)(j->mc * GEMM_KC) * sizeof(float));
     float *pad = cs_malloc((size_t)(GEMM_KC * GEMM_NR) * sizeof(float));
     CS_ASSERT(a && pad);
+    const int64_t kd = k_units(j->w.dtype, j->k);
     for (int64_t it = i0; it < i1; it++) {
         const int64_t row0 = it / j->nblocks * j->mc, col0 = it % j->nblocks * j->nc;
         const int64_t rows = j->m - row0 < j->mc ? j->m - row0 : j->mc;
         const int64_t cols = j->n - col0 < j->nc ? j->n - col0 : j->nc;
         const int64_t rpad = ceil_div(rows, GEMM_MR) * GEMM_MR;
-        for (int64_t k0 = 0; k0 < j->k; k0 += GEMM_KC) {
-            const int64_t kc = j->k - k0 < GEMM_KC ? j->k - k0 : GEMM_KC;
-            const bool first = k0 == 0, last = k0 + kc == j->k;
-            pack_rows(a, j->x, j->m, j->k, row0, rpad, k0, kc);
+        for (int64_t k0 = 0; k0 < kd; k0 += GEMM_KC) {
+            const int64_t kc = kd - k0 < GEMM_KC ? kd - k0 : GEMM_KC;
+            const bool first = k0 == 0, last = k0 + kc == kd;
+            if (j->kern.bf16)
+                gemm_bf16_pack_rows((gemm_pair *)a, j->x, j->m, j->k, row0, rpad, k0, kc);
+            else
+                pack_rows(a, j->x, j->m, j->k, row0, rpad, k0, kc);
             for (int64_t q = col0; q < col0 + cols; q += GEMM_NR) {
                 const int64_t w = j->n - q < GEMM_NR ? j->n - q : GEMM_NR;
-                const float *b = panel_block(j->w, j->n, j->k, GEMM_NR, q, k0, kc, pad);
+                const float *b = panel_block(j->w, j->n, kd, GEMM_NR, q, k0, kc, pad);
                 for (int64_t i = 0; i < rows; i += GEMM_MR) {
                     const int64_t h = rows - i < GEMM_MR ? rows - i : GEMM_MR;
                     tile_run(j->kern, kc, a + i * kc, b, j->y + (row0 + i) * j->n + q, j->n, h,
@@ -298,7 +329,7 @@ void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed,
     const int64_t nc = block_units(n, GEMM_NR, INT64_MAX / GEMM_NR,
                                    mblocks >= want ? 1 : ceil_div(want, mblocks)) * GEMM_NR;
     lin_job j = {.y = y, .x = x, .w = w_packed, .b = b, .m = m, .k = k, .n = n, .mc = mc,
-                 .nc = nc, .nblocks = ceil_div(n, nc), .kern = gemm_kernel_active()};
+                 .nc = nc, .nblocks = ceil_div(n, nc), .kern = kern_for(w_packed.dtype)};
     threadpool_for(p, mblocks * j.nblocks, 1, lin_items, &j);
 }
 
@@ -314,14 +345,31 @@ typedef struct pa_job {
     int64_t mc, col_blocks, m_blocks; /* item = (batch item, column block, row block) */
     gemm_pack_fn pack;
     const void *arg;
-    gemm_kernel_fn kern;
+    gemm_kern kern;
 } pa_job;
+
+/* Activation tile of an item: k units [k0, k0 + kc) × columns [c0, c0 + w) into dst
+ * (kc rows of GEMM_NR), zero past column w; bf16: packed in fp32 into f (2 · GEMM_KC rows
+ * of GEMM_NR), then rounded into pairs. */
+static void pa_tile(const pa_job *j, float *dst, float *f, int64_t bi, int64_t k0, int64_t kc,
+                    int64_t c0, int64_t w) {
+    float *t = j->kern.bf16 ? f : dst;
+    const int64_t e0 = j->kern.bf16 ? 2 * k0 : k0;
+    const int64_t ec = j->kern.bf16 ? (j->k - e0 < 2 * kc ? j->k - e0 : 2 * kc) : kc;
+    j->pack(j->arg, t, bi, e0, ec, c0, w);
+    if (w < GEMM_NR)
+        for (int64_t kk = 0; kk < ec; kk++)
+            memset(t + kk * GEMM_NR + w, 0, (size_t)(GEMM_NR - w) * sizeof(float));
+    if (j->kern.bf16) gemm_bf16_pair_tile((gemm_pair *)dst, t, ec);
+}
 
 static void pa_items(void *arg, int64_t i0, int64_t i1) {
     const pa_job *j = arg;
     float *bt = cs_malloc((size_t)(PA_TILES * GEMM_KC * GEMM_NR) * sizeof(float));
     float *pad = cs_malloc((size_t)(GEMM_KC * GEMM_MR) * sizeof(float));
-    CS_ASSERT(bt && pad);
+    float *f = j->kern.bf16 ? cs_malloc((size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float)) : NULL;
+    CS_ASSERT(bt && pad && (f || !j->kern.bf16));
+    const int64_t kd = k_units(j->w.dtype, j->k);
     for (int64_t it = i0; it < i1; it++) {
         const int64_t bi = it / (j->col_blocks * j->m_blocks);
         const int64_t rest = it % (j->col_blocks * j->m_blocks);
@@ -331,21 +379,17 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
         const int64_t cols = j->cols - col0 < PA_TILES * GEMM_NR ? j->cols - col0
                                                                   : PA_TILES * GEMM_NR;
         float *yb = j->y + bi * j->m * j->cols;
-        for (int64_t k0 = 0; k0 < j->k; k0 += GEMM_KC) {
-            const int64_t kc = j->k - k0 < GEMM_KC ? j->k - k0 : GEMM_KC;
-            const bool first = k0 == 0, last = k0 + kc == j->k;
+        for (int64_t k0 = 0; k0 < kd; k0 += GEMM_KC) {
+            const int64_t kc = kd - k0 < GEMM_KC ? kd - k0 : GEMM_KC;
+            const bool first = k0 == 0, last = k0 + kc == kd;
             for (int64_t t = 0; t * GEMM_NR < cols; t++) {
                 const int64_t c0 = col0 + t * GEMM_NR;
                 const int64_t w = j->cols - c0 < GEMM_NR ? j->cols - c0 : GEMM_NR;
-                float *dst = bt + t * kc * GEMM_NR;
-                j->pack(j->arg, dst, bi, k0, kc, c0, w);
-                if (w < GEMM_NR)
-                    for (int64_t kk = 0; kk < kc; kk++)
-                        memset(dst + kk * GEMM_NR + w, 0, (size_t)(GEMM_NR - w) * sizeof(float));
+                pa_tile(j, bt + t * kc * GEMM_NR, f, bi, k0, kc, c0, w);
             }
             for (int64_t i = row0; i < row0 + rows; i += GEMM_MR) {
                 const int64_t h = j->m - i < GEMM_MR ? j->m - i : GEMM_MR;
-                const float *a = panel_block(j->w, j->m, j->k, GEMM_MR, i, k0, kc, pad);
+                const float *a = panel_block(j->w, j->m, kd, GEMM_MR, i, k0, kc, pad);
                 for (int64_t t = 0; t * GEMM_NR < cols; t++) {
                     const int64_t c0 = col0 + t * GEMM_NR;
                     const int64_t w = j->cols - c0 < GEMM_NR ? j->cols - c0 : GEMM_NR;
@@ -357,6 +401,7 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
     }
     free(bt);
     free(pad);
+    free(f);
 }
 
 void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *bias,
@@ -371,6 +416,6 @@ void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *
                                    have >= want ? 1 : ceil_div(want, have)) * GEMM_MR;
     pa_job j = {.y = y, .w = w_packed, .bias = bias, .batch = batch, .m = m, .k = k,
                 .cols = cols, .mc = mc, .col_blocks = col_blocks, .m_blocks = ceil_div(m, mc),
-                .pack = pack, .arg = arg, .kern = gemm_kernel_active()};
+                .pack = pack, .arg = arg, .kern = kern_for(w_packed.dtype)};
     threadpool_for(p, batch * col_blocks * j.m_blocks, 1, pa_items, &j);
 }

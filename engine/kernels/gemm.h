@@ -1,5 +1,5 @@
 /*
- * Our own fp32 GEMM for the layers' hot products (linear layers and convolutions):
+ * Our own GEMM for the layers' hot products (linear layers and convolutions):
  * micro-kernels for AVX-512, AVX2+FMA and a portable fallback, picked at run time from
  * the CPU's features; threads from the engine's pool (threadpool.h).
  *
@@ -25,6 +25,16 @@
  *   buffer). The batch is packed along the tile dimension, so one call reads the
  *   weights once per step for every row while each row's result stays bit-identical to
  *   running it alone.
+ * * The bf16 path (weights of dtype GEMM_BF16X2, cs_load_params.precision "bf16"): the
+ *   weights are bf16 and the activation tile is rounded to bf16 while it is packed; the
+ *   products are bf16 × bf16 with fp32 accumulation (AVX512_BF16 vdpbf16ps, or a portable
+ *   kernel that computes the same bits). Pairs of k are the unit: a packed element is a
+ *   32-bit pair (k even in the low half, k + 1 in the high half; an odd k gets a zero
+ *   partner), so the drivers run the same blocking over ceil(k / 2) pair columns. Each
+ *   element of C is still ONE fp32 accumulator with a fixed order (per pair: the k + 1
+ *   product, then the k product, each an fp32 FMA rounded to nearest even, subnormal
+ *   results flushed to zero, as vdpbf16ps defines it), so the batch and thread-count
+ *   invariance above holds on this path too.
  *
  * Thread safety: the ISA choice is process-wide (gemm_set_isa: tests and benchmarks only);
  * the products touch only their arguments.
@@ -49,8 +59,9 @@ typedef enum gemm_isa {
     GEMM_ISA_AVX512,
 } gemm_isa;
 
-/* How a packed weight matrix is stored. */
-typedef enum gemm_dtype { GEMM_F32 = 0, GEMM_F16, GEMM_BF16 } gemm_dtype;
+/* How a packed weight matrix is stored. GEMM_BF16X2 also selects the bf16 products (above):
+ * bf16 values in the panel layout of the (rows × ceil(cols / 2)) matrix of k pairs. */
+typedef enum gemm_dtype { GEMM_F32 = 0, GEMM_F16, GEMM_BF16, GEMM_BF16X2 } gemm_dtype;
 
 /* A packed weight matrix: `data` holds floats (GEMM_F32) or uint16_t halves. */
 typedef struct gemm_weights {
@@ -86,12 +97,36 @@ static inline int64_t gemm_panel_index(int64_t rows, int64_t cols, int64_t width
     return p0 * cols + j * h + (r - p0);
 }
 
+/* Elements (of gemm_dtype_size) a packed rows × cols matrix of dtype d takes: rows · cols, or
+ * rows · (cols rounded up to even) for GEMM_BF16X2. */
+static inline int64_t gemm_packed_count(gemm_dtype d, int64_t rows, int64_t cols) {
+    return d == GEMM_BF16X2 ? rows * (cols + (cols & 1)) : rows * cols;
+}
+
+/* Position of element (r, j) of a rows × cols matrix of dtype d packed in panels of
+ * `width` rows (gemm_panel_index, or for GEMM_BF16X2 half j / 2 of that pair's index). */
+static inline int64_t gemm_weights_index(gemm_dtype d, int64_t rows, int64_t cols,
+                                         int64_t width, int64_t r, int64_t j) {
+    if (d != GEMM_BF16X2) return gemm_panel_index(rows, cols, width, r, j);
+    return 2 * gemm_panel_index(rows, (cols + 1) / 2, width, r, j / 2) + (j & 1);
+}
+
 /* Rearranges w (rows × cols, row-major, elements of `esize` bytes) in place into the panel
  * layout above; false when the temporary copy cannot be allocated (w is then unchanged). */
 bool gemm_pack_panels_n(void *w, size_t esize, int64_t rows, int64_t cols, int64_t width);
 static inline bool gemm_pack_panels(float *w, int64_t rows, int64_t cols, int64_t width) {
     return gemm_pack_panels_n(w, sizeof *w, rows, cols, width);
 }
+
+/* dst[0, gemm_packed_count(GEMM_BF16X2, rows, cols)) = src (rows × cols, row-major fp32)
+ * rounded to bf16 (cs_f32_to_bf16_ftz) in GEMM_BF16X2's panel layout of `width` rows;
+ * false when the temporary copy cannot be allocated. dst may be src's memory. */
+bool gemm_pack_bf16x2(uint16_t *dst, const float *src, int64_t rows, int64_t cols,
+                      int64_t width);
+
+/* The kernel GEMM_BF16X2 products use: "avx512_bf16" (vdpbf16ps) when the CPU has it and
+ * the AVX-512 kernels are active, else "portable" (same bits, slow). */
+const char *gemm_bf16_kernel_name(void);
 
 /* fp32 packed weights as gemm_weights. */
 static inline gemm_weights gemm_f32(const float *w) { return (gemm_weights){w, GEMM_F32}; }

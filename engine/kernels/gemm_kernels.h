@@ -12,6 +12,8 @@
 
 #include "gemm.h"
 
+#include <stdint.h>
+
 typedef void (*gemm_kernel_fn)(int64_t kc, const float *a, const float *b, float *c, bool acc);
 
 void gemm_kernel_portable(int64_t kc, const float *a, const float *b, float *c, bool acc);
@@ -22,5 +24,27 @@ void gemm_kernel_avx512(int64_t kc, const float *a, const float *b, float *c, bo
 /* The kernel of gemm_active_isa(), for kernels outside gemm.c that block their own
  * products (the fused attention of ops_attention.c). */
 gemm_kernel_fn gemm_kernel_active(void);
+
+/* A k pair of bf16 values (gemm.h, GEMM_BF16X2): k in the low half, k + 1 in the high
+ * half. may_alias: the pairs are written as uint16_t halves by the weight packer. */
+typedef uint32_t __attribute__((may_alias)) gemm_pair;
+
+/* The bf16 micro-kernels: c (8 × 48 fp32) = [c +] a · b over kp k pairs, a holding kp
+ * groups of GEMM_MR pairs, b kp rows of GEMM_NR pairs. Per element and pair: the high
+ * halves' product, then the low halves', each an fp32 FMA rounded to nearest even with a
+ * subnormal result flushed to a zero of its sign (vdpbf16ps; inputs are never subnormal,
+ * gemm_pack_bf16x2 and the activation packing flush them). Both kernels give the same
+ * bits. */
+typedef void (*gemm_kernel_bf16_fn)(int64_t kp, const gemm_pair *a, const gemm_pair *b,
+                                    float *c, bool acc);
+void gemm_kernel_bf16_portable(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
+                               bool acc);
+/* Only on CPUs with AVX512_BF16 (gemm_bf16_hw). */
+void gemm_kernel_bf16_avx512(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
+                             bool acc);
+bool gemm_bf16_hw(void);
+/* gemm_kernel_bf16_avx512 when the AVX-512 kernels are active and the CPU has AVX512_BF16,
+ * else the portable one (gemm_set_isa(GEMM_ISA_PORTABLE) forces it, for tests). */
+gemm_kernel_bf16_fn gemm_kernel_bf16_active(void);
 
 #endif

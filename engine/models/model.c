@@ -133,7 +133,7 @@ cs_model *model_alloc(const char *dir) {
 }
 
 /* Loads a diffusers folder (cs_model_load_ex's folder case). */
-cs_status model_load_folder(const char *dir, bool fp32, cs_model **out, char *msg, size_t n) {
+cs_status model_load_folder(const char *dir, wb_store store, cs_model **out, char *msg, size_t n) {
     *out = NULL;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
@@ -145,9 +145,9 @@ cs_status model_load_folder(const char *dir, bool fp32, cs_model **out, char *ms
     char path[4096];
 #define SUBDIR(s) (snprintf(path, sizeof path, "%s/%s", dir, s), path)
     if ((st = tokenizer_load(SUBDIR("tokenizer"), &m->tokenizer, msg, n)) != CS_OK) goto fail;
-    if ((st = text_encoder_load(SUBDIR("text_encoder"), fp32, &m->text_encoder, msg, n)) != CS_OK) goto fail;
-    if ((st = unet_load(SUBDIR("unet"), fp32, &m->unet, msg, n)) != CS_OK) goto fail;
-    if ((st = vae_load(SUBDIR("vae"), fp32, &m->vae, msg, n)) != CS_OK) goto fail;
+    if ((st = text_encoder_load(SUBDIR("text_encoder"), store, &m->text_encoder, msg, n)) != CS_OK) goto fail;
+    if ((st = unet_load(SUBDIR("unet"), store, &m->unet, msg, n)) != CS_OK) goto fail;
+    if ((st = vae_load(SUBDIR("vae"), store, &m->vae, msg, n)) != CS_OK) goto fail;
     if ((st = sched_config_load(SUBDIR("scheduler/scheduler_config.json"), &m->scheduler, msg, n)) != CS_OK)
         goto fail;
     /* StableDiffusionPipeline.__init__ rewrites outdated scheduler configs the same way. */

@@ -53,7 +53,7 @@ struct cs_model {
 /* A model with only its name, folder and prompt cache set (NULL: out of memory). */
 cs_model *model_alloc(const char *dir);
 /* Loads a diffusers folder. */
-cs_status model_load_folder(const char *dir, bool fp32, cs_model **out, char *msg, size_t n);
+cs_status model_load_folder(const char *dir, wb_store store, cs_model **out, char *msg, size_t n);
 /* Once every component is set: checks they agree and derives the sizes. */
 cs_status model_finish(cs_model *m, char *msg, size_t n);
 /* Loads a single-file LDM checkpoint (model_single.c). */

@@ -45,7 +45,7 @@ static cs_status read_original_config(const char *path, cJSON **out, char *msg, 
 }
 
 /* Builds the view of one component, then its config, then the component. */
-static cs_status load_unet(cs_model *m, const st_file *f, const ldm_config *c, bool fp32,
+static cs_status load_unet(cs_model *m, const st_file *f, const ldm_config *c, wb_store store,
                            char *msg, size_t n) {
     st_file *v;
     cs_status st = ldm_view(f, LDM_UNET, &c->layout, &v, msg, n);
@@ -54,12 +54,12 @@ static cs_status load_unet(cs_model *m, const st_file *f, const ldm_config *c, b
     snprintf(label, sizeof label, "%s (UNet config)", f->path);
     unet_config cfg;
     st = unet_config_load_src(label, c->unet_json, &cfg, msg, n);
-    if (st == CS_OK) st = unet_new_bound(&cfg, v, fp32, &m->unet, msg, n);
+    if (st == CS_OK) st = unet_new_bound(&cfg, v, store, &m->unet, msg, n);
     st_close(v);
     return st;
 }
 
-static cs_status load_vae(cs_model *m, const st_file *f, const ldm_config *c, bool fp32,
+static cs_status load_vae(cs_model *m, const st_file *f, const ldm_config *c, wb_store store,
                           char *msg, size_t n) {
     st_file *v;
     cs_status st = ldm_view(f, LDM_VAE, &c->layout, &v, msg, n);
@@ -68,13 +68,13 @@ static cs_status load_vae(cs_model *m, const st_file *f, const ldm_config *c, bo
     snprintf(label, sizeof label, "%s (VAE config)", f->path);
     vae_config cfg;
     st = vae_read_config_src(label, c->vae_json, &cfg, msg, n);
-    if (st == CS_OK) st = vae_new_bound(&cfg, v, fp32, &m->vae, msg, n);
+    if (st == CS_OK) st = vae_new_bound(&cfg, v, store, &m->vae, msg, n);
     st_close(v);
     return st;
 }
 
 static cs_status load_text(cs_model *m, const st_file *f, const ldm_config *c,
-                           const char *config_dir, bool fp32, char *msg, size_t n) {
+                           const char *config_dir, wb_store store, char *msg, size_t n) {
     ldm_layout lay = c->layout;
     te_config cfg;
     cs_status st = CS_OK;
@@ -92,7 +92,7 @@ static cs_status load_text(cs_model *m, const st_file *f, const ldm_config *c,
         st = ldm_text_config_json(v, c->sd2, json, sizeof json, msg, n);
         if (st == CS_OK) st = text_encoder_read_config_src(path, json, &cfg, msg, n);
     }
-    if (st == CS_OK) st = text_encoder_new_bound(&cfg, v, fp32, &m->text_encoder, msg, n);
+    if (st == CS_OK) st = text_encoder_new_bound(&cfg, v, store, &m->text_encoder, msg, n);
     st_close(v);
     return st;
 }
@@ -111,11 +111,11 @@ static cs_status load_tokenizer(cs_model *m, const char *dir, bool sd2, char *ms
 }
 
 /* Replaces the model's VAE by a diffusers vae folder or an LDM VAE file. */
-static cs_status replace_vae(cs_model *m, const char *path, bool fp32, char *msg, size_t n) {
+static cs_status replace_vae(cs_model *m, const char *path, wb_store store, char *msg, size_t n) {
     vae_model *vae = NULL;
     cs_status st;
     if (is_dir(path)) {
-        st = vae_load(path, fp32, &vae, msg, n);
+        st = vae_load(path, store, &vae, msg, n);
     } else {
         st_file *f;
         int64_t step;
@@ -131,7 +131,7 @@ static cs_status replace_vae(cs_model *m, const char *path, bool fp32, char *msg
                 char label[4200];
                 snprintf(label, sizeof label, "%s (VAE config)", path);
                 st = vae_read_config_src(label, c.vae_json, &cfg, msg, n);
-                if (st == CS_OK) st = vae_new_bound(&cfg, v, fp32, &vae, msg, n);
+                if (st == CS_OK) st = vae_new_bound(&cfg, v, store, &vae, msg, n);
                 st_close(v);
             }
         }
@@ -143,9 +143,12 @@ static cs_status replace_vae(cs_model *m, const char *path, bool fp32, char *msg
     return CS_OK;
 }
 
-/* Whether lp asks for fp32 weights; lp->weights_dtype was checked by cs_model_load_ex. */
-static bool want_fp32(const cs_load_params *lp) {
-    return lp->weights_dtype && strcmp(lp->weights_dtype, "fp32") == 0;
+/* How lp asks GEMM weights to be kept; checked by cs_model_load_ex. precision "bf16"
+ * decides alone (its products need bf16 panels whatever the file holds). */
+static wb_store load_store(const cs_load_params *lp) {
+    if (lp->precision && strcmp(lp->precision, "bf16") == 0) return WB_STORE_BF16;
+    return lp->weights_dtype && strcmp(lp->weights_dtype, "fp32") == 0 ? WB_STORE_FP32
+                                                                       : WB_STORE_FILE;
 }
 
 cs_status model_load_single(const cs_load_params *lp, cs_model **out, char *msg, size_t n) {
@@ -169,9 +172,9 @@ cs_status model_load_single(const cs_load_params *lp, cs_model **out, char *msg,
     char label[4200];
     snprintf(label, sizeof label, "%s (scheduler config)", lp->path);
     if ((st = load_tokenizer(m, lp->tokenizer, c.sd2, msg, n)) != CS_OK ||
-        (st = load_text(m, f, &c, lp->text_encoder_config, want_fp32(lp), msg, n)) != CS_OK ||
-        (st = load_unet(m, f, &c, want_fp32(lp), msg, n)) != CS_OK ||
-        (st = load_vae(m, f, &c, want_fp32(lp), msg, n)) != CS_OK ||
+        (st = load_text(m, f, &c, lp->text_encoder_config, load_store(lp), msg, n)) != CS_OK ||
+        (st = load_unet(m, f, &c, load_store(lp), msg, n)) != CS_OK ||
+        (st = load_vae(m, f, &c, load_store(lp), msg, n)) != CS_OK ||
         (st = sched_config_load_src(label, c.sched_json, &m->scheduler, msg, n)) != CS_OK)
         goto fail_model;
     st_close(f);
@@ -194,13 +197,17 @@ cs_status cs_model_load_ex(const cs_load_params *lp, cs_model **out, char *msg, 
         return cs_errf(CS_ERR_INVALID_ARG, msg, n,
                        "weights_dtype '%.40s': expected \"file\" (keep F16 / BF16 weights 16-bit) "
                        "or \"fp32\"", lp->weights_dtype);
+    if (lp->precision && strcmp(lp->precision, "fp32") != 0 && strcmp(lp->precision, "bf16") != 0)
+        return cs_errf(CS_ERR_INVALID_ARG, msg, n,
+                       "precision '%.40s': expected \"fp32\" or \"bf16\" (bf16 weights and "
+                       "products in linear and conv layers)", lp->precision);
     struct stat sb;
     if (stat(lp->path, &sb) != 0)
         return cs_errf(CS_ERR_IO, msg, n, "%s: no such model folder or checkpoint file", lp->path);
     cs_model *m = NULL;
-    cs_status st = S_ISDIR(sb.st_mode) ? model_load_folder(lp->path, want_fp32(lp), &m, msg, n)
+    cs_status st = S_ISDIR(sb.st_mode) ? model_load_folder(lp->path, load_store(lp), &m, msg, n)
                                        : model_load_single(lp, &m, msg, n);
-    if (st == CS_OK && lp->vae) st = replace_vae(m, lp->vae, want_fp32(lp), msg, n);
+    if (st == CS_OK && lp->vae) st = replace_vae(m, lp->vae, load_store(lp), msg, n);
     if (st == CS_OK && (!S_ISDIR(sb.st_mode) || lp->vae)) st = model_finish(m, msg, n);
     if (st != CS_OK) {
         cs_model_free(m);

@@ -116,7 +116,7 @@ static void bind_model(text_encoder *m, weight_binder *wb) {
                     "text_model.final_layer_norm");
 }
 
-cs_status text_encoder_load(const char *dir, bool fp32, text_encoder **out, char *msg,
+cs_status text_encoder_load(const char *dir, wb_store store, text_encoder **out, char *msg,
                             size_t n) {
     *out = NULL;
     char path[4096];
@@ -129,7 +129,7 @@ cs_status text_encoder_load(const char *dir, bool fp32, text_encoder **out, char
     st_file *f = NULL;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st = st_open(path, &f, msg, n);
-    if (st == CS_OK) st = text_encoder_new_bound(&cfg, f, fp32, out, msg, n);
+    if (st == CS_OK) st = text_encoder_new_bound(&cfg, f, store, out, msg, n);
     st_close(f);
     return st;
 }
@@ -169,9 +169,9 @@ static cs_status create(const te_config *cfg, const wb_source *src, text_encoder
     return CS_OK;
 }
 
-cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, bool fp32,
+cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, wb_store store,
                                  text_encoder **out, char *msg, size_t n) {
-    return create(cfg, &(wb_source){.file = f, .fp32 = fp32}, out, msg, n);
+    return create(cfg, &(wb_source){.file = f, .store = store}, out, msg, n);
 }
 
 cs_status text_encoder_write_random(const te_config *cfg, uint64_t seed, st_dtype dtype,

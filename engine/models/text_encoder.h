@@ -42,10 +42,10 @@ cs_status text_encoder_read_config_src(const char *path, const char *json, te_co
                                        char *msg, size_t n);
 
 /* Loads dir/config.json and dir/model.safetensors. On failure *out is NULL. */
-cs_status text_encoder_load(const char *dir, bool fp32, text_encoder **out, char *msg,
+cs_status text_encoder_load(const char *dir, wb_store store, text_encoder **out, char *msg,
                             size_t n);
 /* A model of cfg's architecture with its weights bound from f (transformers names). */
-cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, bool fp32,
+cs_status text_encoder_new_bound(const te_config *cfg, const st_file *f, wb_store store,
                                  text_encoder **out, char *msg, size_t n);
 /* As unet_write_random, for text_encoder_new_random's weights (model.safetensors). */
 cs_status text_encoder_write_random(const te_config *cfg, uint64_t seed, st_dtype dtype,

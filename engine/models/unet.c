@@ -137,10 +137,16 @@ cs_status unet_new_unweighted(const unet_config *cfg, unet_model **out, char *ms
 
 cs_status unet_new_random(const unet_config *cfg, uint64_t seed, unet_model **out, char *msg,
                           size_t n) {
+    return unet_new_random_store(cfg, seed, WB_STORE_FILE, out, msg, n);
+}
+
+cs_status unet_new_random_store(const unet_config *cfg, uint64_t seed, wb_store store,
+                                unet_model **out, char *msg, size_t n) {
     weight_binder wb;
     wb_init(&wb);
     cs_status st = create(cfg, &wb, out, msg, n);
-    if (st == CS_OK) st = wb_fill_random(&wb, seed, &(*out)->weights, msg, n);
+    const wb_source src = {.seed = seed, .store = store};
+    if (st == CS_OK) st = wb_load(&wb, &src, NULL, &(*out)->weights, msg, n);
     if (st != CS_OK) {
         unet_free(*out);
         *out = NULL;
@@ -162,7 +168,7 @@ cs_status unet_write_random(const unet_config *cfg, uint64_t seed, st_dtype dtyp
     return st;
 }
 
-cs_status unet_load(const char *dir, bool fp32, unet_model **out, char *msg, size_t n) {
+cs_status unet_load(const char *dir, wb_store store, unet_model **out, char *msg, size_t n) {
     *out = NULL;
     char path[4096];
     unet_config cfg;
@@ -172,19 +178,19 @@ cs_status unet_load(const char *dir, bool fp32, unet_model **out, char *msg, siz
     st_file *f = NULL;
     snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
     st = st_open(path, &f, msg, n);
-    if (st == CS_OK) st = unet_new_bound(&cfg, f, fp32, out, msg, n);
+    if (st == CS_OK) st = unet_new_bound(&cfg, f, store, out, msg, n);
     st_close(f);
     return st;
 }
 
-cs_status unet_new_bound(const unet_config *cfg, const st_file *f, bool fp32, unet_model **out,
+cs_status unet_new_bound(const unet_config *cfg, const st_file *f, wb_store store, unet_model **out,
                          char *msg, size_t n) {
     *out = NULL;
     weight_binder wb;
     wb_init(&wb);
     unet_model *m = NULL;
     cs_status st = create(cfg, &wb, &m, msg, n);
-    const wb_source src = {.file = f, .fp32 = fp32};
+    const wb_source src = {.file = f, .store = store};
     if (st == CS_OK) st = wb_load(&wb, &src, NULL, &m->weights, msg, n);
     wb_deinit(&wb);
     if (st != CS_OK) {

@@ -27,9 +27,9 @@ typedef struct unet_model unet_model;
 
 /* Loads <dir>/config.json and <dir>/diffusion_pytorch_model.safetensors. Every missing,
  * extra or mis-shaped tensor is reported in msg. */
-cs_status unet_load(const char *dir, bool fp32, unet_model **out, char *msg, size_t msg_size);
+cs_status unet_load(const char *dir, wb_store store, unet_model **out, char *msg, size_t msg_size);
 /* A model of cfg's architecture with its weights bound from f (diffusers names). */
-cs_status unet_new_bound(const unet_config *cfg, const st_file *f, bool fp32, unet_model **out,
+cs_status unet_new_bound(const unet_config *cfg, const st_file *f, wb_store store, unet_model **out,
                          char *msg, size_t msg_size);
 /* Writes the weights unet_new_random(cfg, seed) makes (rounded to dtype: ST_F32, ST_F16
  * or ST_BF16) as a diffusers diffusion_pytorch_model.safetensors at path. */
@@ -45,6 +45,9 @@ cs_status unet_new_unweighted(const unet_config *cfg, unet_model **out, char *ms
  * that have no checkpoint at hand, e.g. full-size SD 1.5 from its config.json. */
 cs_status unet_new_random(const unet_config *cfg, uint64_t seed, unet_model **out, char *msg,
                           size_t msg_size);
+/* The same weights kept as `store` says (WB_STORE_BF16: rounded, bf16 products). */
+cs_status unet_new_random_store(const unet_config *cfg, uint64_t seed, wb_store store,
+                                unet_model **out, char *msg, size_t msg_size);
 
 void unet_free(unet_model *m);
 

@@ -215,7 +215,7 @@ cs_status vae_write_random(const vae_config *cfg, uint64_t seed, st_dtype dtype,
     return st;
 }
 
-cs_status vae_load(const char *dir, bool fp32, vae_model **out, char *msg, size_t n) {
+cs_status vae_load(const char *dir, wb_store store, vae_model **out, char *msg, size_t n) {
     *out = NULL;
     char path[4096];
     vae_config cfg;
@@ -229,12 +229,12 @@ cs_status vae_load(const char *dir, bool fp32, vae_model **out, char *msg, size_
     st_file *f = NULL;
     st = st_open(path, &f, msg, n);
     if (st != CS_OK) return st;
-    st = vae_new_bound(&cfg, f, fp32, out, msg, n);
+    st = vae_new_bound(&cfg, f, store, out, msg, n);
     st_close(f);
     return st;
 }
 
-cs_status vae_new_bound(const vae_config *cfg, const st_file *f, bool fp32, vae_model **out,
+cs_status vae_new_bound(const vae_config *cfg, const st_file *f, wb_store store, vae_model **out,
                         char *msg, size_t n) {
     *out = NULL;
     vae_model *m = NULL;
@@ -243,7 +243,7 @@ cs_status vae_new_bound(const vae_config *cfg, const st_file *f, bool fp32, vae_
     weight_binder wb;
     wb_init(&wb);
     model_bind(m, &wb, f);
-    const wb_source src = {.file = f, .fp32 = fp32};
+    const wb_source src = {.file = f, .store = store};
     st = wb_load(&wb, &src, NULL, &m->weights, msg, n);
     wb_deinit(&wb);
     if (st != CS_OK) {

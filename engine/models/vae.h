@@ -47,9 +47,9 @@ cs_status vae_read_config_src(const char *path, const char *json, vae_config *cf
 /* Loads dir/config.json and dir/diffusion_pytorch_model.safetensors. A checkpoint that does
  * not match the config fails with a message listing every missing, extra or mis-shaped
  * tensor. On failure *out is NULL. */
-cs_status vae_load(const char *dir, bool fp32, vae_model **out, char *msg, size_t n);
+cs_status vae_load(const char *dir, wb_store store, vae_model **out, char *msg, size_t n);
 /* A model of cfg's architecture with its weights bound from f (diffusers names). */
-cs_status vae_new_bound(const vae_config *cfg, const st_file *f, bool fp32, vae_model **out,
+cs_status vae_new_bound(const vae_config *cfg, const st_file *f, wb_store store, vae_model **out,
                         char *msg, size_t n);
 /* As unet_write_random, for vae_new_random's weights. */
 cs_status vae_write_random(const vae_config *cfg, uint64_t seed, st_dtype dtype,

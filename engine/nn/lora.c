@@ -242,7 +242,7 @@ void lora_fuse(const lora_file *f, const lora_module_table *const tables[LORA_CO
                     double acc = 0;
                     for (int64_t r = 0; r < d->rank; r++)
                         acc += (double)d->up[o * d->rank + r] * (double)d->down[r * cols + j];
-                    const int64_t at = gemm_panel_index(mod->out, cols, width, o, j);
+                    const int64_t at = gemm_weights_index(w.dtype, mod->out, cols, width, o, j);
                     gemm_weights_set(w, at, (float)((double)gemm_weights_get(w, at) + s * acc));
                 }
         }

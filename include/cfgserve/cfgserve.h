@@ -96,6 +96,16 @@ typedef struct cs_load_params {
                                   * stay F16 / BF16 in memory when the checkpoint stores
                                   * them so (same outputs, about half the resident weights);
                                   * "fp32": widen every weight at load */
+    const char *precision;       /* "fp32" (default): fp32 products, golden-exact. "bf16":
+                                  * the matrices of linear and conv layers are kept bf16
+                                  * (rounded to nearest even at load; half the memory of
+                                  * fp32, whatever weights_dtype says) and multiplied in
+                                  * bf16 with fp32 accumulation (AVX512_BF16 vdpbf16ps where
+                                  * the CPU has it, else a slow portable kernel with the same
+                                  * bits); norms, softmax, attention, biases and embeddings
+                                  * stay fp32. Results differ from fp32 (about 1e-3
+                                  * relative per layer), still independent of batch and
+                                  * threads */
 } cs_load_params;
 
 CS_API cs_status cs_model_load_ex(const cs_load_params *lp, cs_model **out, char *msg,

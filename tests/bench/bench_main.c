@@ -39,7 +39,7 @@ typedef struct opts {
 
 /* Every JSON key; NaN = not measured (null). */
 typedef struct results {
-    double fma_peak, bf16_peak, openblas, own_gemm;
+    double fma_peak, bf16_peak, openblas, own_gemm, own_gemm_bf16;
     double gemm_f16_ratio, gemm_bf16_ratio, conv_f16_ratio; /* 16-bit over fp32 weights */
     double unet512_s, unet512_gflops, unet512_bf16_s, unet256_s;
     double vae512_s, te_s, rss512, gain256, gain_default;
@@ -147,7 +147,7 @@ static double te_time(const text_encoder *m, const opts *o, double *flops) {
 
 /* The three models of a diffusers-layout config folder, random weights. */
 typedef struct models {
-    unet_model *unet;
+    unet_model *unet, *unet_bf16; /* the same weights; unet_bf16 with bf16 products */
     vae_model *vae;
     text_encoder *te;
 } models;
@@ -161,6 +161,9 @@ static bool models_load(const char *dir, models *m, bool need_all) {
     snprintf(path, sizeof path, "%s/unet/config.json", dir);
     if (unet_config_load(path, &uc, msg, sizeof msg) != CS_OK ||
         unet_new_random(&uc, 1234, &m->unet, msg, sizeof msg) != CS_OK)
+        goto fail;
+    if (need_all &&
+        unet_new_random_store(&uc, 1234, WB_STORE_BF16, &m->unet_bf16, msg, sizeof msg) != CS_OK)
         goto fail;
     snprintf(path, sizeof path, "%s/vae/config.json", dir);
     if (vae_read_config(path, &vc, msg, sizeof msg) != CS_OK ||
@@ -180,6 +183,7 @@ fail:
 
 static void models_free(models *m) {
     unet_free(m->unet);
+    unet_free(m->unet_bf16);
     vae_free(m->vae);
     text_encoder_free(m->te);
 }
@@ -220,6 +224,7 @@ static int write_json(const char *path, const results *r) {
     json_num(f, "bf16_peak_gflops", r->bf16_peak, false);
     json_num(f, "openblas_sgemm_gflops", r->openblas, false);
     json_num(f, "own_gemm_gflops", r->own_gemm, false);
+    json_num(f, "own_gemm_bf16_gflops", r->own_gemm_bf16, false);
     json_num(f, "gemm_f16_weights_cpu_ratio", r->gemm_f16_ratio, false);
     json_num(f, "gemm_bf16_weights_cpu_ratio", r->gemm_bf16_ratio, false);
     json_num(f, "conv_f16_weights_cpu_ratio", r->conv_f16_ratio, false);
@@ -244,7 +249,8 @@ static const char usage[] =
     "peak where the CPU has AVX512_BF16; OpenBLAS sgemm 2048^3 (the environment's kernel\n"
     "pick) and our GEMM; the UNet CFG step (batch 2), VAE decode and text encoder of DIR's\n"
     "architecture with random weights (default: ../shared/configs/sd15) at each image size\n"
-    "(time, GFLOP/s, fraction of the peak); peak RSS (VmHWM); the batching gain (per-row\n"
+    "(time, GFLOP/s, fraction of the peak; the UNet step also with --precision bf16,\n"
+    "its fraction taken of the fp32 peak); peak RSS (VmHWM); the batching gain (per-row\n"
     "throughput of 8 CFG requests in one step over 1) at the first size and on the default\n"
     "model (models/default). --json FILE writes the same as JSON (null: not measured).\n"
     "--quick: a smoke run (default model's architecture, small products). T: pool threads\n"
@@ -311,7 +317,8 @@ int main(int argc, char **argv) {
     if (parse(argc, argv, &o) != 0) return 2;
     if (o.write_model) return bench_write_model(o.model, o.write_model, o.dtype);
     results r;
-    r = (results){NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    r = (results){NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN,
+                  NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
     const int threads = o.threads > 0 ? o.threads : openblas_get_num_threads();
     const double peak_s = o.quick ? 0.02 : 0.5;
     const int gemm_n = o.quick ? 256 : 2048;
@@ -325,11 +332,14 @@ int main(int argc, char **argv) {
     printf("bf16 peak (vdpbf16ps)                 %s%.1f GFLOP/s\n", bf16 > 0 ? "" : "n/a ",
            bf16);
     r.openblas = bench_openblas_sgemm(gemm_n);
-    r.own_gemm = bench_own_gemm(gemm_n, threads);
+    r.own_gemm = bench_own_gemm(gemm_n, threads, false);
+    r.own_gemm_bf16 = bench_own_gemm(gemm_n, threads, true);
     printf("OpenBLAS sgemm %d^3                  %8.1f GFLOP/s  %.2f of peak\n", gemm_n,
            r.openblas, r.openblas / r.fma_peak);
     printf("our GEMM %d^3                        %8.1f GFLOP/s  %.2f of peak\n", gemm_n,
            r.own_gemm, r.own_gemm / r.fma_peak);
+    printf("our GEMM %d^3, bf16 products (%s) %8.1f GFLOP/s  %.2f of bf16 peak\n", gemm_n,
+           gemm_bf16_kernel_name(), r.own_gemm_bf16, r.own_gemm_bf16 / r.bf16_peak);
     const int n16 = o.quick ? 128 : 1024;
     r.gemm_f16_ratio = bench_gemm_16bit_ratio(n16, GEMM_F16, false);
     r.gemm_bf16_ratio = bench_gemm_16bit_ratio(n16, GEMM_BF16, false);
@@ -363,6 +373,13 @@ int main(int argc, char **argv) {
             r.unet512_gflops = fl / s / 1e9;
         }
         if (!o.quick && size == 256) r.unet256_s = s;
+        const double s32 = s;
+        snprintf(what, sizeof what, "UNet CFG step %lld^2 (bf16)", (long long)size);
+        s = unet_time(m.unet_bf16, 2, h, h, &o, &fl);
+        print_rate(what, s, fl, r.fma_peak);
+        printf("%-34s %9.2fx (kernel %s)\n", "  bf16 speed-up over fp32", s32 / s,
+               gemm_bf16_kernel_name());
+        if (!o.quick && size == 512) r.unet512_bf16_s = s;
         snprintf(what, sizeof what, "VAE decode %lld^2", (long long)size);
         s = vae_time(m.vae, h, h, &o, &fl);
         print_rate(what, s, fl, r.fma_peak);

@@ -164,16 +164,20 @@ double bench_openblas_sgemm(int n) {
     return 2.0 * n * (double)n * n / best / 1e9;
 }
 
-double bench_own_gemm(int n, int threads) {
+double bench_own_gemm(int n, int threads, bool bf16) {
     float *x = square(n, 0), *w = square(n, 1), *y = square(n, 2);
-    CS_ASSERT(gemm_pack_panels(w, n, n, GEMM_NR));
+    if (bf16)
+        CS_ASSERT(gemm_pack_bf16x2((uint16_t *)w, w, n, n, GEMM_NR));
+    else
+        CS_ASSERT(gemm_pack_panels(w, n, n, GEMM_NR));
+    const gemm_weights g = {w, bf16 ? GEMM_BF16X2 : GEMM_F32};
     threadpool *p = NULL;
     char msg[256];
     if (threads > 1 && threadpool_new(threads, &p, msg, sizeof msg) != CS_OK) p = NULL;
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = bench_now_s();
-        gemm_linear(p, y, x, gemm_f32(w), NULL, n, n, n);
+        gemm_linear(p, y, x, g, NULL, n, n, n);
         double dt = bench_now_s() - t0;
         if (dt < best) best = dt;
     }

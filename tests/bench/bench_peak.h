@@ -12,8 +12,9 @@ double bench_fma_peak(int threads, double seconds, const char **isa);
 double bench_bf16_peak(int threads, double seconds);
 /* Best-of-3 n×n×n OpenBLAS sgemm, GFLOP/s. */
 double bench_openblas_sgemm(int n);
-/* Best-of-3 n×n×n product through gemm_linear on `threads` pool threads, GFLOP/s. */
-double bench_own_gemm(int n, int threads);
+/* Best-of-3 n×n×n product through gemm_linear on `threads` pool threads, GFLOP/s; bf16:
+ * with GEMM_BF16X2 weights (bf16 products). */
+double bench_own_gemm(int n, int threads, bool bf16);
 /* CPU-time ratio of our GEMM with F16 (or BF16) weights over fp32 weights, one thread,
  * n×n×n, runs interleaved (best of 5 each): the cost of widening per k-block. `conv`:
  * the packed-A product of convolutions (weights as A), else the linear one. */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "gemm_shapes.h"
 #include "gemm.h"
 #include "ops.h"
 #include "threadpool.h"
@@ -43,11 +44,9 @@ static void test_panels(void) {
 }
 
 static void test_linear(threadpool *pool2) {
-    static const int64_t shapes[][3] = {{1, 1, 1},     {3, 17, 5},    {17, 69, 49},
-                                        {64 + 5, 300, 97}, {130, 513, 320}, {9, 4, 1}};
     uint64_t s = 1;
-    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
-        const int64_t m = shapes[t][0], k = shapes[t][1], n = shapes[t][2];
+    for (size_t t = 0; t < sizeof gemm_linear_shapes / sizeof gemm_linear_shapes[0]; t++) {
+        const int64_t *mkn = gemm_linear_shapes[t], m = mkn[0], k = mkn[1], n = mkn[2];
         float *x = rand_buf(m * k, &s), *w = rand_buf(n * k, &s), *b = rand_buf(n, &s);
         float *ref = malloc(sizeof(float) * m * n), *y = malloc(sizeof(float) * m * n),
               *y0 = malloc(sizeof(float) * m * n), *one = malloc(sizeof(float) * n);
@@ -79,25 +78,13 @@ static void test_linear(threadpool *pool2) {
 }
 
 static void test_conv(threadpool *pool2) {
-    static const op_conv2d_shape shapes[] = {
-        {.batch = 2, .in_ch = 3, .height = 7, .width = 9, .out_ch = 5, .kernel = 3, .stride = 1,
-         .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
-        {.batch = 3, .in_ch = 5, .height = 9, .width = 7, .out_ch = 17, .kernel = 3, .stride = 2,
-         .pad_top = 0, .pad_left = 1, .pad_bottom = 1, .pad_right = 0},
-        {.batch = 2, .in_ch = 69, .height = 13, .width = 17, .out_ch = 33, .kernel = 1,
-         .stride = 1},
-        {.batch = 1, .in_ch = 32, .height = 16, .width = 16, .out_ch = 64 + 5, .kernel = 3,
-         .stride = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
-        {.batch = 2, .in_ch = 40, .height = 5, .width = 3, .out_ch = 1, .kernel = 3, .stride = 1,
-         .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
-    };
     uint64_t s = 2;
     cs_ctx c1, c2;
     CHECK(ctx_init(&c1, 1 << 10) == CS_OK);
     CHECK(ctx_init(&c2, 1 << 10) == CS_OK);
     c2.pool = pool2;
-    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
-        const op_conv2d_shape *sh = &shapes[t];
+    for (size_t t = 0; t < sizeof gemm_conv_shapes / sizeof gemm_conv_shapes[0]; t++) {
+        const op_conv2d_shape *sh = &gemm_conv_shapes[t];
         const int64_t ho = op_conv2d_out_h(sh), wo = op_conv2d_out_w(sh);
         const int64_t kd = sh->in_ch * sh->kernel * sh->kernel, nin = sh->in_ch * sh->height * sh->width,
                       nout = sh->out_ch * ho * wo;

@@ -1,0 +1,74 @@
+/*
+ * gemm_bf16.h: bf16 rounding and k-pair packing for the GEMM_BF16X2 products, and the
+ * choice of their micro-kernel. Rounding is cs_f32_to_bf16_ftz everywhere (the same bits
+ * as the AVX512_BF16 conversion instructions), so the operands are the same whichever
+ * kernel multiplies them.
+ */
+#include "gemm_bf16.h"
+
+#include <string.h>
+
+#include "half.h"
+
+gemm_pair gemm_bf16_pair(float lo, float hi) {
+    return (gemm_pair)cs_f32_to_bf16_ftz(lo) | (gemm_pair)cs_f32_to_bf16_ftz(hi) << 16;
+}
+
+void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0,
+                         int64_t rows, int64_t p0, int64_t np) {
+    const int64_t pend = p0 + np, full = k / 2 < pend ? k / 2 : pend; /* pairs with both k */
+    for (int64_t i = 0; i < rows; i += GEMM_MR) {
+        gemm_pair *dst = a + i * np;
+        for (int64_t r = 0; r < GEMM_MR; r++) {
+            const int64_t row = row0 + i + r;
+            if (row >= m) {
+                for (int64_t p = 0; p < np; p++) dst[p * GEMM_MR + r] = 0;
+                continue;
+            }
+            const float *src = x + row * k;
+            int64_t p = p0;
+            for (; p < full; p++)
+                dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(src[2 * p], src[2 * p + 1]);
+            for (; p < pend; p++) /* the odd k's last pair */
+                dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(2 * p < k ? src[2 * p] : 0.0f, 0.0f);
+        }
+    }
+}
+
+void gemm_bf16_pair_tile(gemm_pair *dst, const float *t, int64_t kc) {
+    for (int64_t p = 0; 2 * p < kc; p++) {
+        const float *lo = t + 2 * p * GEMM_NR;
+        gemm_pair *d = dst + p * GEMM_NR;
+        if (2 * p + 1 < kc) {
+            const float *hi = lo + GEMM_NR;
+            for (int j = 0; j < GEMM_NR; j++) d[j] = gemm_bf16_pair(lo[j], hi[j]);
+        } else {
+            for (int j = 0; j < GEMM_NR; j++) d[j] = gemm_bf16_pair(lo[j], 0.0f);
+        }
+    }
+}
+
+bool gemm_pack_bf16x2(uint16_t *dst, const float *src, int64_t rows, int64_t cols,
+                      int64_t width) {
+    CS_ASSERT(rows >= 0 && cols >= 0 && width > 0);
+    const int64_t np = (cols + 1) / 2;
+    gemm_pair *pairs = cs_malloc((size_t)(rows * np > 0 ? rows * np : 1) * sizeof *pairs);
+    if (!pairs) return false;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t p = 0; p < np; p++)
+            pairs[r * np + p] = gemm_bf16_pair(src[r * cols + 2 * p],
+                                               2 * p + 1 < cols ? src[r * cols + 2 * p + 1] : 0.0f);
+    const bool ok = gemm_pack_panels_n(pairs, sizeof *pairs, rows, np, width);
+    if (ok) memcpy(dst, pairs, (size_t)(rows * np) * sizeof *pairs);
+    free(pairs);
+    return ok;
+}
+
+gemm_kernel_bf16_fn gemm_kernel_bf16_active(void) {
+    return gemm_active_isa() == GEMM_ISA_AVX512 && gemm_bf16_hw() ? gemm_kernel_bf16_avx512
+                                                                  : gemm_kernel_bf16_portable;
+}
+
+const char *gemm_bf16_kernel_name(void) {
+    return gemm_kernel_bf16_active() == gemm_kernel_bf16_avx512 ? "avx512_bf16" : "portable";
+}

@@ -1,0 +1,26 @@
+/*
+ * The bf16 side of gemm.c's drivers (gemm.h, GEMM_BF16X2): rounding the activation
+ * operands to bf16 k pairs while they are packed, and the weight packing done once at
+ * load. Private to the kernels layer and its unit tests. Pure functions of their
+ * arguments; any thread.
+ */
+#ifndef CS_GEMM_BF16_H
+#define CS_GEMM_BF16_H
+
+#include "gemm_kernels.h"
+
+/* The pair (lo, hi) rounded to bf16 (cs_f32_to_bf16_ftz): lo in the low half. */
+gemm_pair gemm_bf16_pair(float lo, float hi);
+
+/* The A operand of a linear product from rows of x (m × k, row-major): pair columns
+ * [p0, p0 + np) of rows row0 + [0, rows) (rows a multiple of GEMM_MR) as
+ * a[i · np + p · GEMM_MR + r] for the row panel starting at i; zero past row m and k. */
+void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0,
+                         int64_t rows, int64_t p0, int64_t np);
+
+/* The B operand of a packed-A product from an fp32 tile t of kc rows of GEMM_NR (k rows
+ * k0 + [0, kc) of gemm_pack_fn's tile): dst[p · GEMM_NR + j] = pair (t[2p][j],
+ * t[2p + 1][j]), the partner of an odd last row zero. */
+void gemm_bf16_pair_tile(gemm_pair *dst, const float *t, int64_t kc);
+
+#endif

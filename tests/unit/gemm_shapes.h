@@ -1,0 +1,27 @@
+/* Odd shapes the GEMM tests (test_gemm, test_gemm_bf16) run every product on: sizes of
+ * 1, 3, 17, 64 + 5, k not a multiple of the k-block, odd k (27), strides and asymmetric
+ * padding. */
+#ifndef CS_TEST_GEMM_SHAPES_H
+#define CS_TEST_GEMM_SHAPES_H
+
+#include "ops.h"
+
+/* m, k, n of linear products */
+static const int64_t gemm_linear_shapes[][3] = {{1, 1, 1},     {3, 17, 5},       {17, 69, 49},
+                                                {64 + 5, 300, 97}, {130, 513, 320}, {9, 4, 1},
+                                                {5, 1025, 50}};
+
+static const op_conv2d_shape gemm_conv_shapes[] = {
+    {.batch = 2, .in_ch = 3, .height = 7, .width = 9, .out_ch = 5, .kernel = 3, .stride = 1,
+     .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+    {.batch = 3, .in_ch = 5, .height = 9, .width = 7, .out_ch = 17, .kernel = 3, .stride = 2,
+     .pad_top = 0, .pad_left = 1, .pad_bottom = 1, .pad_right = 0},
+    {.batch = 2, .in_ch = 69, .height = 13, .width = 17, .out_ch = 33, .kernel = 1,
+     .stride = 1},
+    {.batch = 1, .in_ch = 32, .height = 16, .width = 16, .out_ch = 64 + 5, .kernel = 3,
+     .stride = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+    {.batch = 2, .in_ch = 40, .height = 5, .width = 3, .out_ch = 1, .kernel = 3, .stride = 1,
+     .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+};
+
+#endif
