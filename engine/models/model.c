@@ -213,15 +213,17 @@ static cs_status encode_a1111(const cs_model *m, cs_ctx *c, const char *text, in
                               const job_loras *loras, float **out, int64_t *out_len, char *msg,
                               size_t n) {
     const int64_t len = m->context_len, dim = m->context_dim;
-    if (len != PROMPT_CHUNK_TOKENS + 2)
+    if (len < 3 || len > PROMPT_CHUNK_TOKENS + 2)
         return cs_errf(CS_ERR_UNSUPPORTED, msg, n,
-                       "A1111 prompt syntax needs a tokenizer of %d positions (this one has %lld)",
+                       "A1111 prompt syntax needs a text encoder of 3 to %d positions (this one "
+                       "has %lld)",
                        PROMPT_CHUNK_TOKENS + 2, (long long)len);
     prompt_pieces pieces;
     prompt_chunks chunks;
     cs_status st = prompt_parse_attention(text, &pieces, msg, n);
     if (st != CS_OK) return st;
-    st = prompt_make_chunks(m->tokenizer, &pieces, m->max_prompt_chunks, &chunks, msg, n);
+    st = prompt_make_chunks(m->tokenizer, &pieces, (int)len - 2, m->max_prompt_chunks, &chunks,
+                            msg, n);
     prompt_pieces_free(&pieces);
     if (st != CS_OK) return st;
     if ((st = text_encoder_check_ids(m->text_encoder, chunks.ids, chunks.count, len, msg, n)) !=

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CHUNK_IDS = PROMPT_CHUNK_TOKENS + 2 };
-
 static const double k_round_mult = 1.1;
 #define SQUARE_MULT (1.0 / 1.1)
 /* Far beyond any weight that steers an image; keeps the encoder's floats finite. */
@@ -228,6 +226,7 @@ typedef struct chunker {
     const cs_tokenizer *t;
     prompt_chunks *out;
     int max_chunks;
+    int size; /* tokens per chunk, BOS and EOS aside */
     int64_t cur_ids[PROMPT_CHUNK_TOKENS];
     float cur_w[PROMPT_CHUNK_TOKENS];
     int cur_len, last_comma;
@@ -241,22 +240,23 @@ static void next_chunk(chunker *k) {
         k->cur_len = 0;
         return;
     }
-    int64_t *ids = k->out->ids + (size_t)k->out->count * CHUNK_IDS;
-    float *w = k->out->weights + (size_t)k->out->count * CHUNK_IDS;
+    const int width = k->size + 2;
+    int64_t *ids = k->out->ids + (size_t)k->out->count * width;
+    float *w = k->out->weights + (size_t)k->out->count * width;
     const int64_t eos = tokenizer_eos_id(k->t), pad = tokenizer_pad_id(k->t);
     ids[0] = tokenizer_bos_id(k->t);
     w[0] = 1.0f;
-    for (int i = 0; i < PROMPT_CHUNK_TOKENS; i++) {
+    for (int i = 0; i < k->size; i++) {
         ids[1 + i] = i < k->cur_len ? k->cur_ids[i] : eos;
         w[1 + i] = i < k->cur_len ? k->cur_w[i] : 1.0f;
     }
-    ids[CHUNK_IDS - 1] = eos;
-    w[CHUNK_IDS - 1] = 1.0f;
+    ids[width - 1] = eos;
+    w[width - 1] = 1.0f;
     /* SD 2.x pads with its own id after the first end-of-text. */
     if (pad != eos) {
         int first = 1;
         while (ids[first] != eos) first++;
-        for (int i = first + 1; i < CHUNK_IDS; i++) ids[i] = pad;
+        for (int i = first + 1; i < width; i++) ids[i] = pad;
     }
     k->out->count++;
     k->cur_len = 0;
@@ -266,7 +266,7 @@ static void next_chunk(chunker *k) {
 static void add_token(chunker *k, int64_t id, float weight, int64_t comma) {
     if (id == comma) {
         k->last_comma = k->cur_len;
-    } else if (k->cur_len == PROMPT_CHUNK_TOKENS && k->last_comma != -1 &&
+    } else if (k->cur_len == k->size && k->last_comma != -1 &&
                k->cur_len - k->last_comma <= PROMPT_COMMA_BACKTRACK) {
         /* Full, with a comma nearby: what follows the comma moves to the next chunk. */
         int at = k->last_comma + 1, moved = k->cur_len - at;
@@ -280,18 +280,19 @@ static void add_token(chunker *k, int64_t id, float weight, int64_t comma) {
         memcpy(k->cur_w, w, (size_t)moved * sizeof *w);
         k->cur_len = moved;
     }
-    if (k->cur_len == PROMPT_CHUNK_TOKENS) next_chunk(k);
+    if (k->cur_len == k->size) next_chunk(k);
     k->cur_ids[k->cur_len] = id;
     k->cur_w[k->cur_len] = weight;
     k->cur_len++;
 }
 
-cs_status prompt_make_chunks(const cs_tokenizer *t, const prompt_pieces *p, int max_chunks,
-                             prompt_chunks *out, char *msg, size_t n) {
-    *out = (prompt_chunks){0};
-    CS_ASSERT(max_chunks >= 1);
-    out->ids = cs_malloc((size_t)max_chunks * CHUNK_IDS * sizeof *out->ids);
-    out->weights = cs_malloc((size_t)max_chunks * CHUNK_IDS * sizeof *out->weights);
+cs_status prompt_make_chunks(const cs_tokenizer *t, const prompt_pieces *p, int chunk_tokens,
+                             int max_chunks, prompt_chunks *out, char *msg, size_t n) {
+    *out = (prompt_chunks){.chunk_tokens = chunk_tokens};
+    CS_ASSERT(max_chunks >= 1 && chunk_tokens >= 1 && chunk_tokens <= PROMPT_CHUNK_TOKENS);
+    const size_t width = (size_t)chunk_tokens + 2;
+    out->ids = cs_malloc((size_t)max_chunks * width * sizeof *out->ids);
+    out->weights = cs_malloc((size_t)max_chunks * width * sizeof *out->weights);
     if (!out->ids || !out->weights) {
         prompt_chunks_free(out);
         return cs_errf(CS_ERR_NOMEM, msg, n, "out of memory chunking a prompt");
@@ -305,7 +306,8 @@ cs_status prompt_make_chunks(const cs_tokenizer *t, const prompt_pieces *p, int 
     }
     if (count == 3) comma = comma_ids[1];
     free(comma_ids);
-    chunker k = {.t = t, .out = out, .max_chunks = max_chunks, .last_comma = -1};
+    chunker k = {.t = t, .out = out, .max_chunks = max_chunks, .size = chunk_tokens,
+                 .last_comma = -1};
     for (int i = 0; i < p->count && !k.too_long; i++) {
         if (p->items[i].is_break) {
             next_chunk(&k);
@@ -327,8 +329,7 @@ cs_status prompt_make_chunks(const cs_tokenizer *t, const prompt_pieces *p, int 
     if (k.too_long) {
         prompt_chunks_free(out);
         return cs_errf(CS_ERR_INVALID_ARG, msg, n,
-                       "prompt: longer than %d chunks of %d tokens", max_chunks,
-                       PROMPT_CHUNK_TOKENS);
+                       "prompt: longer than %d chunks of %d tokens", max_chunks, chunk_tokens);
     }
     return CS_OK;
 }

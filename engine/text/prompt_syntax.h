@@ -31,6 +31,8 @@
 
 #include "tokenizer.h"
 
+/* The web UI's chunk: 75 tokens between BOS and EOS, CLIP's 77 positions. A text encoder
+ * with fewer positions gets chunks of (positions - 2) tokens, chunked by the same rules. */
 enum { PROMPT_CHUNK_TOKENS = 75, PROMPT_COMMA_BACKTRACK = 20 };
 
 typedef struct prompt_piece {
@@ -50,15 +52,17 @@ cs_status prompt_parse_attention(const char *text, prompt_pieces *out, char *msg
 void prompt_pieces_free(prompt_pieces *p);
 
 typedef struct prompt_chunks {
-    int64_t *ids;   /* count x (PROMPT_CHUNK_TOKENS + 2) */
+    int64_t *ids;   /* count x (chunk_tokens + 2) */
     float *weights; /* the same shape */
     int count;
+    int chunk_tokens;
 } prompt_chunks;
 
-/* Tokenizes and chunks parsed pieces; more than max_chunks chunks is CS_ERR_INVALID_ARG
- * (the prompt is too long). */
-cs_status prompt_make_chunks(const cs_tokenizer *t, const prompt_pieces *p, int max_chunks,
-                             prompt_chunks *out, char *msg, size_t n);
+/* Tokenizes and chunks parsed pieces into chunks of chunk_tokens tokens (1 ..
+ * PROMPT_CHUNK_TOKENS; the text encoder's positions - 2); more than max_chunks chunks is
+ * CS_ERR_INVALID_ARG (the prompt is too long). */
+cs_status prompt_make_chunks(const cs_tokenizer *t, const prompt_pieces *p, int chunk_tokens,
+                             int max_chunks, prompt_chunks *out, char *msg, size_t n);
 void prompt_chunks_free(prompt_chunks *c);
 
 /* Applies one chunk's weights to its hidden states z (len, dim) in place, keeping the

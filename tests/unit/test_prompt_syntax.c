@@ -117,7 +117,7 @@ static void test_chunks(void) {
     prompt_chunks c;
     /* Plain text: one chunk, the same ids as the plain padded encoding. */
     CHECK_EQ_INT(prompt_parse_attention("a red circle", &p, msg, sizeof msg), CS_OK);
-    CHECK_EQ_INT(prompt_make_chunks(t, &p, 4, &c, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(prompt_make_chunks(t, &p, PROMPT_CHUNK_TOKENS, 4, &c, msg, sizeof msg), CS_OK);
     int64_t plain[77];
     int unpadded;
     CHECK_EQ_INT(tokenizer_encode(t, "a red circle", 12, plain, 77, &unpadded, msg, sizeof msg), CS_OK);
@@ -129,7 +129,7 @@ static void test_chunks(void) {
 
     /* Weights follow their tokens; BOS/EOS/padding keep 1. */
     CHECK_EQ_INT(prompt_parse_attention("a (red:1.5) circle", &p, msg, sizeof msg), CS_OK);
-    CHECK_EQ_INT(prompt_make_chunks(t, &p, 4, &c, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(prompt_make_chunks(t, &p, PROMPT_CHUNK_TOKENS, 4, &c, msg, sizeof msg), CS_OK);
     CHECK(c.ids[0] == bos && c.weights[0] == 1.0f && c.weights[1] == 1.0f);
     CHECK(c.weights[2] == 1.5f && c.weights[3] == 1.0f && c.ids[4] == eos && c.weights[76] == 1.0f);
     prompt_chunks_free(&c);
@@ -137,13 +137,13 @@ static void test_chunks(void) {
 
     /* BREAK starts a new chunk; an empty prompt is one chunk. */
     CHECK_EQ_INT(prompt_parse_attention("a BREAK b", &p, msg, sizeof msg), CS_OK);
-    CHECK_EQ_INT(prompt_make_chunks(t, &p, 4, &c, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(prompt_make_chunks(t, &p, PROMPT_CHUNK_TOKENS, 4, &c, msg, sizeof msg), CS_OK);
     CHECK_EQ_INT(c.count, 2);
     CHECK(c.ids[2] == eos && c.ids[77] == bos && c.ids[79] == eos && c.ids[153] == eos);
     prompt_chunks_free(&c);
     prompt_pieces_free(&p);
     CHECK_EQ_INT(prompt_parse_attention("", &p, msg, sizeof msg), CS_OK);
-    CHECK_EQ_INT(prompt_make_chunks(t, &p, 4, &c, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(prompt_make_chunks(t, &p, PROMPT_CHUNK_TOKENS, 4, &c, msg, sizeof msg), CS_OK);
     CHECK(c.count == 1 && c.ids[0] == bos && c.ids[1] == eos && c.ids[76] == eos);
     prompt_chunks_free(&c);
     prompt_pieces_free(&p);
@@ -152,12 +152,22 @@ static void test_chunks(void) {
     char text[400] = "";
     for (int i = 0; i < 80; i++) strcat(text, "a ");
     CHECK_EQ_INT(prompt_parse_attention(text, &p, msg, sizeof msg), CS_OK);
-    CHECK_EQ_INT(prompt_make_chunks(t, &p, 4, &c, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(prompt_make_chunks(t, &p, PROMPT_CHUNK_TOKENS, 4, &c, msg, sizeof msg), CS_OK);
     CHECK_EQ_INT(c.count, 2);
     CHECK(c.ids[75] != eos && c.ids[76] == eos && c.ids[77 + 5] != eos && c.ids[77 + 6] == eos);
     prompt_chunks_free(&c);
-    CHECK_EQ_INT(prompt_make_chunks(t, &p, 1, &c, msg, sizeof msg), CS_ERR_INVALID_ARG);
+    CHECK_EQ_INT(prompt_make_chunks(t, &p, PROMPT_CHUNK_TOKENS, 1, &c, msg, sizeof msg), CS_ERR_INVALID_ARG);
     CHECK_STR_CONTAINS(msg, "longer than 1 chunks");
+    /* A text encoder of 20 positions: chunks of 18 tokens (80 -> 18 x 4 + 8), each
+     * BOS + tokens + EOS padding + EOS, 20 ids wide. */
+    CHECK_EQ_INT(prompt_make_chunks(t, &p, 18, 8, &c, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(c.count, 5);
+    CHECK_EQ_INT(c.chunk_tokens, 18);
+    for (int k = 0; k < 5; k++) CHECK(c.ids[k * 20] == bos && c.ids[k * 20 + 19] == eos);
+    CHECK(c.ids[18] != eos && c.ids[4 * 20 + 8] != eos && c.ids[4 * 20 + 9] == eos);
+    prompt_chunks_free(&c);
+    CHECK_EQ_INT(prompt_make_chunks(t, &p, 18, 4, &c, msg, sizeof msg), CS_ERR_INVALID_ARG);
+    CHECK_STR_CONTAINS(msg, "chunks of 18 tokens");
     prompt_pieces_free(&p);
 
     /* Comma backtrack: 70 words, a comma, 10 words -> the 4 words after the comma that
@@ -167,7 +177,7 @@ static void test_chunks(void) {
     strcat(text, ", ");
     for (int i = 0; i < 10; i++) strcat(text, "b ");
     CHECK_EQ_INT(prompt_parse_attention(text, &p, msg, sizeof msg), CS_OK);
-    CHECK_EQ_INT(prompt_make_chunks(t, &p, 4, &c, msg, sizeof msg), CS_OK);
+    CHECK_EQ_INT(prompt_make_chunks(t, &p, PROMPT_CHUNK_TOKENS, 4, &c, msg, sizeof msg), CS_OK);
     CHECK_EQ_INT(c.count, 2);
     /* chunk 1: BOS, 70 a, comma, EOS padding; chunk 2: BOS, 10 b, EOS... */
     CHECK(c.ids[71] != eos && c.ids[72] == eos && c.ids[77 + 10] != eos && c.ids[77 + 11] == eos);
