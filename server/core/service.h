@@ -115,11 +115,12 @@ void service_free(service *s);
  * and queues a job. listener may be NULL (results are
  * then only kept for GET /jobs/{id}). preview_every k > 0: after every k-th step but the
  * last a worker makes a PNG preview of image 0's clean-image estimate (cs_job_preview_png):
- * listeners get it as a PREVIEW event and service_job_preview returns the latest; 0 = none. On SERVICE_INVALID, *field names the parameter and
- * msg says why. Job ids are never 0 and carry params.instance_id (job_id.h). */
+ * listeners get it as a PREVIEW event and service_job_preview returns the latest; 0 = none.
+ * On SERVICE_INVALID, *field names the parameter and msg says why. Job ids are never 0 and
+ * carry params.instance_id (job_id.h). */
 service_status service_submit(service *s, int model, const cs_gen_params *p, int preview_every,
-                              service_listener listener, void *user, uint64_t *job_id, const char **field, char *msg,
-                              size_t msg_size);
+                              service_listener listener, void *user, uint64_t *job_id,
+                              const char **field, char *msg, size_t msg_size);
 
 /* Cancels a queued or running job (it leaves the batch at the next step boundary and its
  * listener gets ERROR "cancelled"); also detaches the listener, so call it when a client
