@@ -1,8 +1,7 @@
 /*
  * worker: one inference thread with its own cs_session per served model, running the
  * tasks the loop hands it: create new jobs (prompt encoding, initial noise), run one
- * batched denoising step,
- * decode finished jobs and encode their PNGs.
+ * batched denoising step, decode finished jobs and encode their PNGs.
  *
  * DESIGN. Workers own nothing but their sessions. The loop thread fills a worker's task
  * while the worker is idle and hands it over under the worker's lock; the worker runs it
