@@ -211,31 +211,38 @@ static gemm_kern kern_for(gemm_dtype d) {
 /* k units of a product with k = `k` of weights dtype d: pairs for GEMM_BF16X2. */
 static int64_t k_units(gemm_dtype d, int64_t k) { return d == GEMM_BF16X2 ? (k + 1) / 2 : k; }
 
-/* Runs the kernel on the (h × w) corner of C at y (row stride ldy) through a local tile:
- * loads the running sums unless first, stores them (plus the bias on the last block:
- * bias_row[r] per row or bias_col[j] per column, either may be NULL). */
+/* Runs the kernel on the (h × w) corner of C at y (row stride ldy): a full tile in place,
+ * a partial one through a local tile (loading the running sums unless first). Adds the
+ * bias on the last block, after the full sum: bias_row[r] per row or bias_col[j] per
+ * column, either may be NULL. */
 static void tile_run(gemm_kern kern, int64_t kc, const float *a, const float *b, float *y,
                      int64_t ldy, int64_t h, int64_t w, bool first, bool last,
                      const float *bias_row, const float *bias_col) {
+    const bool full = h == GEMM_MR && w == GEMM_NR;
     float c[GEMM_MR * GEMM_NR] __attribute__((aligned(64)));
-    if (h < GEMM_MR || w < GEMM_NR) memset(c, 0, sizeof c); /* no garbage in unused lanes */
-    if (!first) {
-        for (int64_t r = 0; r < h; r++)
-            memcpy(c + r * GEMM_NR, y + r * ldy, (size_t)w * sizeof(float));
+    float *t = full ? y : c;
+    const int64_t ldt = full ? ldy : GEMM_NR;
+    if (!full) {
+        memset(c, 0, sizeof c); /* no garbage in unused lanes */
+        if (!first)
+            for (int64_t r = 0; r < h; r++)
+                memcpy(c + r * GEMM_NR, y + r * ldy, (size_t)w * sizeof(float));
     }
     if (kern.bf16)
-        kern.bf16(kc, (const gemm_pair *)a, (const gemm_pair *)b, c, !first);
+        kern.bf16(kc, (const gemm_pair *)a, (const gemm_pair *)b, t, ldt, !first);
     else
-        kern.f32(kc, a, b, c, !first);
+        kern.f32(kc, a, b, t, ldt, !first);
+    const float *br = last ? bias_row : NULL, *bc = last ? bias_col : NULL;
+    if (full && !br && !bc) return;
     for (int64_t r = 0; r < h; r++) {
         float *yr = y + r * ldy;
-        const float *cr = c + r * GEMM_NR;
-        if (last && bias_row) {
-            for (int64_t j = 0; j < w; j++) yr[j] = cr[j] + bias_row[r];
-        } else if (last && bias_col) {
-            for (int64_t j = 0; j < w; j++) yr[j] = cr[j] + bias_col[j];
+        const float *tr = t + r * ldt;
+        if (br) {
+            for (int64_t j = 0; j < w; j++) yr[j] = tr[j] + br[r];
+        } else if (bc) {
+            for (int64_t j = 0; j < w; j++) yr[j] = tr[j] + bc[j];
         } else {
-            memcpy(yr, cr, (size_t)w * sizeof(float));
+            memcpy(yr, tr, (size_t)w * sizeof(float));
         }
     }
 }

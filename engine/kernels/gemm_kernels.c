@@ -24,26 +24,27 @@ static float bf16_lo(gemm_pair p) { return cs_bf16_to_f32((uint16_t)(p & 0xffffu
 static float bf16_hi(gemm_pair p) { return cs_bf16_to_f32((uint16_t)(p >> 16)); }
 
 void gemm_kernel_bf16_portable(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
-                               bool acc) {
+                               int64_t ldc, bool acc) {
     for (int r = 0; r < GEMM_MR; r++)
         for (int j = 0; j < GEMM_NR; j++) {
-            float s = acc ? flush_subnormal(c[r * GEMM_NR + j]) : 0.0f;
+            float s = acc ? flush_subnormal(c[r * ldc + j]) : 0.0f;
             for (int64_t p = 0; p < kp; p++) {
                 const gemm_pair x = a[p * GEMM_MR + r], w = b[p * GEMM_NR + j];
                 s = flush_subnormal(fmaf(bf16_hi(x), bf16_hi(w), s));
                 s = flush_subnormal(fmaf(bf16_lo(x), bf16_lo(w), s));
             }
-            c[r * GEMM_NR + j] = s;
+            c[r * ldc + j] = s;
         }
 }
 
-void gemm_kernel_portable(int64_t kc, const float *a, const float *b, float *c, bool acc) {
+void gemm_kernel_portable(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                          bool acc) {
     for (int r = 0; r < GEMM_MR; r++)
         for (int j = 0; j < GEMM_NR; j++) {
-            float s = acc ? c[r * GEMM_NR + j] : 0.0f;
+            float s = acc ? c[r * ldc + j] : 0.0f;
             for (int64_t k = 0; k < kc; k++)
                 s = fmaf(a[k * GEMM_MR + r], b[k * GEMM_NR + j], s);
-            c[r * GEMM_NR + j] = s;
+            c[r * ldc + j] = s;
         }
 }
 
@@ -51,12 +52,13 @@ void gemm_kernel_portable(int64_t kc, const float *a, const float *b, float *c, 
 
 /* 8 rows × 3 vectors of 16: 24 accumulators, 3 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f"))) void gemm_kernel_avx512(int64_t kc, const float *a,
-                                                            const float *b, float *c, bool acc) {
+                                                            const float *b, float *c,
+                                                            int64_t ldc, bool acc) {
     __m512 c0[GEMM_MR], c1[GEMM_MR], c2[GEMM_MR];
     for (int r = 0; r < GEMM_MR; r++) {
-        c0[r] = acc ? _mm512_loadu_ps(c + r * GEMM_NR) : _mm512_setzero_ps();
-        c1[r] = acc ? _mm512_loadu_ps(c + r * GEMM_NR + 16) : _mm512_setzero_ps();
-        c2[r] = acc ? _mm512_loadu_ps(c + r * GEMM_NR + 32) : _mm512_setzero_ps();
+        c0[r] = acc ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
+        c1[r] = acc ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
+        c2[r] = acc ? _mm512_loadu_ps(c + r * ldc + 32) : _mm512_setzero_ps();
     }
     for (int64_t k = 0; k < kc; k++) {
         const __m512 b0 = _mm512_loadu_ps(b + k * GEMM_NR);
@@ -72,21 +74,22 @@ __attribute__((target("avx512f"))) void gemm_kernel_avx512(int64_t kc, const flo
         }
     }
     for (int r = 0; r < GEMM_MR; r++) {
-        _mm512_storeu_ps(c + r * GEMM_NR, c0[r]);
-        _mm512_storeu_ps(c + r * GEMM_NR + 16, c1[r]);
-        _mm512_storeu_ps(c + r * GEMM_NR + 32, c2[r]);
+        _mm512_storeu_ps(c + r * ldc, c0[r]);
+        _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
+        _mm512_storeu_ps(c + r * ldc + 32, c2[r]);
     }
 }
 
 /* 16 ymm registers: the tile runs as 4 sub-tiles of 4 rows × 24 columns (12 accumulators,
  * 3 loads of b, 1 broadcast). */
 __attribute__((target("avx2,fma"))) static void avx2_sub(int64_t kc, const float *a,
-                                                         const float *b, float *c, bool acc) {
+                                                         const float *b, float *c, int64_t ldc,
+                                                         bool acc) {
     __m256 c0[4], c1[4], c2[4];
     for (int r = 0; r < 4; r++) {
-        c0[r] = acc ? _mm256_loadu_ps(c + r * GEMM_NR) : _mm256_setzero_ps();
-        c1[r] = acc ? _mm256_loadu_ps(c + r * GEMM_NR + 8) : _mm256_setzero_ps();
-        c2[r] = acc ? _mm256_loadu_ps(c + r * GEMM_NR + 16) : _mm256_setzero_ps();
+        c0[r] = acc ? _mm256_loadu_ps(c + r * ldc) : _mm256_setzero_ps();
+        c1[r] = acc ? _mm256_loadu_ps(c + r * ldc + 8) : _mm256_setzero_ps();
+        c2[r] = acc ? _mm256_loadu_ps(c + r * ldc + 16) : _mm256_setzero_ps();
     }
     for (int64_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_loadu_ps(b + k * GEMM_NR);
@@ -102,27 +105,28 @@ __attribute__((target("avx2,fma"))) static void avx2_sub(int64_t kc, const float
         }
     }
     for (int r = 0; r < 4; r++) {
-        _mm256_storeu_ps(c + r * GEMM_NR, c0[r]);
-        _mm256_storeu_ps(c + r * GEMM_NR + 8, c1[r]);
-        _mm256_storeu_ps(c + r * GEMM_NR + 16, c2[r]);
+        _mm256_storeu_ps(c + r * ldc, c0[r]);
+        _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
+        _mm256_storeu_ps(c + r * ldc + 16, c2[r]);
     }
 }
 
-void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, bool acc) {
+void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                      bool acc) {
     for (int rh = 0; rh < 2; rh++)
         for (int ch = 0; ch < 2; ch++)
-            avx2_sub(kc, a + rh * 4, b + ch * 24, c + rh * 4 * GEMM_NR + ch * 24, acc);
+            avx2_sub(kc, a + rh * 4, b + ch * 24, c + rh * 4 * ldc + ch * 24, ldc, acc);
 }
 
 /* The bf16 twin of gemm_kernel_avx512: per pair, 3 loads of 16 weight pairs, 8 broadcasts
  * of an activation pair, 24 vdpbf16ps (2 FLOP per lane and half each). */
 __attribute__((target("avx512f,avx512bf16"))) void gemm_kernel_bf16_avx512(
-    int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c, bool acc) {
+    int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c, int64_t ldc, bool acc) {
     __m512 c0[GEMM_MR], c1[GEMM_MR], c2[GEMM_MR];
     for (int r = 0; r < GEMM_MR; r++) {
-        c0[r] = acc ? _mm512_loadu_ps(c + r * GEMM_NR) : _mm512_setzero_ps();
-        c1[r] = acc ? _mm512_loadu_ps(c + r * GEMM_NR + 16) : _mm512_setzero_ps();
-        c2[r] = acc ? _mm512_loadu_ps(c + r * GEMM_NR + 32) : _mm512_setzero_ps();
+        c0[r] = acc ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
+        c1[r] = acc ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
+        c2[r] = acc ? _mm512_loadu_ps(c + r * ldc + 32) : _mm512_setzero_ps();
     }
     for (int64_t p = 0; p < kp; p++) {
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * GEMM_NR);
@@ -138,9 +142,9 @@ __attribute__((target("avx512f,avx512bf16"))) void gemm_kernel_bf16_avx512(
         }
     }
     for (int r = 0; r < GEMM_MR; r++) {
-        _mm512_storeu_ps(c + r * GEMM_NR, c0[r]);
-        _mm512_storeu_ps(c + r * GEMM_NR + 16, c1[r]);
-        _mm512_storeu_ps(c + r * GEMM_NR + 32, c2[r]);
+        _mm512_storeu_ps(c + r * ldc, c0[r]);
+        _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
+        _mm512_storeu_ps(c + r * ldc + 32, c2[r]);
     }
 }
 
@@ -152,15 +156,17 @@ bool gemm_bf16_hw(void) {
 
 bool gemm_bf16_hw(void) { return false; }
 void gemm_kernel_bf16_avx512(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
-                             bool acc) {
-    gemm_kernel_bf16_portable(kp, a, b, c, acc);
+                             int64_t ldc, bool acc) {
+    gemm_kernel_bf16_portable(kp, a, b, c, ldc, acc);
 }
 
-void gemm_kernel_avx512(int64_t kc, const float *a, const float *b, float *c, bool acc) {
-    gemm_kernel_portable(kc, a, b, c, acc);
+void gemm_kernel_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                        bool acc) {
+    gemm_kernel_portable(kc, a, b, c, ldc, acc);
 }
-void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, bool acc) {
-    gemm_kernel_portable(kc, a, b, c, acc);
+void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                      bool acc) {
+    gemm_kernel_portable(kc, a, b, c, ldc, acc);
 }
 
 #endif

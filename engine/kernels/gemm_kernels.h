@@ -2,8 +2,9 @@
  * The 8 × 48 micro-kernels behind gemm.h, one per ISA (gemm_kernels.c). Private to the
  * kernels layer (gemm.c, ops_attention.c) and its unit tests.
  *
- * c (8 rows of 48, contiguous) = [c +] a · b over kc steps: a holds kc groups of GEMM_MR
- * values (column k of the A tile), b kc rows of GEMM_NR. acc false: start from 0. Each
+ * c (8 rows of 48, row r at c + r · ldc) = [c +] a · b over kc steps: a holds kc groups
+ * of GEMM_MR values (column k of the A tile), b kc rows of GEMM_NR. acc false: start from
+ * 0. ldc lets a full tile live in the caller's output (no copy in and out per k-block). Each
  * element is one accumulator with a fused multiply-add per k in increasing order, so all
  * kernels give the same bits.
  */
@@ -14,12 +15,16 @@
 
 #include <stdint.h>
 
-typedef void (*gemm_kernel_fn)(int64_t kc, const float *a, const float *b, float *c, bool acc);
+typedef void (*gemm_kernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                               bool acc);
 
-void gemm_kernel_portable(int64_t kc, const float *a, const float *b, float *c, bool acc);
+void gemm_kernel_portable(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                          bool acc);
 /* Only on CPUs with the features (gemm_isa_supported). */
-void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, bool acc);
-void gemm_kernel_avx512(int64_t kc, const float *a, const float *b, float *c, bool acc);
+void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                      bool acc);
+void gemm_kernel_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                        bool acc);
 
 /* The kernel of gemm_active_isa(), for kernels outside gemm.c that block their own
  * products (the fused attention of ops_attention.c). */
@@ -29,19 +34,19 @@ gemm_kernel_fn gemm_kernel_active(void);
  * half. may_alias: the pairs are written as uint16_t halves by the weight packer. */
 typedef uint32_t __attribute__((may_alias)) gemm_pair;
 
-/* The bf16 micro-kernels: c (8 × 48 fp32) = [c +] a · b over kp k pairs, a holding kp
+/* The bf16 micro-kernels: c (8 × 48 fp32, row stride ldc) = [c +] a · b over kp k pairs, a holding kp
  * groups of GEMM_MR pairs, b kp rows of GEMM_NR pairs. Per element and pair: the high
  * halves' product, then the low halves', each an fp32 FMA rounded to nearest even with a
  * subnormal result flushed to a zero of its sign (vdpbf16ps; inputs are never subnormal,
  * gemm_pack_bf16x2 and the activation packing flush them). Both kernels give the same
  * bits. */
 typedef void (*gemm_kernel_bf16_fn)(int64_t kp, const gemm_pair *a, const gemm_pair *b,
-                                    float *c, bool acc);
+                                    float *c, int64_t ldc, bool acc);
 void gemm_kernel_bf16_portable(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
-                               bool acc);
+                               int64_t ldc, bool acc);
 /* Only on CPUs with AVX512_BF16 (gemm_bf16_hw). */
 void gemm_kernel_bf16_avx512(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
-                             bool acc);
+                             int64_t ldc, bool acc);
 bool gemm_bf16_hw(void);
 /* gemm_kernel_bf16_avx512 when the AVX-512 kernels are active and the CPU has AVX512_BF16,
  * else the portable one (gemm_set_isa(GEMM_ISA_PORTABLE) forces it, for tests). */

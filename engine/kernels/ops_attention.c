@@ -17,8 +17,9 @@
  * Determinism: the micro-kernels give the same bits on every ISA (one FMA chain per
  * element in k order), key blocks are walked in one fixed order, and a query's numbers
  * depend only on its own row of q and the keys/values, never on the other queries of its
- * item, the batch, the thread count or the item split. The exp is ops_simd.h's (AVX2 or
- * SSE2: a CPU without AVX2 may differ in the last bits, as for every ops kernel).
+ * item, the batch, the thread count or the item split. The exp is ops_simd.h's (AVX-512 and
+ * AVX2 give the same bits; SSE2, on a CPU without AVX2, may differ in the last bits, as
+ * for every ops kernel).
  *
  * Scratch is per pool chunk (cs_malloc, like gemm.c's packing buffers), not from the ctx
  * arena, so the measuring pass reserves nothing.
@@ -111,6 +112,37 @@ OPS_TARGET_AVX2 static void softmax_block_avx2(float *s, int64_t keys, float sca
         _mm256_storeu_ps(as, a);
         _mm256_storeu_ps(m + v, mx);
         for (int i = 0; i < 8; i++) {
+            alpha[v + i] = as[i];
+            l[v + i] = l[v + i] * as[i] + sums[i];
+        }
+    }
+}
+
+/* softmax_block_avx2 on 16 lanes: the same operations per lane, so the same bits. */
+OPS_TARGET_AVX512 static void softmax_block_avx512(float *s, int64_t keys, float scale,
+                                                   float *m, double *l, float *alpha) {
+    for (int v = 0; v < GEMM_NR; v += 16) {
+        const __m512 sc = _mm512_set1_ps(scale);
+        __m512 mx = _mm512_loadu_ps(m + v);
+        const __m512 m_old = mx;
+        for (int64_t r = 0; r < keys; r++) {
+            const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(s + r * GEMM_NR + v), sc);
+            _mm512_storeu_ps(s + r * GEMM_NR + v, x);
+            mx = _mm512_max_ps(mx, x);
+        }
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t r = 0; r < keys; r++) {
+            const __m512 e =
+                ops_exp_nonpos16(_mm512_sub_ps(_mm512_loadu_ps(s + r * GEMM_NR + v), mx));
+            _mm512_storeu_ps(s + r * GEMM_NR + v, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        const __m512 a = ops_exp_nonpos16(_mm512_sub_ps(m_old, mx));
+        float sums[16], as[16];
+        _mm512_storeu_ps(sums, sum);
+        _mm512_storeu_ps(as, a);
+        _mm512_storeu_ps(m + v, mx);
+        for (int i = 0; i < 16; i++) {
             alpha[v + i] = as[i];
             l[v + i] = l[v + i] * as[i] + sums[i];
         }
@@ -220,7 +252,8 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
         for (int64_t t = 0; t < npanel; t++) {
             float *st = x->st + t * kpad * GEMM_NR; /* (kpad keys, 48 queries) */
             for (int64_t i = 0; i < kpad; i += GEMM_MR)
-                j->kern(hd, x->ka + i * hd, x->qb + t * hd * GEMM_NR, st + i * GEMM_NR, false);
+                j->kern(hd, x->ka + i * hd, x->qb + t * hd * GEMM_NR, st + i * GEMM_NR, GEMM_NR,
+                        false);
             /* Padding keys, and keys after a causal query, get no weight. */
             for (int64_t kk = keys; kk < kpad; kk++)
                 for (int64_t c = 0; c < GEMM_NR; c++) st[kk * GEMM_NR + c] = -INFINITY;
@@ -235,7 +268,7 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
             for (int64_t d = 0; d < hdp; d++)
                 for (int64_t c = 0; c < GEMM_NR; c++) ot[d * GEMM_NR + c] *= x->alpha[c];
             for (int64_t dp = 0; dp < ndp; dp++)
-                j->kern(kpad, x->va + dp * kpad * GEMM_MR, st, ot + dp * FA_TILE, true);
+                j->kern(kpad, x->va + dp * kpad * GEMM_MR, st, ot + dp * FA_TILE, GEMM_NR, true);
         }
     }
     for (int64_t t = 0; t < npanel; t++) {
@@ -272,7 +305,9 @@ void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const f
                    .kb = key_block(hd),
                    .hdp = round_up(hd, GEMM_MR),
                    .kern = gemm_kernel_active(),
-                   .softmax = ops_have_avx2() ? softmax_block_avx2 : softmax_block_sse2};
+                   .softmax = ops_have_avx512() ? softmax_block_avx512
+                              : ops_have_avx2() ? softmax_block_avx2
+                                                : softmax_block_sse2};
     threadpool_for(c->pool, s->batch * s->heads * j.qblocks, 1, flash_items, &j);
     c->flops += 4.0 * (double)s->batch * (double)s->heads * (double)lq * (double)lk * (double)hd;
 }

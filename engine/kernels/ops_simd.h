@@ -1,7 +1,7 @@
 /*
  * Vector helpers shared by the kernels of ops_*.c (internal to them): the exp of
- * non-positive arguments in SSE2 (4 lanes) and AVX2 + FMA (8 lanes), and the one-time
- * CPU check that picks the AVX2 code.
+ * non-positive arguments in SSE2 (4 lanes), AVX2 + FMA (8 lanes) and AVX-512 (16 lanes,
+ * the same bits as AVX2), and the one-time CPU checks that pick the vector code.
  *
  * The build targets x86-64-v2, so AVX2 code is compiled per function
  * (OPS_TARGET_AVX2) and only called when ops_have_avx2(). A kernel runs every element
@@ -28,6 +28,7 @@
 #include <immintrin.h>
 
 #define OPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define OPS_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
 /* Whether kernels use their AVX2 + FMA code: the CPU has it and CFGSERVE_NO_AVX2 is not
  * set. Called once per kernel call (never per element): a getenv and a read of libgcc's
@@ -35,6 +36,14 @@
 static inline bool ops_have_avx2(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
            !getenv("CFGSERVE_NO_AVX2");
+}
+
+/* Whether kernels that have a 16-lane twin of their AVX2 code use it: ops_have_avx2()
+ * and AVX-512 F/DQ. The twins run the same operations per lane, so they give the same
+ * bits as the AVX2 code (test_ops checks the exp). */
+static inline bool ops_have_avx512(void) {
+    return ops_have_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq");
 }
 
 /* exp(x) for x <= 0 (slightly positive x, as from rounding, is fine too): Cody-Waite
@@ -91,6 +100,27 @@ OPS_TARGET_AVX2 static inline __m256 ops_exp_nonpos8(__m256 x) {
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
     return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y); // 0 where x < OPS_EXP_LO
+}
+
+/* ops_exp_nonpos8 on 16 lanes: the same operations, so the same bits per lane. */
+OPS_TARGET_AVX512 static inline __m512 ops_exp_nonpos16(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(OPS_EXP_LO), round = _mm512_set1_ps(OPS_EXP_ROUND);
+    const __m512 xc = _mm512_max_ps(lo, x); // NaN stays NaN (2nd operand)
+    const __m512 n =
+        _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(OPS_EXP_LOG2E), round), round);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(OPS_EXP_LN2_HI), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(OPS_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(OPS_EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(OPS_EXP_P5));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    const __m512i bits =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    const __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), y); // 0 where x < LO
 }
 
 #endif

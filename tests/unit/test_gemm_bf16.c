@@ -117,8 +117,8 @@ static void test_kernel_bits(void) {
         for (int i = 0; i < GEMM_MR * GEMM_NR; i++)
             c0[i] = c1[i] = wide ? cs_bits_f32(rnd_bits(&s) & 0x80ffffffu) : rnd(&s);
         const bool acc = it % 3 != 0;
-        gemm_kernel_bf16_portable(KP, a, b, c0, acc);
-        gemm_kernel_bf16_avx512(KP, a, b, c1, acc);
+        gemm_kernel_bf16_portable(KP, a, b, c0, GEMM_NR, acc);
+        gemm_kernel_bf16_avx512(KP, a, b, c1, GEMM_NR, acc);
         for (int i = 0; i < GEMM_MR * GEMM_NR; i++)
             bad += cs_f32_bits(c0[i]) != cs_f32_bits(c1[i]) && !(isnan(c0[i]) && isnan(c1[i]));
     }

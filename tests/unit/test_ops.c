@@ -10,6 +10,7 @@
  * without AVX2 use (CFGSERVE_NO_AVX2). Results with thread pools: test_threadpool.c.
  */
 #include "ops.h"
+#include "ops_simd.h"
 #include "safetensors.h"
 
 #include "check.h"
@@ -556,6 +557,33 @@ static void test_geglu_sweep(void) {
 
 /* ---- measuring: no kernel touches memory, scratch is reserved and released ---- */
 
+/* The 16-lane exp gives the AVX2 exp's bits on every argument it meets: a sweep of
+ * [-100, 1] in steps far finer than an ulp near 0, the cutoff, zeros, NaN and -inf. The
+ * AVX-512 softmax of the attention relies on it. */
+OPS_TARGET_AVX512 static void test_exp_twins(void) {
+    if (!ops_have_avx512()) {
+        printf("exp twins: no AVX-512 here, skipped\n");
+        return;
+    }
+    enum { N = 1 << 20 };
+    float *x = malloc(N * sizeof *x);
+    CHECK(x != NULL);
+    for (int i = 0; i < N - 6; i++) x[i] = -100.0f + 101.0f * (float)i / (float)(N - 7);
+    x[N - 6] = OPS_EXP_LO, x[N - 5] = nextafterf(OPS_EXP_LO, 0.0f), x[N - 4] = -0.0f;
+    x[N - 3] = 0.0f, x[N - 2] = NAN, x[N - 1] = -INFINITY;
+    int64_t bad = 0;
+    for (int i = 0; i < N; i += 16) {
+        float a[16], b[16];
+        _mm512_storeu_ps(a, ops_exp_nonpos16(_mm512_loadu_ps(x + i)));
+        _mm256_storeu_ps(b, ops_exp_nonpos8(_mm256_loadu_ps(x + i)));
+        _mm256_storeu_ps(b + 8, ops_exp_nonpos8(_mm256_loadu_ps(x + i + 8)));
+        for (int l = 0; l < 16; l++) bad += memcmp(a + l, b + l, sizeof(float)) != 0;
+    }
+    printf("exp twins: %d arguments, %lld differ in bits\n", N, (long long)bad);
+    CHECK(bad == 0);
+    free(x);
+}
+
 static void test_measuring(void) {
     enum { N = 4096 };
     float *buf = fill_buf(N, 3.0f), *out = fill_buf(N, 5.0f);
@@ -610,6 +638,7 @@ int main(void) {
     test_layout();
     test_timestep_embedding();
     test_measuring();
+    test_exp_twins();
     // Again on the code CPUs without AVX2 + FMA run (SSE2 softmax, libm activations).
     setenv("CFGSERVE_NO_AVX2", "1", 1);
     test_attentions();
