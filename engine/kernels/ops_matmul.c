@@ -1,9 +1,10 @@
 /*
- * Matrix kernels of ops.h: linear and conv2d (im2col + sgemm, or straight sgemm for 1×1);
- * attention lives in ops_attention.c. All products go through OpenBLAS cblas_sgemm,
- * which threads internally; the work between products (bias fills, im2col) is spread
- * over the ctx's thread pool, each element computed the same way whatever chunk or
- * thread holds it.
+ * Matrix kernels of ops.h: the products with packed weights (our GEMM, gemm.h: linear,
+ * and conv2d with the activation tiles packed here, an implicit im2col), the reference-
+ * layout linear and conv2d (im2col + OpenBLAS cblas_sgemm, which threads internally) and
+ * the LoRA side paths; attention lives in ops_attention.c. The work between products
+ * (bias fills, im2col) is spread over the ctx's thread pool, each element computed the
+ * same way whatever chunk or thread holds it.
  *
  * Scratch (im2col columns) comes from the ctx arena and is released before returning.
  * While c->measuring conv2d still *reserves* that scratch (and releases it at once) so the
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "ops_simd.h"
 #include "threadpool.h"
 
 /* Most floats of scratch one chunk may use: 16 MB of im2col columns.
@@ -283,6 +285,61 @@ static void conv_pack_tile(const void *arg, float *dst, int64_t bi, int64_t k0, 
     }
 }
 
+/* n floats from s to d (n <= GEMM_NR) with masked AVX-512 moves, never touching memory
+ * outside the n: a tile row's pieces are latent rows of 8 to 64 floats, and a libc call
+ * per piece cost more than the copy. */
+OPS_TARGET_AVX512 static inline void copy_short(float *d, const float *s, int64_t n) {
+    for (; n >= 16; n -= 16, d += 16, s += 16) _mm512_storeu_ps(d, _mm512_loadu_ps(s));
+    if (n > 0) {
+        const __mmask16 m = (__mmask16)((1u << n) - 1u);
+        _mm512_mask_storeu_ps(d, m, _mm512_maskz_loadu_ps(m, s));
+    }
+}
+
+/* conv_pack_tile for stride 1 on AVX-512: the same tile, built as a zeroed row per k
+ * plus one masked copy per output row the tile spans; the tile's row pieces are found
+ * once, and (ci, kh, kw) advance without divisions. */
+OPS_TARGET_AVX512 static void conv_pack_tile_s1_avx512(const void *arg, float *dst, int64_t bi,
+                                                       int64_t k0, int64_t kc, int64_t col0,
+                                                       int64_t ncols) {
+    const conv_tile_src *src = arg;
+    const op_conv2d_shape *s = src->s;
+    const int64_t h = s->height, w = s->width, k = s->kernel, wo = src->wo;
+    const float *xb = src->x + bi * s->in_ch * h * w;
+    if (src->direct) {
+        for (int64_t kk = 0; kk < kc; kk++)
+            copy_short(dst + kk * GEMM_NR, xb + (k0 + kk) * h * w + col0, ncols);
+        return;
+    }
+    int64_t p_oh[GEMM_NR], p_ow[GEMM_NR], p_j[GEMM_NR], p_n[GEMM_NR], np = 0;
+    for (int64_t j = 0, oh = col0 / wo, ow = col0 % wo; j < ncols; oh++, ow = 0, np++) {
+        p_n[np] = ncols - j < wo - ow ? ncols - j : wo - ow;
+        p_oh[np] = oh, p_ow[np] = ow, p_j[np] = j;
+        j += p_n[np];
+    }
+    int64_t ci = k0 / (k * k), kh = k0 % (k * k) / k, kw = k0 % k;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        float *d = dst + kk * GEMM_NR;
+        _mm512_storeu_ps(d, _mm512_setzero_ps());
+        _mm512_storeu_ps(d + 16, _mm512_setzero_ps());
+        _mm512_storeu_ps(d + 32, _mm512_setzero_ps());
+        int64_t lo, hi;
+        conv_valid_cols(s, wo, kw, &lo, &hi);
+        const float *xc = xb + ci * h * w;
+        for (int64_t p = 0; p < np; p++) {
+            const int64_t ih = p_oh[p] - s->pad_top + kh;
+            const int64_t a = p_ow[p] > lo ? p_ow[p] : lo;
+            const int64_t e = p_ow[p] + p_n[p] < hi ? p_ow[p] + p_n[p] : hi;
+            if (ih < 0 || ih >= h || e <= a) continue;
+            copy_short(d + p_j[p] + (a - p_ow[p]), xc + ih * w - s->pad_left + kw + a, e - a);
+        }
+        if (++kw == k) {
+            kw = 0;
+            if (++kh == k) kh = 0, ci++;
+        }
+    }
+}
+
 void op_conv2d_packed(cs_ctx *c, float *y, const float *x, gemm_weights w_packed, const float *b,
                       const op_conv2d_shape *s) {
     const int64_t ho = op_conv2d_out_h(s), wo = op_conv2d_out_w(s);
@@ -292,8 +349,9 @@ void op_conv2d_packed(cs_ctx *c, float *y, const float *x, gemm_weights w_packed
                         s->pad_bottom == 0 && s->pad_right == 0;
     const int64_t kdim = s->in_ch * s->kernel * s->kernel;
     conv_tile_src src = {.x = x, .s = s, .wo = wo, .direct = direct};
-    gemm_packed_a(c->pool, y, w_packed, b, s->batch, s->out_ch, kdim, ho * wo, conv_pack_tile,
-                  &src);
+    const gemm_pack_fn pack =
+        (direct || s->stride == 1) && ops_have_avx512() ? conv_pack_tile_s1_avx512 : conv_pack_tile;
+    gemm_packed_a(c->pool, y, w_packed, b, s->batch, s->out_ch, kdim, ho * wo, pack, &src);
     c->flops += 2.0 * (double)s->batch * (double)s->out_ch * (double)(ho * wo) * (double)kdim;
 }
 

@@ -22,6 +22,11 @@ static const op_conv2d_shape gemm_conv_shapes[] = {
      .stride = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
     {.batch = 2, .in_ch = 40, .height = 5, .width = 3, .out_ch = 1, .kernel = 3, .stride = 1,
      .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+    /* rows wider than a tile, uneven padding; a padded 1×1 (not a plain product) */
+    {.batch = 1, .in_ch = 6, .height = 5, .width = 70, .out_ch = 9, .kernel = 3, .stride = 1,
+     .pad_top = 0, .pad_left = 2, .pad_bottom = 1, .pad_right = 0},
+    {.batch = 2, .in_ch = 7, .height = 4, .width = 5, .out_ch = 11, .kernel = 1, .stride = 1,
+     .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
 };
 
 #endif
