@@ -29,4 +29,17 @@ static const op_conv2d_shape gemm_conv_shapes[] = {
      .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
 };
 
+/* A conv shape's operand sizes: k of its product (in_ch · kernel²) and the floats of one
+ * batch item's input and output. */
+typedef struct gemm_conv_sizes {
+    int64_t kd, nin, nout;
+} gemm_conv_sizes;
+
+static inline gemm_conv_sizes gemm_conv_sizes_of(const op_conv2d_shape *sh) {
+    return (gemm_conv_sizes){
+        .kd = sh->in_ch * sh->kernel * sh->kernel,
+        .nin = sh->in_ch * sh->height * sh->width,
+        .nout = sh->out_ch * op_conv2d_out_h(sh) * op_conv2d_out_w(sh)};
+}
+
 #endif

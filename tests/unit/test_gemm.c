@@ -85,9 +85,8 @@ static void test_conv(threadpool *pool2) {
     c2.pool = pool2;
     for (size_t t = 0; t < sizeof gemm_conv_shapes / sizeof gemm_conv_shapes[0]; t++) {
         const op_conv2d_shape *sh = &gemm_conv_shapes[t];
-        const int64_t ho = op_conv2d_out_h(sh), wo = op_conv2d_out_w(sh);
-        const int64_t kd = sh->in_ch * sh->kernel * sh->kernel, nin = sh->in_ch * sh->height * sh->width,
-                      nout = sh->out_ch * ho * wo;
+        const gemm_conv_sizes z = gemm_conv_sizes_of(sh);
+        const int64_t kd = z.kd, nin = z.nin, nout = z.nout;
         float *x = rand_buf(sh->batch * nin, &s), *w = rand_buf(sh->out_ch * kd, &s),
               *b = rand_buf(sh->out_ch, &s);
         float *ref = malloc(sizeof(float) * sh->batch * nout), *y = malloc(sizeof(float) * sh->batch * nout),
