@@ -55,6 +55,60 @@ static double peak_rss_mib(void) {
     return kib / 1024.0;
 }
 
+/* One model pass on a ctx, timed by best_time. */
+typedef void (*pass_fn)(cs_ctx *c, const void *arg);
+
+/* Best-of-repeat time of run(c, arg) after one untimed warm-up (the arena's pages then
+ * touched, as in a running server), with the FLOPs the pass counted. */
+static double best_time(cs_ctx *c, int repeat, pass_fn run, const void *arg, double *flops) {
+    double best = 1e30;
+    for (int r = -1; r < repeat; r++) {
+        c->flops = 0;
+        ctx_release(c, 0);
+        const double t0 = bench_now_s();
+        run(c, arg);
+        const double dt = bench_now_s() - t0;
+        if (r >= 0 && dt < best) best = dt;
+        *flops = c->flops;
+    }
+    return best;
+}
+
+typedef struct unet_pass {
+    const unet_model *m;
+    const unet_input *in;
+    float *out;
+} unet_pass;
+
+static void run_unet(cs_ctx *c, const void *arg) {
+    const unet_pass *p = arg;
+    unet_forward(c, p->m, p->in, p->out);
+}
+
+typedef struct vae_pass {
+    const vae_model *m;
+    float *img;
+    const float *lat;
+    int64_t h, w;
+} vae_pass;
+
+static void run_vae(cs_ctx *c, const void *arg) {
+    const vae_pass *p = arg;
+    vae_decode(c, p->m, p->img, p->lat, 1, p->h, p->w);
+}
+
+typedef struct te_pass {
+    const text_encoder *m;
+    const int64_t *ids;
+    int64_t batch, len;
+    float *out;
+} te_pass;
+
+static void run_te(cs_ctx *c, const void *arg) {
+    const te_pass *p = arg;
+    text_encoder_forward(c, p->m, p->ids, p->batch, p->len, 0, p->out, NULL);
+}
+
 /* Best-of-repeat time of one UNet forward at (batch, h, w), with its counted FLOPs. */
 static double unet_time(const unet_model *m, int64_t batch, int64_t h, int64_t w,
                         const opts *o, double *flops) {
@@ -73,16 +127,8 @@ static double unet_time(const unet_model *m, int64_t batch, int64_t h, int64_t w
             for (int64_t b = 0; b < batch; b++) t[b] = 500.0f;
             unet_input in = {.sample = x, .batch = batch, .height = h, .width = w,
                              .timesteps = t, .context = ctxt, .context_len = CONTEXT_LEN};
-            best = 1e30;
-            for (int r = -1; r < o->repeat; r++) { /* r = -1: warm-up, untimed */
-                c.flops = 0;
-                ctx_release(&c, 0);
-                double t0 = bench_now_s();
-                unet_forward(&c, m, &in, out);
-                double dt = bench_now_s() - t0;
-                if (r >= 0 && dt < best) best = dt;
-                *flops = c.flops;
-            }
+            const unet_pass p = {.m = m, .in = &in, .out = out};
+            best = best_time(&c, o->repeat, run_unet, &p, flops);
         }
         ctx_deinit(&c);
     }
@@ -100,16 +146,8 @@ static double vae_time(const vae_model *m, int64_t h, int64_t w, const opts *o, 
     if (lat && img && ctx_init(&c, vae_decode_activation_bytes(m, 1, h, w)) == CS_OK) {
         if (ctx_start_pool(&c, o->threads, msg, sizeof msg) == CS_OK) {
             for (int64_t i = 0; i < lc * h * w; i++) lat[i] = (float)((i * 7) % 23) / 11.0f - 1.0f;
-            best = 1e30;
-            for (int r = -1; r < o->repeat; r++) { /* r = -1: warm-up, untimed */
-                c.flops = 0;
-                ctx_release(&c, 0);
-                double t0 = bench_now_s();
-                vae_decode(&c, m, img, lat, 1, h, w);
-                double dt = bench_now_s() - t0;
-                if (r >= 0 && dt < best) best = dt;
-                *flops = c.flops;
-            }
+            const vae_pass p = {.m = m, .img = img, .lat = lat, .h = h, .w = w};
+            best = best_time(&c, o->repeat, run_vae, &p, flops);
         }
         ctx_deinit(&c);
     }
@@ -128,16 +166,8 @@ static double te_time(const text_encoder *m, const opts *o, double *flops) {
     if (ids && out && ctx_init(&c, text_encoder_activation_bytes(m, batch, len)) == CS_OK) {
         if (ctx_start_pool(&c, o->threads, msg, sizeof msg) == CS_OK) {
             for (int64_t i = 0; i < batch * len; i++) ids[i] = (i * 7919) % vocab;
-            best = 1e30;
-            for (int r = -1; r < o->repeat; r++) { /* r = -1: warm-up, untimed */
-                c.flops = 0;
-                ctx_release(&c, 0);
-                double t0 = bench_now_s();
-                text_encoder_forward(&c, m, ids, batch, len, 0, out, NULL);
-                double dt = bench_now_s() - t0;
-                if (r >= 0 && dt < best) best = dt;
-                *flops = c.flops;
-            }
+            const te_pass p = {.m = m, .ids = ids, .batch = batch, .len = len, .out = out};
+            best = best_time(&c, o->repeat, run_te, &p, flops);
         }
         ctx_deinit(&c);
     }
