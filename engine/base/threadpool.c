@@ -10,7 +10,12 @@
 #include <signal.h>
 #include <string.h>
 
-enum { POOL_MAX_THREADS = 64, POOL_CHUNKS_PER_THREAD = 4 };
+/* A claim takes 1/(threads · POOL_CLAIM_SHARE) of the items still unclaimed (at least
+ * the loop's grain): big chunks while much is left, so claims stay few, and chunks that
+ * shrink to one grain at the end, so the threads finish together (the "guided" schedule:
+ * a thread the OS runs late or a costlier chunk leaves the others at most one small chunk
+ * to wait for). */
+enum { POOL_MAX_THREADS = 64, POOL_CLAIM_SHARE = 2 };
 
 struct threadpool {
     int threads;        /* caller + workers */
@@ -25,23 +30,28 @@ struct threadpool {
     bool stop;
     threadpool_fn fn;
     void *arg;
-    int64_t n, chunks;
-    int64_t next;     /* first unclaimed chunk */
-    int64_t finished; /* chunks done */
+    int64_t n, grain;
+    int64_t next;     /* first unclaimed item */
+    int64_t finished; /* items done */
 };
 
 /* Claims and runs chunks of the current loop until none is left; called and returns with
  * p->lock held. */
 static void run_chunks(threadpool *p) {
-    while (p->next < p->chunks) {
-        const int64_t i = p->next++;
+    while (p->next < p->n) {
+        const int64_t left = p->n - p->next;
+        int64_t take = left / ((int64_t)p->threads * POOL_CLAIM_SHARE);
+        if (take < p->grain) take = p->grain;
+        if (left - take < p->grain) take = left; /* no tail chunk under the grain */
+        const int64_t begin = p->next, end = begin + take;
+        p->next = end;
         const threadpool_fn fn = p->fn;
         void *arg = p->arg;
-        const int64_t begin = i * p->n / p->chunks, end = (i + 1) * p->n / p->chunks;
         pthread_mutex_unlock(&p->lock);
         fn(arg, begin, end);
         pthread_mutex_lock(&p->lock);
-        if (++p->finished == p->chunks) pthread_cond_signal(&p->done);
+        p->finished += take;
+        if (p->finished == p->n) pthread_cond_signal(&p->done);
     }
 }
 
@@ -123,10 +133,7 @@ int threadpool_threads(const threadpool *p) {
 void threadpool_for(threadpool *p, int64_t n, int64_t grain, threadpool_fn fn, void *arg) {
     CS_ASSERT(grain >= 1);
     if (n <= 0) return;
-    int64_t chunks = n / grain;
-    const int64_t most = p ? (int64_t)p->threads * POOL_CHUNKS_PER_THREAD : 1;
-    if (chunks > most) chunks = most;
-    if (!p || p->threads == 1 || chunks <= 1) {
+    if (!p || p->threads == 1 || n <= grain) {
         fn(arg, 0, n);
         return;
     }
@@ -135,13 +142,13 @@ void threadpool_for(threadpool *p, int64_t n, int64_t grain, threadpool_fn fn, v
     p->fn = fn;
     p->arg = arg;
     p->n = n;
-    p->chunks = chunks;
+    p->grain = grain;
     p->next = 0;
     p->finished = 0;
     p->generation++;
     pthread_cond_broadcast(&p->work);
     run_chunks(p);
-    while (p->finished < p->chunks)
+    while (p->finished < p->n)
         pthread_cond_wait(&p->done, &p->lock);
     p->fn = NULL;
     p->arg = NULL;

@@ -4,9 +4,11 @@
  * one parallel loop at a time.
  *
  * DESIGN. threadpool_for(p, n, grain, fn, arg) cuts [0, n) into contiguous chunks of at
- * least `grain` items (about four per thread, so a worker that the OS schedules late
- * costs little: the others take its chunks) and returns when every chunk has run.
- * Chunks are claimed one at a time under the pool's mutex; idle workers sleep on a
+ * least `grain` items and returns when every chunk has run. Chunks are claimed one at a
+ * time under the pool's mutex, each a share of what is still unclaimed (a guided
+ * schedule: large chunks first, down to one grain at the end), so a worker that the OS
+ * schedules late, or a chunk that costs more, leaves the others little to wait for.
+ * Idle workers sleep on a
  * condition variable (no spinning, so they never steal a core from OpenBLAS or from
  * other processes). Which thread runs a chunk, and where chunk boundaries fall, is left
  * to chance and to the thread count: a kernel must compute every output element with
