@@ -2,13 +2,15 @@
  * gemm_bf16.h: bf16 rounding and k-pair packing for the GEMM_BF16X2 products, and the
  * choice of their micro-kernel. Rounding is cs_f32_to_bf16_ftz everywhere (the same bits
  * as the AVX512_BF16 conversion instructions), so the operands are the same whichever
- * kernel multiplies them.
+ * kernel multiplies them; the tile rounding also has an AVX-512F twin (integer lanes, the
+ * same bits).
  */
 #include "gemm_bf16.h"
 
 #include <string.h>
 
 #include "half.h"
+#include "ops_simd.h"
 
 gemm_pair gemm_bf16_pair(float lo, float hi) {
     return (gemm_pair)cs_f32_to_bf16_ftz(lo) | (gemm_pair)cs_f32_to_bf16_ftz(hi) << 16;
@@ -35,7 +37,37 @@ void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int
     }
 }
 
+/* cs_f32_to_bf16_ftz on 16 lanes, each result in its lane's high half (low half zero). */
+OPS_TARGET_AVX512 static inline __m512i bf16_high_avx512(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
+    const __mmask16 tiny = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
+    r = _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)));
+    return _mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u));
+}
+
+OPS_TARGET_AVX512 static void pair_tile_avx512(gemm_pair *dst, const float *t, int64_t kc) {
+    for (int64_t p = 0; 2 * p < kc; p++) {
+        const float *lo = t + 2 * p * GEMM_NR, *hi = lo + GEMM_NR;
+        const bool has_hi = 2 * p + 1 < kc;
+        for (int j = 0; j < GEMM_NR; j += 16) {
+            const __m512i l = _mm512_srli_epi32(bf16_high_avx512(_mm512_loadu_ps(lo + j)), 16);
+            const __m512i h = has_hi ? bf16_high_avx512(_mm512_loadu_ps(hi + j))
+                                     : _mm512_setzero_si512();
+            _mm512_storeu_si512(dst + p * GEMM_NR + j, _mm512_or_si512(l, h));
+        }
+    }
+}
+
 void gemm_bf16_pair_tile(gemm_pair *dst, const float *t, int64_t kc) {
+    if (ops_have_avx512()) {
+        pair_tile_avx512(dst, t, kc);
+        return;
+    }
     for (int64_t p = 0; 2 * p < kc; p++) {
         const float *lo = t + 2 * p * GEMM_NR;
         gemm_pair *d = dst + p * GEMM_NR;

@@ -86,6 +86,9 @@ typedef struct op_attn_shape {
     int64_t q_stride, kv_stride, out_stride;
     float scale;
     bool causal;
+    /* q·kᵀ and P·v as bf16 products (gemm_kernels.h: operands rounded to bf16, fp32
+     * accumulation), as the layer's bf16 weights ask; the softmax stays fp32. */
+    bool bf16;
 } op_attn_shape;
 void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const float *v,
                   const op_attn_shape *s);

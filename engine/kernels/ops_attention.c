@@ -12,7 +12,13 @@
  * at once (one vector lane each) on rows that are contiguous in L1. Everything an item
  * touches (its query panels, one key and one value block, Sᵀ and Oᵀ: a few hundred KiB)
  * stays in the core's cache; the former design streamed 16 MB chunks of scores through
- * memory three times.
+ * memory three times. The key and value panels are packed once per head, before the
+ * items run (every query block of a head reads all of them: packing them per item cost
+ * about a fifth of the products at 4096 tokens).
+ *
+ * bf16 (op_attn_shape.bf16): the same walk with the bf16 micro-kernels; q, k, v and P
+ * are rounded to bf16 k pairs as they are packed (P once per block, after the fp32
+ * softmax), the scores and Oᵀ accumulate in fp32.
  *
  * Determinism: the micro-kernels give the same bits on every ISA (one FMA chain per
  * element in k order), key blocks are walked in one fixed order, and a query's numbers
@@ -21,8 +27,8 @@
  * AVX2 give the same bits; SSE2, on a CPU without AVX2, may differ in the last bits, as
  * for every ops kernel).
  *
- * Scratch is per pool chunk (cs_malloc, like gemm.c's packing buffers), not from the ctx
- * arena, so the measuring pass reserves nothing.
+ * The packed keys and values come from the ctx arena (the measuring pass reserves them);
+ * an item's scratch is per pool chunk (cs_malloc, like gemm.c's packing buffers).
  *
  * Thread safety: only the given buffers are touched; a ctx has one caller thread.
  */
@@ -32,6 +38,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "gemm_kernels.h"
 #include "ops_simd.h"
 #include "threadpool.h"
@@ -152,22 +159,106 @@ OPS_TARGET_AVX512 static void softmax_block_avx512(float *s, int64_t keys, float
 typedef void (*softmax_block_fn)(float *s, int64_t keys, float scale, float *m, double *l,
                                  float *alpha);
 
+/* ---- keys and values, packed once per head ---- */
+
+/* A unit is 4 bytes: one float, or one bf16 k pair (gemm_kernels.h). Per (batch, head),
+ * the key panels (A operand of Sᵀ = k qᵀ) take lk8 · kunit units and the value panels
+ * (A operand of Oᵀ += vᵀ Pᵀ) lk8 · vunit, lk8 the keys rounded up to 8: block k0 of each
+ * starts at k0 · kunit and k0 · vunit. */
+typedef struct kv_layout {
+    int64_t lk8, kunit, vunit;
+} kv_layout;
+
+/* `rows` rows of `cols` values at base (row stride ld) as panels of `width` rows, rows
+ * past the data up to `padded` zero; fp32: dst[(p · cols + c) · width + r] = base[(p + r)
+ * · ld + c]; pairs: column pairs (c, c + 1) rounded to one bf16 pair, ⌈cols / 2⌉ of them
+ * (the partner of an odd last column zero). */
+static void pack_panels(void *dst, const float *base, int64_t ld, int64_t rows, int64_t padded,
+                        int64_t cols, int64_t width, bool pairs) {
+    const int64_t units = pairs ? (cols + 1) / 2 : cols;
+    for (int64_t p = 0; p < padded; p += width) {
+        for (int64_t r = 0; r < width; r++) {
+            const float *src = p + r < rows ? base + (p + r) * ld : NULL;
+            if (pairs) {
+                gemm_pair *panel = (gemm_pair *)dst + p * units;
+                for (int64_t c = 0; c < units; c++)
+                    panel[c * width + r] =
+                        src ? gemm_bf16_pair(src[2 * c], 2 * c + 1 < cols ? src[2 * c + 1] : 0.0f)
+                            : 0;
+            } else {
+                float *panel = (float *)dst + p * units;
+                for (int64_t c = 0; c < units; c++) panel[c * width + r] = src ? src[c] : 0.0f;
+            }
+        }
+    }
+}
+
+/* vᵀ of `keys` value rows (stride ld) as panels of 8 head dims, zero past keys (up to
+ * kpad, a multiple of 8) and past hd (up to hdp); for dp a multiple of 8, fp32: dst[dp ·
+ * kpad + kk · 8 + d] = v[kk][dp + d]; pairs: key pairs, dst[dp · kpad / 2 + kk / 2 · 8 +
+ * d] = pair (v[kk][dp + d], v[kk + 1][dp + d]) for even kk. */
+static void pack_values(void *dst, const float *v, int64_t ld, int64_t keys, int64_t kpad,
+                        int64_t hd, int64_t hdp, bool pairs) {
+    const int64_t step = pairs ? 2 : 1;
+    for (int64_t dp = 0; dp < hdp; dp += GEMM_MR) {
+        for (int64_t kk = 0; kk < kpad; kk += step) {
+            float lo[GEMM_MR] = {0}, hi[GEMM_MR] = {0};
+            for (int64_t d = 0; d < GEMM_MR && dp + d < hd; d++) {
+                if (kk < keys) lo[d] = v[kk * ld + dp + d];
+                if (pairs && kk + 1 < keys) hi[d] = v[(kk + 1) * ld + dp + d];
+            }
+            if (pairs) {
+                gemm_pair *row = (gemm_pair *)dst + dp * kpad / 2 + kk / 2 * GEMM_MR;
+                for (int d = 0; d < GEMM_MR; d++) row[d] = gemm_bf16_pair(lo[d], hi[d]);
+            } else {
+                memcpy((float *)dst + dp * kpad + kk * GEMM_MR, lo, sizeof lo);
+            }
+        }
+    }
+}
+
+typedef struct kv_job {
+    float *kp, *vp; /* per (batch, head): lk8 · kunit and lk8 · vunit units */
+    const float *k, *v;
+    const op_attn_shape *s;
+    kv_layout lay;
+    int64_t kb, hdp, kblocks;
+} kv_job;
+
+/* Item (batch, head, key block): its key and value panels. */
+static void kv_items(void *arg, int64_t i0, int64_t i1) {
+    const kv_job *j = arg;
+    const op_attn_shape *s = j->s;
+    const int64_t lk = s->kv_len, hd = s->head_dim;
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t bh = it / j->kblocks, b = bh / s->heads, h = bh % s->heads;
+        const int64_t k0 = it % j->kblocks * j->kb;
+        const int64_t keys = lk - k0 < j->kb ? lk - k0 : j->kb, kpad = round_up(keys, GEMM_MR);
+        const int64_t src = (b * lk + k0) * s->kv_stride + h * hd;
+        pack_panels(j->kp + (bh * j->lay.lk8 + k0) * j->lay.kunit, j->k + src, s->kv_stride,
+                    keys, kpad, hd, GEMM_MR, s->bf16);
+        pack_values(j->vp + (bh * j->lay.lk8 + k0) * j->lay.vunit, j->v + src, s->kv_stride,
+                    keys, kpad, hd, j->hdp, s->bf16);
+    }
+}
+
 /* ---- the items ---- */
 
 typedef struct flash_job {
     float *out;
-    const float *q, *k, *v;
+    const float *q, *kp, *vp; /* kp, vp: kv_items' panels */
     const op_attn_shape *s;
+    kv_layout lay;
     int64_t qblocks, kb, hdp; /* query blocks per head, keys per block, head_dim padded to 8 */
     gemm_kernel_fn kern;
+    gemm_kernel_bf16_fn kern16; /* s->bf16 */
     softmax_block_fn softmax;
 } flash_job;
 
 typedef struct flash_scratch {
-    float *qb;    /* FA_QPANELS panels of hd × 48: the item's queries (B operand) */
-    float *ka;    /* kb / 8 panels of hd × 8: one key block (A operand) */
-    float *va;    /* hdp / 8 panels of kb × 8: one value block, transposed (A operand) */
-    float *st;    /* FA_QPANELS blocks of kb × 48: Sᵀ, then Pᵀ (B operand) */
+    float *qb;    /* FA_QPANELS panels of hd × 48 (pairs: ⌈hd / 2⌉ × 48): the item's queries */
+    float *st;    /* FA_QPANELS blocks of kb × 48: Sᵀ, then Pᵀ (fp32: the B operand) */
+    gemm_pair *pt; /* bf16: Pᵀ of one panel as kb / 2 rows of 48 pairs (B operand) */
     float *ot;    /* FA_QPANELS × (hdp / 8) tiles of 8 × 48: Oᵀ */
     float *m, *alpha;
     double *l;
@@ -176,56 +267,45 @@ typedef struct flash_scratch {
 static bool scratch_new(flash_scratch *x, int64_t hd, int64_t kb, int64_t hdp) {
     *x = (flash_scratch){
         .qb = cs_malloc((size_t)(FA_QUERIES * hd) * sizeof(float)),
-        .ka = cs_malloc((size_t)(kb * hd) * sizeof(float)),
-        .va = cs_malloc((size_t)(kb * hdp) * sizeof(float)),
         .st = cs_malloc((size_t)(FA_QUERIES * kb) * sizeof(float)),
+        .pt = cs_malloc((size_t)(GEMM_NR * kb / 2) * sizeof(gemm_pair)),
         .ot = cs_malloc((size_t)(FA_QUERIES * hdp) * sizeof(float)),
         .m = cs_malloc(FA_QUERIES * sizeof(float)),
         .alpha = cs_malloc(GEMM_NR * sizeof(float)),
         .l = cs_malloc(FA_QUERIES * sizeof(double)),
     };
-    return x->qb && x->ka && x->va && x->st && x->ot && x->m && x->alpha && x->l;
+    return x->qb && x->st && x->pt && x->ot && x->m && x->alpha && x->l;
 }
 
 static void scratch_free(flash_scratch *x) {
-    free(x->qb), free(x->ka), free(x->va), free(x->st), free(x->ot), free(x->m);
-    free(x->alpha), free(x->l);
+    free(x->qb), free(x->st), free(x->pt), free(x->ot), free(x->m), free(x->alpha), free(x->l);
 }
 
-/* `rows` rows of `cols` values at base (row stride ld) as panels of `width` rows:
- * dst[(p · cols + c) · width + r] = base[(p + r) · ld + c]; rows and columns past the
- * data, up to `padded` rows and `cols_pad` columns, are zero. */
-static void pack_panels(float *dst, const float *base, int64_t ld, int64_t rows, int64_t padded,
-                        int64_t cols, int64_t width) {
-    for (int64_t p = 0; p < padded; p += width) {
-        float *panel = dst + p * cols;
-        for (int64_t r = 0; r < width; r++) {
-            if (p + r >= rows) {
-                for (int64_t c = 0; c < cols; c++) panel[c * width + r] = 0.0f;
-                continue;
-            }
-            const float *src = base + (p + r) * ld;
-            for (int64_t c = 0; c < cols; c++) panel[c * width + r] = src[c];
-        }
+/* st (kpad keys × 48 queries) = k qᵀ of key panels ka and query panel qb. */
+static void scores(const flash_job *j, float *st, const float *ka, const float *qb,
+                   int64_t kpad) {
+    const int64_t ku = j->lay.kunit;
+    for (int64_t i = 0; i < kpad; i += GEMM_MR) {
+        if (j->kern16)
+            j->kern16(ku, (const gemm_pair *)ka + i * ku, (const gemm_pair *)qb, st + i * GEMM_NR,
+                      GEMM_NR, false);
+        else
+            j->kern(ku, ka + i * ku, qb, st + i * GEMM_NR, GEMM_NR, false);
     }
 }
 
-/* vᵀ of `keys` value rows (stride ld) as panels of 8 head dims: dst[(dp · kpad + kk) · 8
- * + d] = v[kk][dp + d]; zero past keys (up to kpad) and past hd (up to hdp). */
-static void pack_values(float *dst, const float *v, int64_t ld, int64_t keys, int64_t kpad,
-                        int64_t hd, int64_t hdp) {
-    for (int64_t dp = 0; dp < hdp; dp += GEMM_MR) {
-        const int64_t w = hd - dp < GEMM_MR ? hd - dp : GEMM_MR;
-        float *panel = dst + dp * kpad;
-        for (int64_t kk = 0; kk < kpad; kk++) {
-            float *row = panel + kk * GEMM_MR;
-            if (kk < keys) {
-                memcpy(row, v + kk * ld + dp, (size_t)w * sizeof(float));
-                memset(row + w, 0, (size_t)(GEMM_MR - w) * sizeof(float));
-            } else {
-                memset(row, 0, GEMM_MR * sizeof(float));
-            }
-        }
+/* ot (hdp dims × 48 queries) += vᵀ Pᵀ of the first kpad keys of value panels va (packed
+ * for vpad keys: a causal item may stop short of the block) and P in st. */
+static void weigh_values(const flash_job *j, flash_scratch *x, float *ot, const float *va,
+                         int64_t vpad, const float *st, int64_t kpad) {
+    if (j->kern16) {
+        gemm_bf16_pair_tile(x->pt, st, kpad);
+        for (int64_t dp = 0; dp < j->hdp / GEMM_MR; dp++)
+            j->kern16(kpad / 2, (const gemm_pair *)va + dp * vpad / 2 * GEMM_MR, x->pt,
+                      ot + dp * FA_TILE, GEMM_NR, true);
+    } else {
+        for (int64_t dp = 0; dp < j->hdp / GEMM_MR; dp++)
+            j->kern(kpad, va + dp * vpad * GEMM_MR, st, ot + dp * FA_TILE, GEMM_NR, true);
     }
 }
 
@@ -235,9 +315,9 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
     const int64_t bh = item / j->qblocks, b = bh / s->heads, h = bh % s->heads;
     const int64_t q0 = item % j->qblocks * FA_QUERIES;
     const int64_t queries = lq - q0 < FA_QUERIES ? lq - q0 : FA_QUERIES;
-    const int64_t npanel = (queries + GEMM_NR - 1) / GEMM_NR, ndp = hdp / GEMM_MR;
+    const int64_t npanel = (queries + GEMM_NR - 1) / GEMM_NR, ku = j->lay.kunit;
     pack_panels(x->qb, j->q + (b * lq + q0) * s->q_stride + h * hd, s->q_stride, queries,
-                npanel * GEMM_NR, hd, GEMM_NR);
+                npanel * GEMM_NR, hd, GEMM_NR, s->bf16);
     memset(x->ot, 0, (size_t)(npanel * GEMM_NR * hdp) * sizeof(float));
     for (int64_t i = 0; i < npanel * GEMM_NR; i++) x->m[i] = -INFINITY, x->l[i] = 0.0;
     /* Causal queries see keys [0, q + 1): no key block past the item's last query. */
@@ -245,15 +325,12 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
     for (int64_t k0 = 0; k0 < key_end; k0 += j->kb) {
         const int64_t keys = key_end - k0 < j->kb ? key_end - k0 : j->kb;
         const int64_t kpad = round_up(keys, GEMM_MR);
-        pack_panels(x->ka, j->k + (b * lk + k0) * s->kv_stride + h * hd, s->kv_stride, keys, kpad,
-                    hd, GEMM_MR);
-        pack_values(x->va, j->v + (b * lk + k0) * s->kv_stride + h * hd, s->kv_stride, keys,
-                    kpad, hd, hdp);
+        const int64_t vpad = round_up(lk - k0 < j->kb ? lk - k0 : j->kb, GEMM_MR); /* as packed */
+        const float *ka = j->kp + (bh * j->lay.lk8 + k0) * ku;
+        const float *va = j->vp + (bh * j->lay.lk8 + k0) * j->lay.vunit;
         for (int64_t t = 0; t < npanel; t++) {
             float *st = x->st + t * kpad * GEMM_NR; /* (kpad keys, 48 queries) */
-            for (int64_t i = 0; i < kpad; i += GEMM_MR)
-                j->kern(hd, x->ka + i * hd, x->qb + t * hd * GEMM_NR, st + i * GEMM_NR, GEMM_NR,
-                        false);
+            scores(j, st, ka, x->qb + t * ku * GEMM_NR, kpad);
             /* Padding keys, and keys after a causal query, get no weight. */
             for (int64_t kk = keys; kk < kpad; kk++)
                 for (int64_t c = 0; c < GEMM_NR; c++) st[kk * GEMM_NR + c] = -INFINITY;
@@ -267,8 +344,7 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
             float *ot = x->ot + t * hdp * GEMM_NR; /* (hdp dims, 48 queries) */
             for (int64_t d = 0; d < hdp; d++)
                 for (int64_t c = 0; c < GEMM_NR; c++) ot[d * GEMM_NR + c] *= x->alpha[c];
-            for (int64_t dp = 0; dp < ndp; dp++)
-                j->kern(kpad, x->va + dp * kpad * GEMM_MR, st, ot + dp * FA_TILE, GEMM_NR, true);
+            weigh_values(j, x, ot, va, vpad, st, kpad);
         }
     }
     for (int64_t t = 0; t < npanel; t++) {
@@ -295,19 +371,34 @@ void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const f
     CS_ASSERT(s->batch >= 0 && s->heads > 0 && lq >= 0 && lk > 0 && hd > 0);
     CS_ASSERT(s->q_stride >= s->heads * hd && s->kv_stride >= s->heads * hd &&
               s->out_stride >= s->heads * hd);
-    if (c->measuring || s->batch == 0 || lq == 0) return;
-    flash_job j = {.out = out,
-                   .q = q,
-                   .k = k,
-                   .v = v,
-                   .s = s,
-                   .qblocks = (lq + FA_QUERIES - 1) / FA_QUERIES,
-                   .kb = key_block(hd),
-                   .hdp = round_up(hd, GEMM_MR),
-                   .kern = gemm_kernel_active(),
-                   .softmax = ops_have_avx512() ? softmax_block_avx512
-                              : ops_have_avx2() ? softmax_block_avx2
-                                                : softmax_block_sse2};
-    threadpool_for(c->pool, s->batch * s->heads * j.qblocks, 1, flash_items, &j);
-    c->flops += 4.0 * (double)s->batch * (double)s->heads * (double)lq * (double)lk * (double)hd;
+    if (s->batch == 0 || lq == 0) return;
+    const int64_t kb = key_block(hd), hdp = round_up(hd, GEMM_MR), heads = s->batch * s->heads;
+    const kv_layout lay = {.lk8 = round_up(lk, GEMM_MR),
+                           .kunit = s->bf16 ? (hd + 1) / 2 : hd,
+                           .vunit = s->bf16 ? hdp / 2 : hdp};
+    const size_t mark = ctx_mark(c);
+    float *kp = ctx_alloc(c, heads * lay.lk8 * lay.kunit);
+    float *vp = ctx_alloc(c, heads * lay.lk8 * lay.vunit);
+    if (!c->measuring) {
+        const kv_job kj = {.kp = kp, .vp = vp, .k = k, .v = v, .s = s, .lay = lay, .kb = kb,
+                           .hdp = hdp, .kblocks = (lk + kb - 1) / kb};
+        threadpool_for(c->pool, heads * kj.kblocks, 1, kv_items, (void *)&kj);
+        flash_job j = {.out = out,
+                       .q = q,
+                       .kp = kp,
+                       .vp = vp,
+                       .s = s,
+                       .lay = lay,
+                       .qblocks = (lq + FA_QUERIES - 1) / FA_QUERIES,
+                       .kb = kb,
+                       .hdp = hdp,
+                       .kern = gemm_kernel_active(),
+                       .kern16 = s->bf16 ? gemm_kernel_bf16_active() : NULL,
+                       .softmax = ops_have_avx512() ? softmax_block_avx512
+                                  : ops_have_avx2() ? softmax_block_avx2
+                                                    : softmax_block_sse2};
+        threadpool_for(c->pool, heads * j.qblocks, 1, flash_items, &j);
+        c->flops += 4.0 * (double)heads * (double)lq * (double)lk * (double)hd;
+    }
+    ctx_release(c, mark);
 }

@@ -289,7 +289,8 @@ static void layer_forward(cs_ctx *c, const te_config *cfg, const te_layer *l, fl
                        .kv_stride = d,
                        .out_stride = d,
                        .scale = (float)pow((double)head_dim, -0.5),
-                       .causal = true};
+                       .causal = true,
+                       .bf16 = l->q_proj.w.dtype == GEMM_BF16X2};
     op_attention(c, a, q, k, v, &s);
     linear_forward(c, &l->out_proj, x, a, batch, len); // (B, L, D)
     op_add(c, h, h, x, rows * d);

@@ -93,7 +93,8 @@ void attention_forward(cs_ctx *c, const attention_module *a, float *y, const flo
     op_attn_shape s = {.batch = batch, .heads = a->heads, .q_len = q_len, .kv_len = kv_len,
                        .head_dim = a->head_dim, .q_stride = inner, .kv_stride = inner,
                        .out_stride = inner, .scale = 1.0f / sqrtf((float)a->head_dim),
-                       .causal = false};
+                       .causal = false,
+                       .bf16 = a->to_q.w.dtype == GEMM_BF16X2};
     op_attention(c, o, q, k, v, &s);
     linear_forward(c, &a->to_out, y, o, batch, q_len); // (B, Lq, query_dim)
     ctx_release(c, mark);

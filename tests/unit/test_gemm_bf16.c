@@ -3,6 +3,7 @@
  * kernel bit-equal to vdpbf16ps, the rounding equal to the AVX512_BF16 conversion, and
  * the bits independent of threads and batch companions. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "gemm_shapes.h"
@@ -87,6 +88,40 @@ static void test_rounding(void) {
         CHECK_EQ_INT(hw_round_mismatches(&s), 0);
     }
 #endif
+}
+
+/* gemm_bf16_pair_tile (the AVX-512F integer-lane rounding where the CPU has it, and the
+ * scalar code under CFGSERVE_NO_AVX2) gives gemm_bf16_pair's bits on every class of value
+ * (ties, NaN, infinities, subnormals, values that round up to infinity), odd kc included. */
+static void test_pair_tile(void) {
+    uint64_t s = 17;
+    enum { KC = 37 };
+    float t[KC * GEMM_NR];
+    gemm_pair got[(KC + 1) / 2 * GEMM_NR];
+    int bad = 0;
+    for (int it = 0; it < 400; it++) {
+        for (int i = 0; i < KC * GEMM_NR; i++) {
+            uint32_t u = rnd_bits(&s);
+            switch (u % 8) {
+            case 0: u &= 0x807fffffu; break;               /* zero or subnormal */
+            case 1: u = (u & 0xffff0000u) | 0x8000u; break; /* exact tie */
+            case 2: u |= 0x7f800000u; break;               /* NaN or infinity */
+            case 3: u = (u & 0x80000000u) | 0x7f7f8000u | (u & 0x7fffu); break; /* to inf */
+            default: break;
+            }
+            t[i] = cs_bits_f32(u);
+        }
+        const int64_t kc = it % 2 ? KC : KC - 1;
+        if (it % 4 >= 2) setenv("CFGSERVE_NO_AVX2", "1", 1);
+        gemm_bf16_pair_tile(got, t, kc);
+        unsetenv("CFGSERVE_NO_AVX2");
+        for (int64_t p = 0; 2 * p < kc; p++)
+            for (int j = 0; j < GEMM_NR; j++) {
+                const float hi = 2 * p + 1 < kc ? t[(2 * p + 1) * GEMM_NR + j] : 0.0f;
+                bad += got[p * GEMM_NR + j] != gemm_bf16_pair(t[2 * p * GEMM_NR + j], hi);
+            }
+    }
+    CHECK_EQ_INT(bad, 0);
 }
 
 /* The portable kernel and vdpbf16ps give the same bits, also on values whose products
@@ -241,6 +276,7 @@ int main(void) {
     char msg[256];
     CHECK(threadpool_new(2, &pool2, msg, sizeof msg) == CS_OK);
     test_rounding();
+    test_pair_tile();
     test_kernel_bits();
     test_layout();
     test_linear(pool2);

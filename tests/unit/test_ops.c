@@ -9,6 +9,7 @@
  * (row tails), and everything runs a second time on the SSE2 / libm code that CPUs
  * without AVX2 use (CFGSERVE_NO_AVX2). Results with thread pools: test_threadpool.c.
  */
+#include "half.h"
 #include "ops.h"
 #include "ops_simd.h"
 #include "safetensors.h"
@@ -183,8 +184,18 @@ static void attn_call(cs_ctx *c, void *p) {
  * buffer (k at column 0, v at column heads·hd) with row stride kv_stride. When fused
  * (self-attention, q_len == kv_len), q, k, v are one (B, L, 3·inner) buffer as a fused
  * qkv projection would make it. Padding columns of out must stay untouched. */
-static void test_attention(int64_t batch, int64_t heads, int64_t lq, int64_t lk, int64_t hd,
-                           bool causal, bool fused, float scale) {
+/* x rounded to bf16 as the bf16 products round their operands (half.h). */
+static float *bf16_rounded(const float *x, int64_t n) {
+    float *r = malloc((size_t)(n > 0 ? n : 1) * sizeof *r);
+    for (int64_t i = 0; i < n; i++) r[i] = cs_bf16_to_f32(cs_f32_to_bf16_ftz(x[i]));
+    return r;
+}
+
+/* bf16: the reference runs on the bf16-rounded q, k, v, so what is left is P's rounding
+ * (2^-9 relative per weight) and the order of the sums; the result must also differ from
+ * the fp32 kernel's (the bf16 kernels really ran). */
+static void test_attention_prec(int64_t batch, int64_t heads, int64_t lq, int64_t lk,
+                                int64_t hd, bool causal, bool fused, float scale, bool bf16) {
     const int64_t inner = heads * hd;
     op_attn_shape s = {.batch = batch,
                        .heads = heads,
@@ -192,7 +203,8 @@ static void test_attention(int64_t batch, int64_t heads, int64_t lq, int64_t lk,
                        .kv_len = lk,
                        .head_dim = hd,
                        .scale = scale,
-                       .causal = causal};
+                       .causal = causal,
+                       .bf16 = bf16};
     float *qbuf, *kvbuf;
     const float *q, *k, *v;
     if (fused) {
@@ -211,18 +223,68 @@ static void test_attention(int64_t batch, int64_t heads, int64_t lq, int64_t lk,
     attn_args a = {out, q, k, v, s};
     size_t peak;
     double flops = run_planned(attn_call, &a, &peak);
-    op_attention_ref(ref, q, k, v, &s);
-    double err = rel_err(out, ref, nout); // includes the padding columns (both 7)
-    if (!(err < 1e-5))
-        fprintf(stderr, "attention B%lld H%lld Lq%lld Lk%lld hd%lld causal %d: rel err %g\n",
+    const int64_t nq = batch * lq * s.q_stride, nkv = fused ? 0 : batch * lk * s.kv_stride;
+    float *q16 = bf16 ? bf16_rounded(qbuf, nq) : NULL, *kv16 = bf16 ? bf16_rounded(kvbuf, nkv) : NULL;
+    if (bf16) {
+        const float *k16 = fused ? q16 + inner : kv16, *v16 = fused ? q16 + 2 * inner : kv16 + inner;
+        op_attention_ref(ref, q16, k16, v16, &s);
+    } else {
+        op_attention_ref(ref, q, k, v, &s);
+    }
+    const double err = rel_err(out, ref, nout), tol = bf16 ? 1e-2 : 1e-5; // padding columns: both 7
+    if (!(err < tol))
+        fprintf(stderr, "attention B%lld H%lld Lq%lld Lk%lld hd%lld causal %d bf16 %d: rel err %g\n",
                 (long long)batch, (long long)heads, (long long)lq, (long long)lk, (long long)hd,
-                causal, err);
-    CHECK(err < 1e-5);
+                causal, bf16, err);
+    CHECK(err < tol);
+    if (bf16) {
+        float *out32 = fill_buf(nout, 7.0f);
+        attn_args a32 = a;
+        a32.out = out32, a32.s.bf16 = false;
+        run_planned(attn_call, &a32, NULL);
+        CHECK(memcmp(out, out32, (size_t)nout * sizeof *out) != 0);
+        free(out32);
+    }
     for (int64_t r = 0; r < batch * lq; r++)
         CHECK(out[r * s.out_stride + inner] == 7.0f && out[r * s.out_stride + inner + 1] == 7.0f);
     CHECK(flops == 4.0 * (double)(batch * heads * lq * lk * hd));
-    CHECK(peak == 0); /* fused: no score matrix, nothing from the arena */
-    free(qbuf), free(kvbuf), free(out), free(ref);
+    /* No score matrix: the arena holds the key and value panels only (4-byte units: fp32,
+     * or bf16 pairs), each of the two allocations 64-byte aligned. */
+    const int64_t hdp = (hd + 7) / 8 * 8, lk8 = (lk + 7) / 8 * 8;
+    const int64_t units = batch * heads * lk8 * (bf16 ? (hd + 1) / 2 + hdp / 2 : hd + hdp);
+    CHECK(peak >= (size_t)units * 4 && peak <= (size_t)units * 4 + 128);
+    free(qbuf), free(kvbuf), free(out), free(ref), free(q16), free(kv16);
+}
+
+static void test_attention(int64_t batch, int64_t heads, int64_t lq, int64_t lk, int64_t hd,
+                           bool causal, bool fused, float scale) {
+    test_attention_prec(batch, heads, lq, lk, hd, causal, fused, scale, false);
+    test_attention_prec(batch, heads, lq, lk, hd, causal, fused, scale, true);
+}
+
+/* bf16 attention bits: the same with a pool of 2 threads as without, and a batch item's
+ * rows the same alone as next to another item. */
+static void test_attention_bf16_bits(void) {
+    const int64_t heads = 2, lq = 300, hd = 40, inner = heads * hd, stride = 3 * inner;
+    float *x = rand_buf(2 * lq * stride);
+    float *o1 = fill_buf(2 * lq * inner, 0), *o2 = fill_buf(2 * lq * inner, 0);
+    float *solo = fill_buf(lq * inner, 0);
+    op_attn_shape s = {.batch = 2, .heads = heads, .q_len = lq, .kv_len = lq, .head_dim = hd,
+                       .q_stride = stride, .kv_stride = stride, .out_stride = inner,
+                       .scale = 0.158f, .causal = false, .bf16 = true};
+    attn_args a = {o1, x, x + inner, x + 2 * inner, s};
+    run_planned(attn_call, &a, NULL);
+    cs_ctx c;
+    CHECK(ctx_init(&c, 1 << 20) == CS_OK);
+    CHECK(ctx_start_pool(&c, 2, NULL, 0) == CS_OK);
+    op_attention(&c, o2, x, x + inner, x + 2 * inner, &s);
+    CHECK(memcmp(o1, o2, (size_t)(2 * lq * inner) * sizeof *o1) == 0);
+    s.batch = 1;
+    const float *x1 = x + lq * stride;
+    op_attention(&c, solo, x1, x1 + inner, x1 + 2 * inner, &s);
+    CHECK(memcmp(solo, o1 + lq * inner, (size_t)(lq * inner) * sizeof *o1) == 0);
+    ctx_deinit(&c);
+    free(x), free(o1), free(o2), free(solo);
 }
 
 static void test_attentions(void) {
@@ -241,6 +303,7 @@ static void test_attentions(void) {
     test_attention(1, 2, 257, 77, 64, false, false, 0.125f);
     test_attention(1, 1, 130, 130, 512, false, true, 0.0442f);
     test_attention(2, 2, 5, 1, 8, false, false, 0.35f);
+    test_attention_bf16_bits();
 }
 
 /* ---- normalisation ---- */
@@ -594,7 +657,7 @@ static void test_measuring(void) {
     op_conv2d_shape cs = {1, 4, 8, 8, 4, 3, 1, 1, 1, 1, 1};
     op_conv2d(&m, out, buf, buf, buf, &cs);
     CHECK(m.peak >= 4 * 9 * 64 * sizeof(float)); // the im2col columns are planned
-    op_attn_shape as = {1, 2, 8, 8, 4, 8, 8, 8, 0.5f, true};
+    op_attn_shape as = {1, 2, 8, 8, 4, 8, 8, 8, 0.5f, true, false};
     op_attention(&m, out, buf, buf, buf, &as);
     op_group_norm(&m, out, buf, buf, buf, 2, 4, 8, 2, 1e-5f);
     op_layer_norm(&m, out, buf, buf, buf, 4, 8, 1e-5f);
