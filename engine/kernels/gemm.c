@@ -201,10 +201,13 @@ static const float *panel_block(gemm_weights packed, int64_t rows, int64_t k, in
 typedef struct gemm_kern {
     gemm_kernel_fn f32;
     gemm_kernel_bf16_fn bf16; /* set: the operands are pairs and kc counts pairs */
+    gemm_pair_tile_fn pair_tile; /* bf16: rounds activation tiles to pairs */
 } gemm_kern;
 
 static gemm_kern kern_for(gemm_dtype d) {
-    if (d == GEMM_BF16X2) return (gemm_kern){.bf16 = gemm_kernel_bf16_active()};
+    if (d == GEMM_BF16X2)
+        return (gemm_kern){.bf16 = gemm_kernel_bf16_active(),
+                           .pair_tile = gemm_bf16_pair_tile_active()};
     return (gemm_kern){.f32 = gemm_kernel_active()};
 }
 
@@ -367,7 +370,7 @@ static void pa_tile(const pa_job *j, float *dst, float *f, int64_t bi, int64_t k
     if (w < GEMM_NR)
         for (int64_t kk = 0; kk < ec; kk++)
             memset(t + kk * GEMM_NR + w, 0, (size_t)(GEMM_NR - w) * sizeof(float));
-    if (j->kern.bf16) gemm_bf16_pair_tile((gemm_pair *)dst, t, ec);
+    if (j->kern.bf16) j->kern.pair_tile((gemm_pair *)dst, t, ec);
 }
 
 static void pa_items(void *arg, int64_t i0, int64_t i1) {

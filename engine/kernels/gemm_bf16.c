@@ -63,11 +63,7 @@ OPS_TARGET_AVX512 static void pair_tile_avx512(gemm_pair *dst, const float *t, i
     }
 }
 
-void gemm_bf16_pair_tile(gemm_pair *dst, const float *t, int64_t kc) {
-    if (ops_have_avx512()) {
-        pair_tile_avx512(dst, t, kc);
-        return;
-    }
+static void pair_tile_scalar(gemm_pair *dst, const float *t, int64_t kc) {
     for (int64_t p = 0; 2 * p < kc; p++) {
         const float *lo = t + 2 * p * GEMM_NR;
         gemm_pair *d = dst + p * GEMM_NR;
@@ -78,6 +74,14 @@ void gemm_bf16_pair_tile(gemm_pair *dst, const float *t, int64_t kc) {
             for (int j = 0; j < GEMM_NR; j++) d[j] = gemm_bf16_pair(lo[j], 0.0f);
         }
     }
+}
+
+gemm_pair_tile_fn gemm_bf16_pair_tile_active(void) {
+    return ops_have_avx512() ? pair_tile_avx512 : pair_tile_scalar;
+}
+
+void gemm_bf16_pair_tile(gemm_pair *dst, const float *t, int64_t kc) {
+    gemm_bf16_pair_tile_active()(dst, t, kc);
 }
 
 bool gemm_pack_bf16x2(uint16_t *dst, const float *src, int64_t rows, int64_t cols,

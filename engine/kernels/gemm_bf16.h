@@ -22,5 +22,9 @@ void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int
  * k0 + [0, kc) of gemm_pack_fn's tile): dst[p · GEMM_NR + j] = pair (t[2p][j],
  * t[2p + 1][j]), the partner of an odd last row zero. */
 void gemm_bf16_pair_tile(gemm_pair *dst, const float *t, int64_t kc);
+/* The code gemm_bf16_pair_tile runs on this CPU (its AVX-512F twin unless
+ * CFGSERVE_NO_AVX2), for kernels that pick it once per call rather than per tile. */
+typedef void (*gemm_pair_tile_fn)(gemm_pair *dst, const float *t, int64_t kc);
+gemm_pair_tile_fn gemm_bf16_pair_tile_active(void);
 
 #endif

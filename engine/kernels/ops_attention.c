@@ -167,7 +167,14 @@ typedef void (*softmax_block_fn)(float *s, int64_t keys, float scale, float *m, 
  * starts at k0 · kunit and k0 · vunit. */
 typedef struct kv_layout {
     int64_t lk8, kunit, vunit;
+    int64_t kb, hdp; /* keys per block; head_dim padded to 8 */
 } kv_layout;
+
+/* Keys of block k0 as packed (a multiple of 8): the value panels' stride, even for a
+ * causal item that stops short of the block. */
+static int64_t packed_keys(const kv_layout *lay, int64_t lk, int64_t k0) {
+    return round_up(lk - k0 < lay->kb ? lk - k0 : lay->kb, GEMM_MR);
+}
 
 /* `rows` rows of `cols` values at base (row stride ld) as panels of `width` rows, rows
  * past the data up to `padded` zero; fp32: dst[(p · cols + c) · width + r] = base[(p + r)
@@ -222,7 +229,7 @@ typedef struct kv_job {
     const float *k, *v;
     const op_attn_shape *s;
     kv_layout lay;
-    int64_t kb, hdp, kblocks;
+    int64_t kblocks;
 } kv_job;
 
 /* Item (batch, head, key block): its key and value panels. */
@@ -232,13 +239,14 @@ static void kv_items(void *arg, int64_t i0, int64_t i1) {
     const int64_t lk = s->kv_len, hd = s->head_dim;
     for (int64_t it = i0; it < i1; it++) {
         const int64_t bh = it / j->kblocks, b = bh / s->heads, h = bh % s->heads;
-        const int64_t k0 = it % j->kblocks * j->kb;
-        const int64_t keys = lk - k0 < j->kb ? lk - k0 : j->kb, kpad = round_up(keys, GEMM_MR);
+        const int64_t k0 = it % j->kblocks * j->lay.kb;
+        const int64_t keys = lk - k0 < j->lay.kb ? lk - k0 : j->lay.kb;
+        const int64_t kpad = packed_keys(&j->lay, lk, k0);
         const int64_t src = (b * lk + k0) * s->kv_stride + h * hd;
         pack_panels(j->kp + (bh * j->lay.lk8 + k0) * j->lay.kunit, j->k + src, s->kv_stride,
                     keys, kpad, hd, GEMM_MR, s->bf16);
         pack_values(j->vp + (bh * j->lay.lk8 + k0) * j->lay.vunit, j->v + src, s->kv_stride,
-                    keys, kpad, hd, j->hdp, s->bf16);
+                    keys, kpad, hd, j->lay.hdp, s->bf16);
     }
 }
 
@@ -249,9 +257,10 @@ typedef struct flash_job {
     const float *q, *kp, *vp; /* kp, vp: kv_items' panels */
     const op_attn_shape *s;
     kv_layout lay;
-    int64_t qblocks, kb, hdp; /* query blocks per head, keys per block, head_dim padded to 8 */
+    int64_t qblocks; /* query blocks per head */
     gemm_kernel_fn kern;
     gemm_kernel_bf16_fn kern16; /* s->bf16 */
+    gemm_pair_tile_fn pair_tile; /* s->bf16: P to pairs */
     softmax_block_fn softmax;
 } flash_job;
 
@@ -299,19 +308,19 @@ static void scores(const flash_job *j, float *st, const float *ka, const float *
 static void weigh_values(const flash_job *j, flash_scratch *x, float *ot, const float *va,
                          int64_t vpad, const float *st, int64_t kpad) {
     if (j->kern16) {
-        gemm_bf16_pair_tile(x->pt, st, kpad);
-        for (int64_t dp = 0; dp < j->hdp / GEMM_MR; dp++)
+        j->pair_tile(x->pt, st, kpad);
+        for (int64_t dp = 0; dp < j->lay.hdp / GEMM_MR; dp++)
             j->kern16(kpad / 2, (const gemm_pair *)va + dp * vpad / 2 * GEMM_MR, x->pt,
                       ot + dp * FA_TILE, GEMM_NR, true);
     } else {
-        for (int64_t dp = 0; dp < j->hdp / GEMM_MR; dp++)
+        for (int64_t dp = 0; dp < j->lay.hdp / GEMM_MR; dp++)
             j->kern(kpad, va + dp * vpad * GEMM_MR, st, ot + dp * FA_TILE, GEMM_NR, true);
     }
 }
 
 static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
     const op_attn_shape *s = j->s;
-    const int64_t lq = s->q_len, lk = s->kv_len, hd = s->head_dim, hdp = j->hdp;
+    const int64_t lq = s->q_len, lk = s->kv_len, hd = s->head_dim, hdp = j->lay.hdp;
     const int64_t bh = item / j->qblocks, b = bh / s->heads, h = bh % s->heads;
     const int64_t q0 = item % j->qblocks * FA_QUERIES;
     const int64_t queries = lq - q0 < FA_QUERIES ? lq - q0 : FA_QUERIES;
@@ -322,10 +331,9 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
     for (int64_t i = 0; i < npanel * GEMM_NR; i++) x->m[i] = -INFINITY, x->l[i] = 0.0;
     /* Causal queries see keys [0, q + 1): no key block past the item's last query. */
     const int64_t key_end = s->causal && q0 + queries < lk ? q0 + queries : lk;
-    for (int64_t k0 = 0; k0 < key_end; k0 += j->kb) {
-        const int64_t keys = key_end - k0 < j->kb ? key_end - k0 : j->kb;
-        const int64_t kpad = round_up(keys, GEMM_MR);
-        const int64_t vpad = round_up(lk - k0 < j->kb ? lk - k0 : j->kb, GEMM_MR); /* as packed */
+    for (int64_t k0 = 0; k0 < key_end; k0 += j->lay.kb) {
+        const int64_t keys = key_end - k0 < j->lay.kb ? key_end - k0 : j->lay.kb;
+        const int64_t kpad = round_up(keys, GEMM_MR), vpad = packed_keys(&j->lay, lk, k0);
         const float *ka = j->kp + (bh * j->lay.lk8 + k0) * ku;
         const float *va = j->vp + (bh * j->lay.lk8 + k0) * j->lay.vunit;
         for (int64_t t = 0; t < npanel; t++) {
@@ -360,7 +368,7 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
 static void flash_items(void *arg, int64_t i0, int64_t i1) {
     const flash_job *j = arg;
     flash_scratch x;
-    CS_ASSERT(scratch_new(&x, j->s->head_dim, j->kb, j->hdp));
+    CS_ASSERT(scratch_new(&x, j->s->head_dim, j->lay.kb, j->lay.hdp));
     for (int64_t it = i0; it < i1; it++) flash_item(j, &x, it);
     scratch_free(&x);
 }
@@ -375,14 +383,16 @@ void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const f
     const int64_t kb = key_block(hd), hdp = round_up(hd, GEMM_MR), heads = s->batch * s->heads;
     const kv_layout lay = {.lk8 = round_up(lk, GEMM_MR),
                            .kunit = s->bf16 ? (hd + 1) / 2 : hd,
-                           .vunit = s->bf16 ? hdp / 2 : hdp};
+                           .vunit = s->bf16 ? hdp / 2 : hdp,
+                           .kb = kb,
+                           .hdp = hdp};
     const size_t mark = ctx_mark(c);
     float *kp = ctx_alloc(c, heads * lay.lk8 * lay.kunit);
     float *vp = ctx_alloc(c, heads * lay.lk8 * lay.vunit);
     if (!c->measuring) {
-        const kv_job kj = {.kp = kp, .vp = vp, .k = k, .v = v, .s = s, .lay = lay, .kb = kb,
-                           .hdp = hdp, .kblocks = (lk + kb - 1) / kb};
-        threadpool_for(c->pool, heads * kj.kblocks, 1, kv_items, (void *)&kj);
+        kv_job kj = {.kp = kp, .vp = vp, .k = k, .v = v, .s = s, .lay = lay,
+                     .kblocks = (lk + kb - 1) / kb};
+        threadpool_for(c->pool, heads * kj.kblocks, 1, kv_items, &kj);
         flash_job j = {.out = out,
                        .q = q,
                        .kp = kp,
@@ -390,10 +400,9 @@ void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const f
                        .s = s,
                        .lay = lay,
                        .qblocks = (lq + FA_QUERIES - 1) / FA_QUERIES,
-                       .kb = kb,
-                       .hdp = hdp,
                        .kern = gemm_kernel_active(),
                        .kern16 = s->bf16 ? gemm_kernel_bf16_active() : NULL,
+                       .pair_tile = gemm_bf16_pair_tile_active(),
                        .softmax = ops_have_avx512() ? softmax_block_avx512
                                   : ops_have_avx2() ? softmax_block_avx2
                                                     : softmax_block_sse2};
