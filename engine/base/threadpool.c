@@ -8,7 +8,16 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
 
 /* A claim takes 1/(threads · POOL_CLAIM_SHARE) of the items still unclaimed (at least
  * the loop's grain): big chunks while much is left, so claims stay few, and chunks that
@@ -16,6 +25,13 @@
  * a thread the OS runs late or a costlier chunk leaves the others at most one small chunk
  * to wait for). */
 enum { POOL_MAX_THREADS = 64, POOL_CLAIM_SHARE = 2 };
+
+/* How long a thread that ran out of work polls before it sleeps. A model's step is a
+ * chain of loops with a few microseconds of serial work between them, and waking a
+ * sleeping thread costs tens of microseconds (two futex calls and a context switch, more
+ * under a hypervisor): a short poll keeps the threads awake across the chain, and the
+ * bound keeps an idle pool from holding a core. */
+enum { POOL_SPIN_NS = 50000 };
 
 struct threadpool {
     int threads;        /* caller + workers */
@@ -33,7 +49,38 @@ struct threadpool {
     int64_t n, grain;
     int64_t next;     /* first unclaimed item */
     int64_t finished; /* items done */
+    int sleepers;        /* workers waiting on `work` */
+    bool caller_asleep;  /* the caller waits on `done` */
+    /* Lock-free mirrors for polling (written under lock): */
+    _Atomic uint64_t posted; /* = generation; UINT64_MAX once stopping */
+    _Atomic int64_t unfinished;       /* n - finished of the current loop */
 };
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Polls until cond(p, arg) holds or POOL_SPIN_NS pass; the caller then takes the lock and
+ * checks again before it sleeps, so the poll only saves wake-ups, it decides nothing. */
+static void poll_briefly(threadpool *p, bool (*cond)(threadpool *, uint64_t), uint64_t arg) {
+    const uint64_t t0 = now_ns();
+    for (int i = 1;; i++) {
+        if (cond(p, arg)) return;
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() - t0 > POOL_SPIN_NS) return;
+    }
+}
+
+static bool new_loop(threadpool *p, uint64_t seen) {
+    return atomic_load_explicit(&p->posted, memory_order_acquire) != seen;
+}
+
+static bool loop_finished(threadpool *p, uint64_t unused) {
+    (void)unused;
+    return atomic_load_explicit(&p->unfinished, memory_order_acquire) == 0;
+}
 
 /* Claims and runs chunks of the current loop until none is left; called and returns with
  * p->lock held. */
@@ -51,7 +98,8 @@ static void run_chunks(threadpool *p) {
         fn(arg, begin, end);
         pthread_mutex_lock(&p->lock);
         p->finished += take;
-        if (p->finished == p->n) pthread_cond_signal(&p->done);
+        atomic_store_explicit(&p->unfinished, p->n - p->finished, memory_order_release);
+        if (p->finished == p->n && p->caller_asleep) pthread_cond_signal(&p->done);
     }
 }
 
@@ -60,8 +108,16 @@ static void *worker_main(void *user) {
     pthread_mutex_lock(&p->lock);
     uint64_t seen = p->generation;
     for (;;) {
-        while (p->generation == seen && !p->stop)
+        if (p->generation == seen && !p->stop) {
+            pthread_mutex_unlock(&p->lock);
+            poll_briefly(p, new_loop, seen);
+            pthread_mutex_lock(&p->lock);
+        }
+        while (p->generation == seen && !p->stop) {
+            p->sleepers++;
             pthread_cond_wait(&p->work, &p->lock);
+            p->sleepers--;
+        }
         if (p->stop) break;
         seen = p->generation;
         run_chunks(p);
@@ -115,6 +171,7 @@ void threadpool_free(threadpool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->lock);
     p->stop = true;
+    atomic_store_explicit(&p->posted, UINT64_MAX, memory_order_release);
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->started; i++)
@@ -146,10 +203,20 @@ void threadpool_for(threadpool *p, int64_t n, int64_t grain, threadpool_fn fn, v
     p->next = 0;
     p->finished = 0;
     p->generation++;
-    pthread_cond_broadcast(&p->work);
+    atomic_store_explicit(&p->unfinished, n, memory_order_relaxed);
+    atomic_store_explicit(&p->posted, p->generation, memory_order_release);
+    if (p->sleepers) pthread_cond_broadcast(&p->work);
     run_chunks(p);
-    while (p->finished < p->n)
+    if (p->finished < p->n) {
+        pthread_mutex_unlock(&p->lock);
+        poll_briefly(p, loop_finished, 0);
+        pthread_mutex_lock(&p->lock);
+    }
+    while (p->finished < p->n) {
+        p->caller_asleep = true;
         pthread_cond_wait(&p->done, &p->lock);
+        p->caller_asleep = false;
+    }
     p->fn = NULL;
     p->arg = NULL;
     pthread_mutex_unlock(&p->lock);

@@ -8,9 +8,10 @@
  * time under the pool's mutex, each a share of what is still unclaimed (a guided
  * schedule: large chunks first, down to one grain at the end), so a worker that the OS
  * schedules late, or a chunk that costs more, leaves the others little to wait for.
- * Idle workers sleep on a
- * condition variable (no spinning, so they never steal a core from OpenBLAS or from
- * other processes). Which thread runs a chunk, and where chunk boundaries fall, is left
+ * A thread out of work polls for
+ * up to 50 microseconds (a step is a chain of short loops, and waking a sleeping thread
+ * costs tens of microseconds, more under a hypervisor), then sleeps on a condition
+ * variable, so an idle pool never holds a core; a loop only signals threads that sleep. Which thread runs a chunk, and where chunk boundaries fall, is left
  * to chance and to the thread count: a kernel must compute every output element with
  * the same operations whichever chunk holds it, so results never depend on the number
  * of threads or the batch.

@@ -214,22 +214,32 @@ static gemm_kern kern_for(gemm_dtype d) {
 /* k units of a product with k = `k` of weights dtype d: pairs for GEMM_BF16X2. */
 static int64_t k_units(gemm_dtype d, int64_t k) { return d == GEMM_BF16X2 ? (k + 1) / 2 : k; }
 
-/* Runs the kernel on the (h × w) corner of C at y (row stride ldy): a full tile in place,
- * a partial one through a local tile (loading the running sums unless first). Adds the
- * bias on the last block, after the full sum: bias_row[r] per row or bias_col[j] per
- * column, either may be NULL. */
-static void tile_run(gemm_kern kern, int64_t kc, const float *a, const float *b, float *y,
-                     int64_t ldy, int64_t h, int64_t w, bool first, bool last,
-                     const float *bias_row, const float *bias_col) {
-    const bool full = h == GEMM_MR && w == GEMM_NR;
+/* Where a tile's columns live in C: columns [j, j + n) of the tile at y (row stride ldy).
+ * A tile of the packed-A product may hold the end of one batch item and the start of the
+ * next, so it can have several pieces. */
+typedef struct tile_piece {
+    float *y;
+    int64_t j, n;
+} tile_piece;
+
+/* Runs the kernel on an h-row tile whose columns are the np pieces pc (row stride ldy): a
+ * full tile of one piece in place, any other through a local tile (loading the running
+ * sums unless first). Adds the bias on the last block, after the full sum: bias_row[r]
+ * per row or bias_col[j] per tile column, either may be NULL. */
+static void tile_run(gemm_kern kern, int64_t kc, const float *a, const float *b,
+                     const tile_piece *pc, int np, int64_t ldy, int64_t h, bool first,
+                     bool last, const float *bias_row, const float *bias_col) {
+    const bool full = np == 1 && h == GEMM_MR && pc[0].n == GEMM_NR;
     float c[GEMM_MR * GEMM_NR] __attribute__((aligned(64)));
-    float *t = full ? y : c;
+    float *t = full ? pc[0].y : c;
     const int64_t ldt = full ? ldy : GEMM_NR;
     if (!full) {
         memset(c, 0, sizeof c); /* no garbage in unused lanes */
         if (!first)
-            for (int64_t r = 0; r < h; r++)
-                memcpy(c + r * GEMM_NR, y + r * ldy, (size_t)w * sizeof(float));
+            for (int p = 0; p < np; p++)
+                for (int64_t r = 0; r < h; r++)
+                    memcpy(c + r * GEMM_NR + pc[p].j, pc[p].y + r * ldy,
+                           (size_t)pc[p].n * sizeof(float));
     }
     if (kern.bf16)
         kern.bf16(kc, (const gemm_pair *)a, (const gemm_pair *)b, t, ldt, !first);
@@ -237,17 +247,19 @@ static void tile_run(gemm_kern kern, int64_t kc, const float *a, const float *b,
         kern.f32(kc, a, b, t, ldt, !first);
     const float *br = last ? bias_row : NULL, *bc = last ? bias_col : NULL;
     if (full && !br && !bc) return;
-    for (int64_t r = 0; r < h; r++) {
-        float *yr = y + r * ldy;
-        const float *tr = t + r * ldt;
-        if (br) {
-            for (int64_t j = 0; j < w; j++) yr[j] = tr[j] + br[r];
-        } else if (bc) {
-            for (int64_t j = 0; j < w; j++) yr[j] = tr[j] + bc[j];
-        } else {
-            memcpy(yr, tr, (size_t)w * sizeof(float));
+    for (int p = 0; p < np; p++)
+        for (int64_t r = 0; r < h; r++) {
+            float *yr = pc[p].y + r * ldy;
+            const float *tr = t + r * ldt + pc[p].j;
+            const int64_t n = pc[p].n;
+            if (br) {
+                for (int64_t j = 0; j < n; j++) yr[j] = tr[j] + br[r];
+            } else if (bc) {
+                for (int64_t j = 0; j < n; j++) yr[j] = tr[j] + bc[pc[p].j + j];
+            } else if (!full) {
+                memcpy(yr, tr, (size_t)n * sizeof(float));
+            }
         }
-    }
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -314,8 +326,9 @@ static void lin_items(void *arg, int64_t i0, int64_t i1) {
                 const float *b = panel_block(j->w, j->n, kd, GEMM_NR, q, k0, kc, pad);
                 for (int64_t i = 0; i < rows; i += GEMM_MR) {
                     const int64_t h = rows - i < GEMM_MR ? rows - i : GEMM_MR;
-                    tile_run(j->kern, kc, a + i * kc, b, j->y + (row0 + i) * j->n + q, j->n, h,
-                             w, first, last, NULL, j->b ? j->b + q : NULL);
+                    const tile_piece pc = {j->y + (row0 + i) * j->n + q, 0, w};
+                    tile_run(j->kern, kc, a + i * kc, b, &pc, 1, j->n, h, first, last, NULL,
+                             j->b ? j->b + q : NULL);
                 }
             }
         }
@@ -345,28 +358,53 @@ void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed,
 
 /* ---- packed A: y_b(m, cols) = W(m, k) · X_b(k, cols) ---- */
 
-enum { PA_TILES = 4 }; /* activation tiles of 48 columns per item (192 KiB per k-block) */
+/* The activation side is one row of batch · cols columns (item b's column c at
+ * b · cols + c) cut into tiles of GEMM_NR, so a tile may hold the end of one item and the
+ * start of the next: small images fill whole tiles (an 8 × 8 latent alone would leave a
+ * 48-column tile's second half two-thirds empty), and a batch shares every weight panel
+ * read. Each output element is still the same single accumulator (gemm.h). */
+
+enum { PA_TILES = 4 }; /* activation tiles of 48 columns per item at most (192 KiB per k-block) */
 
 typedef struct pa_job {
     float *y;
     gemm_weights w;
     const float *bias;
     int64_t batch, m, k, cols;
-    int64_t mc, col_blocks, m_blocks; /* item = (batch item, column block, row block) */
+    int64_t tiles, per_item;  /* tiles of the batch · cols columns; tiles per item */
+    int64_t mc, col_blocks, m_blocks; /* item = (column block, row block) */
     gemm_pack_fn pack;
     const void *arg;
     gemm_kern kern;
 } pa_job;
 
-/* Activation tile of an item: k units [k0, k0 + kc) × columns [c0, c0 + w) into dst
- * (kc rows of GEMM_NR), zero past column w; bf16: packed in fp32 into f (2 · GEMM_KC rows
- * of GEMM_NR), then rounded into pairs. */
-static void pa_tile(const pa_job *j, float *dst, float *f, int64_t bi, int64_t k0, int64_t kc,
-                    int64_t c0, int64_t w) {
+/* A tile's columns [j, j + n) are columns [c, c + n) of batch item bi. */
+typedef struct pa_piece {
+    int64_t bi, c, j, n;
+} pa_piece;
+
+/* The pieces (one per batch item it touches) of the tile at global column g0, w wide;
+ * returns their number. */
+static int pa_pieces(const pa_job *j, int64_t g0, int64_t w, pa_piece *pc) {
+    int np = 0;
+    for (int64_t g = g0; g < g0 + w; np++) {
+        const int64_t bi = g / j->cols, c = g % j->cols;
+        const int64_t n = j->cols - c < g0 + w - g ? j->cols - c : g0 + w - g;
+        pc[np] = (pa_piece){bi, c, g - g0, n};
+        g += n;
+    }
+    return np;
+}
+
+/* Activation tile of the pieces pc (w columns): k units [k0, k0 + kc) into dst (kc rows of
+ * GEMM_NR), zero past column w; bf16: packed in fp32 into f (2 · GEMM_KC rows of
+ * GEMM_NR), then rounded into pairs. */
+static void pa_tile(const pa_job *j, float *dst, float *f, const pa_piece *pc, int np,
+                    int64_t k0, int64_t kc, int64_t w) {
     float *t = j->kern.bf16 ? f : dst;
     const int64_t e0 = j->kern.bf16 ? 2 * k0 : k0;
     const int64_t ec = j->kern.bf16 ? (j->k - e0 < 2 * kc ? j->k - e0 : 2 * kc) : kc;
-    j->pack(j->arg, t, bi, e0, ec, c0, w);
+    for (int p = 0; p < np; p++) j->pack(j->arg, t + pc[p].j, pc[p].bi, e0, ec, pc[p].c, pc[p].n);
     if (w < GEMM_NR)
         for (int64_t kk = 0; kk < ec; kk++)
             memset(t + kk * GEMM_NR + w, 0, (size_t)(GEMM_NR - w) * sizeof(float));
@@ -379,32 +417,37 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
     float *pad = cs_malloc((size_t)(GEMM_KC * GEMM_MR) * sizeof(float));
     float *f = j->kern.bf16 ? cs_malloc((size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float)) : NULL;
     CS_ASSERT(bt && pad && (f || !j->kern.bf16));
-    const int64_t kd = k_units(j->w.dtype, j->k);
+    const int64_t kd = k_units(j->w.dtype, j->k), total = j->batch * j->cols;
+    pa_piece pcs[PA_TILES][GEMM_NR];
+    tile_piece out[GEMM_NR];
+    int np[PA_TILES];
+    int64_t tw[PA_TILES];
     for (int64_t it = i0; it < i1; it++) {
-        const int64_t bi = it / (j->col_blocks * j->m_blocks);
-        const int64_t rest = it % (j->col_blocks * j->m_blocks);
-        const int64_t col0 = rest / j->m_blocks * PA_TILES * GEMM_NR;
-        const int64_t row0 = rest % j->m_blocks * j->mc;
+        const int64_t t0 = it / j->m_blocks * j->per_item;
+        const int64_t nt = j->tiles - t0 < j->per_item ? j->tiles - t0 : j->per_item;
+        const int64_t row0 = it % j->m_blocks * j->mc;
         const int64_t rows = j->m - row0 < j->mc ? j->m - row0 : j->mc;
-        const int64_t cols = j->cols - col0 < PA_TILES * GEMM_NR ? j->cols - col0
-                                                                  : PA_TILES * GEMM_NR;
-        float *yb = j->y + bi * j->m * j->cols;
+        for (int64_t t = 0; t < nt; t++) {
+            const int64_t g0 = (t0 + t) * GEMM_NR;
+            tw[t] = total - g0 < GEMM_NR ? total - g0 : GEMM_NR;
+            np[t] = pa_pieces(j, g0, tw[t], pcs[t]);
+        }
         for (int64_t k0 = 0; k0 < kd; k0 += GEMM_KC) {
             const int64_t kc = kd - k0 < GEMM_KC ? kd - k0 : GEMM_KC;
             const bool first = k0 == 0, last = k0 + kc == kd;
-            for (int64_t t = 0; t * GEMM_NR < cols; t++) {
-                const int64_t c0 = col0 + t * GEMM_NR;
-                const int64_t w = j->cols - c0 < GEMM_NR ? j->cols - c0 : GEMM_NR;
-                pa_tile(j, bt + t * kc * GEMM_NR, f, bi, k0, kc, c0, w);
-            }
+            for (int64_t t = 0; t < nt; t++)
+                pa_tile(j, bt + t * kc * GEMM_NR, f, pcs[t], np[t], k0, kc, tw[t]);
             for (int64_t i = row0; i < row0 + rows; i += GEMM_MR) {
                 const int64_t h = j->m - i < GEMM_MR ? j->m - i : GEMM_MR;
                 const float *a = panel_block(j->w, j->m, kd, GEMM_MR, i, k0, kc, pad);
-                for (int64_t t = 0; t * GEMM_NR < cols; t++) {
-                    const int64_t c0 = col0 + t * GEMM_NR;
-                    const int64_t w = j->cols - c0 < GEMM_NR ? j->cols - c0 : GEMM_NR;
-                    tile_run(j->kern, kc, a, bt + t * kc * GEMM_NR, yb + i * j->cols + c0,
-                             j->cols, h, w, first, last, j->bias ? j->bias + i : NULL, NULL);
+                for (int64_t t = 0; t < nt; t++) {
+                    for (int p = 0; p < np[t]; p++) {
+                        const pa_piece *q = &pcs[t][p];
+                        out[p] = (tile_piece){j->y + (q->bi * j->m + i) * j->cols + q->c, q->j,
+                                              q->n};
+                    }
+                    tile_run(j->kern, kc, a, bt + t * kc * GEMM_NR, out, np[t], j->cols,
+                             h, first, last, j->bias ? j->bias + i : NULL, NULL);
                 }
             }
         }
@@ -420,12 +463,15 @@ void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *
     if (batch <= 0 || m <= 0 || cols <= 0) return;
     CS_ASSERT(k > 0);
     const int64_t want = 4 * (int64_t)threadpool_threads(p);
-    const int64_t col_blocks = ceil_div(cols, PA_TILES * GEMM_NR);
-    const int64_t have = batch * col_blocks;
+    const int64_t tiles = ceil_div(batch * cols, GEMM_NR);
+    // Few tiles: one per item, then split the weight rows too.
+    const int64_t per_item = tiles / want < 1 ? 1 : tiles / want > PA_TILES ? PA_TILES : tiles / want;
+    const int64_t col_blocks = ceil_div(tiles, per_item);
     const int64_t mc = block_units(m, GEMM_MR, INT64_MAX / GEMM_MR,
-                                   have >= want ? 1 : ceil_div(want, have)) * GEMM_MR;
+                                   col_blocks >= want ? 1 : ceil_div(want, col_blocks)) * GEMM_MR;
     pa_job j = {.y = y, .w = w_packed, .bias = bias, .batch = batch, .m = m, .k = k,
-                .cols = cols, .mc = mc, .col_blocks = col_blocks, .m_blocks = ceil_div(m, mc),
-                .pack = pack, .arg = arg, .kern = kern_for(w_packed.dtype)};
-    threadpool_for(p, batch * col_blocks * j.m_blocks, 1, pa_items, &j);
+                .cols = cols, .tiles = tiles, .per_item = per_item, .mc = mc,
+                .col_blocks = col_blocks, .m_blocks = ceil_div(m, mc), .pack = pack,
+                .arg = arg, .kern = kern_for(w_packed.dtype)};
+    threadpool_for(p, col_blocks * j.m_blocks, 1, pa_items, &j);
 }

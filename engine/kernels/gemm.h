@@ -137,12 +137,14 @@ void gemm_linear(struct threadpool *p, float *y, const float *x, gemm_weights w_
                  const float *b, int64_t m, int64_t k, int64_t n);
 
 /* Fills the B tile of item `batch`, k rows [k0, k0 + kc) × columns [col0, col0 + ncols)
- * (ncols <= GEMM_NR): dst[kk · GEMM_NR + j]; the driver zeroes columns ncols.. itself. */
+ * (ncols <= GEMM_NR): dst[kk · GEMM_NR + j] for j < ncols, and nothing else (the rest of a
+ * tile row may belong to the next batch item; the driver zeroes what no item fills). */
 typedef void (*gemm_pack_fn)(const void *arg, float *dst, int64_t batch, int64_t k0, int64_t kc,
                              int64_t col0, int64_t ncols);
 
 /* For each item b < batch: y_b(m, cols) = W(m, k) · X_b(k, cols) [+ bias(m) per row], W
- * packed in panels of GEMM_MR, X_b produced tile by tile by pack(arg, ...). y is (batch,
+ * packed in panels of GEMM_MR, X_b produced tile by tile by pack(arg, ...); a tile may span
+ * the end of one item and the start of the next (small images fill whole tiles). y is (batch,
  * m, cols) contiguous. */
 void gemm_packed_a(struct threadpool *p, float *y, gemm_weights w_packed, const float *bias,
                    int64_t batch, int64_t m, int64_t k, int64_t cols, gemm_pack_fn pack,

@@ -296,6 +296,13 @@ OPS_TARGET_AVX512 static inline void copy_short(float *d, const float *s, int64_
     }
 }
 
+/* n zeros at d (n <= GEMM_NR), touching nothing past them: the tile row may go on with
+ * another batch item's columns. */
+OPS_TARGET_AVX512 static inline void zero_short(float *d, int64_t n) {
+    for (; n >= 16; n -= 16, d += 16) _mm512_storeu_ps(d, _mm512_setzero_ps());
+    if (n > 0) _mm512_mask_storeu_ps(d, (__mmask16)((1u << n) - 1u), _mm512_setzero_ps());
+}
+
 /* conv_pack_tile for stride 1 on AVX-512: the same tile, built as a zeroed row per k
  * plus one masked copy per output row the tile spans; the tile's row pieces are found
  * once, and (ci, kh, kw) advance without divisions. */
@@ -320,9 +327,7 @@ OPS_TARGET_AVX512 static void conv_pack_tile_s1_avx512(const void *arg, float *d
     int64_t ci = k0 / (k * k), kh = k0 % (k * k) / k, kw = k0 % k;
     for (int64_t kk = 0; kk < kc; kk++) {
         float *d = dst + kk * GEMM_NR;
-        _mm512_storeu_ps(d, _mm512_setzero_ps());
-        _mm512_storeu_ps(d + 16, _mm512_setzero_ps());
-        _mm512_storeu_ps(d + 32, _mm512_setzero_ps());
+        zero_short(d, ncols);
         int64_t lo, hi;
         conv_valid_cols(s, wo, kw, &lo, &hi);
         const float *xc = xb + ci * h * w;

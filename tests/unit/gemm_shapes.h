@@ -1,6 +1,6 @@
 /* Odd shapes the GEMM tests (test_gemm, test_gemm_bf16) run every product on: sizes of
  * 1, 3, 17, 64 + 5, k not a multiple of the k-block, odd k (27), strides and asymmetric
- * padding. */
+ * padding, batches whose tiles span items. */
 #ifndef CS_TEST_GEMM_SHAPES_H
 #define CS_TEST_GEMM_SHAPES_H
 
@@ -27,6 +27,11 @@ static const op_conv2d_shape gemm_conv_shapes[] = {
      .pad_top = 0, .pad_left = 2, .pad_bottom = 1, .pad_right = 0},
     {.batch = 2, .in_ch = 7, .height = 4, .width = 5, .out_ch = 11, .kernel = 1, .stride = 1,
      .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+    /* tiles that span batch items: 16 columns an item (three items and more a tile), and
+     * one column an item (a tile of 48 pieces) */
+    {.batch = 5, .in_ch = 8, .height = 4, .width = 4, .out_ch = 9, .kernel = 3, .stride = 1,
+     .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+    {.batch = 50, .in_ch = 3, .height = 1, .width = 1, .out_ch = 4, .kernel = 1, .stride = 1},
 };
 
 /* A conv shape's operand sizes: k of its product (in_ch · kernel²) and the floats of one

@@ -91,18 +91,33 @@ static void sum_chunk(void *arg, int64_t begin, int64_t end) {
     __atomic_fetch_add((int64_t *)arg, s, __ATOMIC_RELAXED);
 }
 
-/* Back-to-back loops: a worker that wakes late must not run a stale loop or miss one. */
-static void test_many_loops(void) {
-    threadpool *p;
-    CHECK_EQ_INT(threadpool_new(3, &p, NULL, 0), CS_OK);
+/* Loops of 1..max_n items, each checked; with pauses, some between loops are shorter
+ * than the pool's poll (idle workers still polling) and some longer (gone to sleep). */
+static int bad_loops(threadpool *p, int rounds, int64_t max_n, bool pauses) {
     int bad = 0;
-    for (int r = 0; r < 20000; r++) {
-        const int64_t n = 1 + r % 97;
+    for (int r = 0; r < rounds; r++) {
+        if (pauses) {
+            const struct timespec pause = {0, (r % 4) * 40000 + (r % 7 == 0) * 1000000};
+            nanosleep(&pause, NULL);
+        }
+        const int64_t n = 1 + r % max_n;
         int64_t sum = 0;
         threadpool_for(p, n, 1, sum_chunk, &sum);
         bad += sum != n * (n - 1) / 2;
     }
-    CHECK_EQ_INT(bad, 0);
+    return bad;
+}
+
+/* Back-to-back loops: a worker that wakes late must not run a stale loop or miss one;
+ * and loops after pauses: none is lost to a missed wake-up, whether the workers polled
+ * or slept. */
+static void test_many_loops(void) {
+    threadpool *p;
+    CHECK_EQ_INT(threadpool_new(3, &p, NULL, 0), CS_OK);
+    CHECK_EQ_INT(bad_loops(p, 20000, 97, false), 0);
+    threadpool_free(p);
+    CHECK_EQ_INT(threadpool_new(2, &p, NULL, 0), CS_OK);
+    CHECK_EQ_INT(bad_loops(p, 400, 31, true), 0);
     threadpool_free(p);
 }
 
