@@ -3,7 +3,8 @@
  * error of the reference, while the fp32 load stays within the golden tolerance; the
  * bf16 load keeps its matrices in half the memory; cs_model_load_ex accepts "bf16" and
  * refuses other precisions by name; an image of the shipped default model in bf16 is
- * close to its fp32 image (PSNR) and reproducible. */
+ * close to its fp32 image (PSNR) and reproducible; a LoRA fused into bf16 weights or
+ * applied per job gives the fp32 model's LoRA image within the same PSNR bound. */
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -120,11 +121,25 @@ static double psnr_of(const uint8_t *a, const uint8_t *b, size_t n) {
     return se == 0 ? INFINITY : 10 * log10(255.0 * 255.0 / (se / (double)n));
 }
 
-static uint8_t *generate(const char *precision, size_t *n) {
+/* How generate() applies a LoRA: none, fused into the weights at load, or per job (the
+ * side path of the batched step). */
+typedef enum { NO_LORA, LORA_FUSED, LORA_PER_JOB } lora_mode;
+
+#define TINY_MODEL CS_GOLDEN_DIR "/pipeline_tiny/model"
+#define TINY_LORA_DIR CS_GOLDEN_DIR "/pipeline_tiny_lora/ddim_scale_1_5"
+
+/* One image (10 steps, seed 7) of the model at dir in the given precision; the LoRA is
+ * TINY_LORA_DIR's "lora" at weight 1.5. */
+static uint8_t *generate(const char *dir, const char *precision, lora_mode lora, size_t *n) {
     char msg[512] = "";
     cs_model *m = NULL;
-    cs_load_params lp = {.path = CS_SOURCE_DIR "/models/default", .precision = precision};
+    cs_load_params lp = {.path = dir, .precision = precision};
     CHECK_EQ_INT(cs_model_load_ex(&lp, &m, msg, sizeof msg), CS_OK);
+    const cs_lora_spec spec = {"lora", 1.5};
+    if (m && lora != NO_LORA)
+        CHECK_EQ_INT(cs_model_set_lora_dir(m, TINY_LORA_DIR, msg, sizeof msg), CS_OK);
+    if (m && lora == LORA_FUSED)
+        CHECK_EQ_INT(cs_model_fuse_lora(m, spec.name, spec.weight, msg, sizeof msg), CS_OK);
     cs_session *s = NULL;
     if (m) CHECK_EQ_INT(cs_session_new(m, NULL, &s, msg, sizeof msg), CS_OK);
     uint8_t *out = NULL;
@@ -133,6 +148,7 @@ static uint8_t *generate(const char *precision, size_t *n) {
         p.prompt = "a large red circle on the left";
         p.seed = 7;
         p.steps = 10;
+        if (lora == LORA_PER_JOB) p.loras = &spec, p.num_loras = 1;
         cs_job *j = NULL;
         CHECK_EQ_INT(cs_job_new(s, &p, &j, msg, sizeof msg), CS_OK);
         while (j && !cs_job_done(j)) CHECK_EQ_INT(cs_step(s, &j, 1, msg, sizeof msg), CS_OK);
@@ -153,7 +169,9 @@ static uint8_t *generate(const char *precision, size_t *n) {
 
 static void test_default_image(void) {
     size_t n32 = 0, n16 = 0, n16b = 0;
-    uint8_t *a = generate("fp32", &n32), *b = generate("bf16", &n16), *c = generate("bf16", &n16b);
+    const char *dir = CS_SOURCE_DIR "/models/default";
+    uint8_t *a = generate(dir, "fp32", NO_LORA, &n32), *b = generate(dir, "bf16", NO_LORA, &n16),
+            *c = generate(dir, "bf16", NO_LORA, &n16b);
     CHECK(a && b && c && n32 == n16 && n16 == n16b);
     if (a && b && c && n32 == n16 && n16 == n16b) {
         const double psnr = psnr_of(a, b, n32);
@@ -164,6 +182,31 @@ static void test_default_image(void) {
     free(a), free(b), free(c);
 }
 
+/* A LoRA on a bf16 model, fused into its bf16 weights at load or applied per job: the
+ * image stays close to the fp32 model's with the same LoRA, and the LoRA moves it as far
+ * from the bf16 image without it as in fp32 (PSNR within 3 dB). */
+static void test_lora_on_bf16(void) {
+    size_t n[5] = {0};
+    uint8_t *f32 = generate(TINY_MODEL, "fp32", NO_LORA, &n[0]);
+    uint8_t *f32_lora = generate(TINY_MODEL, "fp32", LORA_FUSED, &n[1]);
+    uint8_t *b16 = generate(TINY_MODEL, "bf16", NO_LORA, &n[2]);
+    uint8_t *b16_fused = generate(TINY_MODEL, "bf16", LORA_FUSED, &n[3]);
+    uint8_t *b16_job = generate(TINY_MODEL, "bf16", LORA_PER_JOB, &n[4]);
+    const bool ok = f32 && f32_lora && b16 && b16_fused && b16_job && n[1] == n[0] &&
+                    n[2] == n[0] && n[3] == n[0] && n[4] == n[0];
+    CHECK(ok);
+    if (ok) {
+        const double moved32 = psnr_of(f32, f32_lora, n[0]), moved16 = psnr_of(b16, b16_fused, n[0]);
+        const double fused = psnr_of(f32_lora, b16_fused, n[0]), job = psnr_of(f32_lora, b16_job, n[0]);
+        printf("LoRA on bf16: vs the fp32 model with the LoRA %.2f dB fused, %.2f dB per job; "
+               "the LoRA's change %.2f dB fp32, %.2f dB bf16\n", fused, job, moved32, moved16);
+        CHECK(fused > 30.0 && job > 30.0);
+        CHECK(moved32 < fused && moved16 < fused);
+        CHECK(fabs(moved32 - moved16) < 3.0);
+    }
+    free(f32), free(f32_lora), free(b16), free(b16_fused), free(b16_job);
+}
+
 int main(void) {
     struct stat sb;
     if (stat(CS_GOLDEN_DIR "/unet_tiny", &sb) == 0)
@@ -172,5 +215,9 @@ int main(void) {
         printf("no golden folder at %s: golden UNet comparison skipped\n", CS_GOLDEN_DIR);
     test_load_params();
     test_default_image();
+    if (stat(TINY_LORA_DIR, &sb) == 0)
+        test_lora_on_bf16();
+    else
+        printf("no golden LoRA at %s: LoRA on bf16 skipped\n", TINY_LORA_DIR);
     CHECK_DONE();
 }
