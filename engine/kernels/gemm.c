@@ -24,6 +24,7 @@
 #include "gemm_bf16.h"
 #include "gemm_kernels.h"
 #include "half.h"
+#include "scratch.h"
 #include "threadpool.h"
 
 /* ---- ISA choice ---- */
@@ -305,9 +306,8 @@ static void pack_rows(float *a, const float *x, int64_t m, int64_t k, int64_t ro
 
 static void lin_items(void *arg, int64_t i0, int64_t i1) {
     const lin_job *j = arg;
-    float *a = cs_malloc((size_t)(j->mc * GEMM_KC) * sizeof(float));
-    float *pad = cs_malloc((size_t)(GEMM_KC * GEMM_NR) * sizeof(float));
-    CS_ASSERT(a && pad);
+    float *a = scratch_get(SCRATCH_GEMM_A, (size_t)(j->mc * GEMM_KC) * sizeof(float));
+    float *pad = scratch_get(SCRATCH_GEMM_PAD, (size_t)(GEMM_KC * GEMM_NR) * sizeof(float));
     const int64_t kd = k_units(j->w.dtype, j->k);
     for (int64_t it = i0; it < i1; it++) {
         const int64_t row0 = it / j->nblocks * j->mc, col0 = it % j->nblocks * j->nc;
@@ -333,8 +333,6 @@ static void lin_items(void *arg, int64_t i0, int64_t i1) {
             }
         }
     }
-    free(a);
-    free(pad);
 }
 
 void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed, const float *b,
@@ -413,10 +411,11 @@ static void pa_tile(const pa_job *j, float *dst, float *f, const pa_piece *pc, i
 
 static void pa_items(void *arg, int64_t i0, int64_t i1) {
     const pa_job *j = arg;
-    float *bt = cs_malloc((size_t)(PA_TILES * GEMM_KC * GEMM_NR) * sizeof(float));
-    float *pad = cs_malloc((size_t)(GEMM_KC * GEMM_MR) * sizeof(float));
-    float *f = j->kern.bf16 ? cs_malloc((size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float)) : NULL;
-    CS_ASSERT(bt && pad && (f || !j->kern.bf16));
+    float *bt = scratch_get(SCRATCH_GEMM_A, (size_t)(PA_TILES * GEMM_KC * GEMM_NR) * sizeof(float));
+    float *pad = scratch_get(SCRATCH_GEMM_PAD, (size_t)(GEMM_KC * GEMM_MR) * sizeof(float));
+    float *f = j->kern.bf16
+                   ? scratch_get(SCRATCH_GEMM_F32, (size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float))
+                   : NULL;
     const int64_t kd = k_units(j->w.dtype, j->k), total = j->batch * j->cols;
     pa_piece pcs[PA_TILES][GEMM_NR];
     tile_piece out[GEMM_NR];
@@ -452,9 +451,6 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
             }
         }
     }
-    free(bt);
-    free(pad);
-    free(f);
 }
 
 void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *bias,

@@ -28,7 +28,7 @@
  * for every ops kernel).
  *
  * The packed keys and values come from the ctx arena (the measuring pass reserves them);
- * an item's scratch is per pool chunk (cs_malloc, like gemm.c's packing buffers).
+ * an item's scratch is the running thread's (scratch.h), like gemm.c's packing buffers.
  *
  * Thread safety: only the given buffers are touched; a ctx has one caller thread.
  */
@@ -41,6 +41,7 @@
 #include "gemm_bf16.h"
 #include "gemm_kernels.h"
 #include "ops_simd.h"
+#include "scratch.h"
 #include "threadpool.h"
 
 enum {
@@ -273,21 +274,20 @@ typedef struct flash_scratch {
     double *l;
 } flash_scratch;
 
-static bool scratch_new(flash_scratch *x, int64_t hd, int64_t kb, int64_t hdp) {
-    *x = (flash_scratch){
-        .qb = cs_malloc((size_t)(FA_QUERIES * hd) * sizeof(float)),
-        .st = cs_malloc((size_t)(FA_QUERIES * kb) * sizeof(float)),
-        .pt = cs_malloc((size_t)(GEMM_NR * kb / 2) * sizeof(gemm_pair)),
-        .ot = cs_malloc((size_t)(FA_QUERIES * hdp) * sizeof(float)),
-        .m = cs_malloc(FA_QUERIES * sizeof(float)),
-        .alpha = cs_malloc(GEMM_NR * sizeof(float)),
-        .l = cs_malloc(FA_QUERIES * sizeof(double)),
+/* The calling thread's scratch for items of head_dim hd, key block kb (scratch.h). */
+static flash_scratch item_scratch(int64_t hd, int64_t kb, int64_t hdp) {
+    char *rows = scratch_get(SCRATCH_ATTN_ROWS,
+                             FA_QUERIES * sizeof(double) + (FA_QUERIES + GEMM_NR) * sizeof(float));
+    float *m = (float *)(void *)(rows + FA_QUERIES * sizeof(double));
+    return (flash_scratch){
+        .qb = scratch_get(SCRATCH_ATTN_Q, (size_t)(FA_QUERIES * hd) * sizeof(float)),
+        .st = scratch_get(SCRATCH_ATTN_S, (size_t)(FA_QUERIES * kb) * sizeof(float)),
+        .pt = scratch_get(SCRATCH_ATTN_P, (size_t)(GEMM_NR * kb / 2) * sizeof(gemm_pair)),
+        .ot = scratch_get(SCRATCH_ATTN_O, (size_t)(FA_QUERIES * hdp) * sizeof(float)),
+        .l = (double *)(void *)rows,
+        .m = m,
+        .alpha = m + FA_QUERIES,
     };
-    return x->qb && x->st && x->pt && x->ot && x->m && x->alpha && x->l;
-}
-
-static void scratch_free(flash_scratch *x) {
-    free(x->qb), free(x->st), free(x->pt), free(x->ot), free(x->m), free(x->alpha), free(x->l);
 }
 
 /* st (kpad keys × 48 queries) = k qᵀ of key panels ka and query panel qb. */
@@ -367,10 +367,8 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
 
 static void flash_items(void *arg, int64_t i0, int64_t i1) {
     const flash_job *j = arg;
-    flash_scratch x;
-    CS_ASSERT(scratch_new(&x, j->s->head_dim, j->lay.kb, j->lay.hdp));
+    flash_scratch x = item_scratch(j->s->head_dim, j->lay.kb, j->lay.hdp);
     for (int64_t it = i0; it < i1; it++) flash_item(j, &x, it);
-    scratch_free(&x);
 }
 
 void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const float *v,
