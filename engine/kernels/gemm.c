@@ -371,6 +371,9 @@ typedef struct pa_job {
     int64_t batch, m, k, cols;
     int64_t tiles, per_item;  /* tiles of the batch · cols columns; tiles per item */
     int64_t mc, col_blocks, m_blocks; /* item = (column block, row block) */
+    /* Set when several row blocks share each tile: every tile packed once, tile t's
+     * k-block at k0 at tiles + (t · kd + k0) · GEMM_NR. */
+    float *tiles_packed;
     gemm_pack_fn pack;
     const void *arg;
     gemm_kern kern;
@@ -434,8 +437,15 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
         for (int64_t k0 = 0; k0 < kd; k0 += GEMM_KC) {
             const int64_t kc = kd - k0 < GEMM_KC ? kd - k0 : GEMM_KC;
             const bool first = k0 == 0, last = k0 + kc == kd;
-            for (int64_t t = 0; t < nt; t++)
-                pa_tile(j, bt + t * kc * GEMM_NR, f, pcs[t], np[t], k0, kc, tw[t]);
+            const float *tiles = bt;
+            int64_t tile_stride = kc * GEMM_NR;
+            if (j->tiles_packed) {
+                tiles = j->tiles_packed + (t0 * kd + k0) * GEMM_NR;
+                tile_stride = kd * GEMM_NR;
+            } else {
+                for (int64_t t = 0; t < nt; t++)
+                    pa_tile(j, bt + t * kc * GEMM_NR, f, pcs[t], np[t], k0, kc, tw[t]);
+            }
             for (int64_t i = row0; i < row0 + rows; i += GEMM_MR) {
                 const int64_t h = j->m - i < GEMM_MR ? j->m - i : GEMM_MR;
                 const float *a = panel_block(j->w, j->m, kd, GEMM_MR, i, k0, kc, pad);
@@ -445,11 +455,29 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
                         out[p] = (tile_piece){j->y + (q->bi * j->m + i) * j->cols + q->c, q->j,
                                               q->n};
                     }
-                    tile_run(j->kern, kc, a, bt + t * kc * GEMM_NR, out, np[t], j->cols,
+                    tile_run(j->kern, kc, a, tiles + t * tile_stride, out, np[t], j->cols,
                              h, first, last, j->bias ? j->bias + i : NULL, NULL);
                 }
             }
         }
+    }
+}
+
+/* The pre-pass of a product whose row blocks share tiles: items (tile, k-block). */
+static void pa_pack_items(void *arg, int64_t i0, int64_t i1) {
+    const pa_job *j = arg;
+    float *f = j->kern.bf16
+                   ? scratch_get(SCRATCH_GEMM_F32, (size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float))
+                   : NULL;
+    const int64_t kd = k_units(j->w.dtype, j->k), kblocks = ceil_div(kd, GEMM_KC);
+    const int64_t total = j->batch * j->cols;
+    pa_piece pcs[GEMM_NR];
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t t = it / kblocks, k0 = it % kblocks * GEMM_KC;
+        const int64_t kc = kd - k0 < GEMM_KC ? kd - k0 : GEMM_KC;
+        const int64_t g0 = t * GEMM_NR, w = total - g0 < GEMM_NR ? total - g0 : GEMM_NR;
+        const int np = pa_pieces(j, g0, w, pcs);
+        pa_tile(j, j->tiles_packed + (t * kd + k0) * GEMM_NR, f, pcs, np, k0, kc, w);
     }
 }
 
@@ -469,5 +497,12 @@ void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *
                 .cols = cols, .tiles = tiles, .per_item = per_item, .mc = mc,
                 .col_blocks = col_blocks, .m_blocks = ceil_div(m, mc), .pack = pack,
                 .arg = arg, .kern = kern_for(w_packed.dtype)};
+    if (j.m_blocks > 1) {
+        // Several row blocks read each tile: pack the tiles once, not once per row block.
+        const int64_t kd = k_units(w_packed.dtype, k);
+        j.tiles_packed = scratch_get(SCRATCH_GEMM_TILES,
+                                     (size_t)(tiles * kd * GEMM_NR) * sizeof(float));
+        threadpool_for(p, tiles * ceil_div(kd, GEMM_KC), 1, pa_pack_items, &j);
+    }
     threadpool_for(p, col_blocks * j.m_blocks, 1, pa_items, &j);
 }
