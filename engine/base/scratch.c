@@ -29,7 +29,9 @@ static void free_thread_scratch(void *arg) {
     t->registered = 0;
 }
 
-static void make_key(void) { CS_ASSERT(pthread_key_create(&exit_key, free_thread_scratch) == 0); }
+static void make_key(void) {
+    CS_ASSERT(pthread_key_create(&exit_key, free_thread_scratch) == 0);
+}
 
 void *scratch_get(scratch_slot slot, size_t bytes) {
     CS_ASSERT(slot >= 0 && slot < SCRATCH_SLOTS);

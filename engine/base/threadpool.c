@@ -47,13 +47,13 @@ struct threadpool {
     threadpool_fn fn;
     void *arg;
     int64_t n, grain;
-    int64_t next;     /* first unclaimed item */
-    int64_t finished; /* items done */
-    int sleepers;        /* workers waiting on `work` */
-    bool caller_asleep;  /* the caller waits on `done` */
+    int64_t next;       /* first unclaimed item */
+    int64_t finished;   /* items done */
+    int sleepers;       /* workers waiting on `work` */
+    bool caller_asleep; /* the caller waits on `done` */
     /* Lock-free mirrors for polling (written under lock): */
-    _Atomic uint64_t posted; /* = generation; UINT64_MAX once stopping */
-    _Atomic int64_t unfinished;       /* n - finished of the current loop */
+    _Atomic uint64_t posted;    /* = generation; UINT64_MAX once stopping */
+    _Atomic int64_t unfinished; /* n - finished of the current loop */
 };
 
 static uint64_t now_ns(void) {

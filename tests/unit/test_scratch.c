@@ -8,7 +8,8 @@
 #include "check.h"
 #include "scratch.h"
 
-static void fill(void *p, size_t n, int v) { memset(p, v, n); } /* ASan: every byte ours */
+/* Writes every byte (ASan: every byte is ours). */
+static void fill(void *p, size_t n, int v) { memset(p, v, n); }
 
 static void test_one_thread(void) {
     char *a = scratch_get(SCRATCH_GEMM_A, 1000);
