@@ -1,6 +1,7 @@
 /*
- * Declarations of the generated Unicode tables (engine/unicode_tables_props.c and
- * engine/unicode_tables_norm.c, written by engine/tools/gen_unicode_tables.py). Only unicode.c reads them; everything else goes
+ * Declarations of the generated Unicode tables (engine/text/unicode_tables_props.c,
+ * unicode_tables_decomp.c and unicode_tables_compose.c, written by
+ * engine/tools/gen_unicode_tables.py). Only unicode.c reads them; everything else goes
  * through unicode.h. Immutable data: safe from any thread.
  */
 #ifndef CS_UNICODE_TABLES_H

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates the Unicode data the CLIP tokenizer needs: engine/text/unicode_tables_props.c
-(character properties, combining classes, lowercase mapping) and
-engine/text/unicode_tables_norm.c (canonical decomposition and composition, for NFC).
+(character properties, combining classes, lowercase mapping),
+engine/text/unicode_tables_decomp.c (canonical decompositions) and
+engine/text/unicode_tables_compose.c (primary composites), the last two for NFC.
 
 The tokenizer must reproduce transformers' slow CLIPTokenizer without ftfy, which runs
 Python's `unicodedata` (general categories, NFC) and `str` methods (lower(), isspace())
@@ -224,8 +225,8 @@ def main():
     w("};\nconst size_t uni_lower_runs_len = %d;\n" % len(low))
 
     out.close()
-    out = open(os.path.join(out_dir, "unicode_tables_norm.c"), "w")
-    header("canonical decomposition and composition")
+    out = open(os.path.join(out_dir, "unicode_tables_decomp.c"), "w")
+    header("canonical decompositions")
     emit_u32("uni_decomp_cp", [cp for cp, _ in decomp])
     offs = [0]
     pool = []
@@ -237,7 +238,9 @@ def main():
         w("    " + ", ".join(str(v) for v in offs[i:i + 12]) + ",\n")
     w("};\n\n")
     emit_u32("uni_decomp_pool", pool)
-
+    out.close()
+    out = open(os.path.join(out_dir, "unicode_tables_compose.c"), "w")
+    header("canonical composition (primary composites)")
     w("const uni_composition uni_compose[%d] = {\n" % len(compose))
     for a, b, c in compose:
         w("    {0x%x, 0x%x, 0x%x},\n" % (a, b, c))
