@@ -1,17 +1,17 @@
 /*
- * A small persistent thread pool for the non-GEMM kernels of ops.h (OpenBLAS threads its
- * own products): threads - 1 worker pthreads plus the calling thread share the chunks of
- * one parallel loop at a time.
+ * A small persistent thread pool for the engine's kernels (our GEMM, attention and the
+ * other kernels of ops.h): threads - 1 worker pthreads plus the calling thread share the
+ * chunks of one parallel loop at a time.
  *
  * DESIGN. threadpool_for(p, n, grain, fn, arg) cuts [0, n) into contiguous chunks of at
  * least `grain` items and returns when every chunk has run. Chunks are claimed one at a
  * time under the pool's mutex, each a share of what is still unclaimed (a guided
  * schedule: large chunks first, down to one grain at the end), so a worker that the OS
  * schedules late, or a chunk that costs more, leaves the others little to wait for.
- * A thread out of work polls for
- * up to 50 microseconds (a step is a chain of short loops, and waking a sleeping thread
- * costs tens of microseconds, more under a hypervisor), then sleeps on a condition
- * variable, so an idle pool never holds a core; a loop only signals threads that sleep. Which thread runs a chunk, and where chunk boundaries fall, is left
+ * A thread out of work polls for up to 50 microseconds (a step is a chain of short loops,
+ * and waking a sleeping thread costs tens of microseconds, more under a hypervisor), then
+ * sleeps on a condition variable, so an idle pool never holds a core; a loop only signals
+ * threads that sleep. Which thread runs a chunk, and where chunk boundaries fall, is left
  * to chance and to the thread count: a kernel must compute every output element with
  * the same operations whichever chunk holds it, so results never depend on the number
  * of threads or the batch.

@@ -369,7 +369,7 @@ typedef struct pa_job {
     gemm_weights w;
     const float *bias;
     int64_t batch, m, k, cols;
-    int64_t tiles, per_item;  /* tiles of the batch · cols columns; tiles per item */
+    int64_t tiles, per_item;          /* tiles of the batch · cols columns; tiles per item */
     int64_t mc, col_blocks, m_blocks; /* item = (column block, row block) */
     /* Set when several row blocks share each tile: every tile packed once, tile t's
      * k-block at k0 at tiles + (t · kd + k0) · GEMM_NR. */
@@ -384,9 +384,12 @@ typedef struct pa_piece {
     int64_t bi, c, j, n;
 } pa_piece;
 
-/* The pieces (one per batch item it touches) of the tile at global column g0, w wide;
- * returns their number. */
-static int pa_pieces(const pa_job *j, int64_t g0, int64_t w, pa_piece *pc) {
+/* The pieces (one per batch item it touches) of tile t, *w columns wide; returns their
+ * number. */
+static int pa_pieces(const pa_job *j, int64_t t, pa_piece *pc, int64_t *w_out) {
+    const int64_t g0 = t * GEMM_NR, total = j->batch * j->cols;
+    const int64_t w = total - g0 < GEMM_NR ? total - g0 : GEMM_NR;
+    *w_out = w;
     int np = 0;
     for (int64_t g = g0; g < g0 + w; np++) {
         const int64_t bi = g / j->cols, c = g % j->cols;
@@ -398,11 +401,13 @@ static int pa_pieces(const pa_job *j, int64_t g0, int64_t w, pa_piece *pc) {
 }
 
 /* Activation tile of the pieces pc (w columns): k units [k0, k0 + kc) into dst (kc rows of
- * GEMM_NR), zero past column w; bf16: packed in fp32 into f (2 · GEMM_KC rows of
- * GEMM_NR), then rounded into pairs. */
-static void pa_tile(const pa_job *j, float *dst, float *f, const pa_piece *pc, int np,
-                    int64_t k0, int64_t kc, int64_t w) {
-    float *t = j->kern.bf16 ? f : dst;
+ * GEMM_NR), zero past column w; bf16: packed in fp32 into the thread's staging tile
+ * (2 · GEMM_KC rows of GEMM_NR), then rounded into pairs. */
+static void pa_tile(const pa_job *j, float *dst, const pa_piece *pc, int np, int64_t k0,
+                    int64_t kc, int64_t w) {
+    float *t = j->kern.bf16 ? scratch_get(SCRATCH_GEMM_F32,
+                                          (size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float))
+                            : dst;
     const int64_t e0 = j->kern.bf16 ? 2 * k0 : k0;
     const int64_t ec = j->kern.bf16 ? (j->k - e0 < 2 * kc ? j->k - e0 : 2 * kc) : kc;
     for (int p = 0; p < np; p++) j->pack(j->arg, t + pc[p].j, pc[p].bi, e0, ec, pc[p].c, pc[p].n);
@@ -414,12 +419,11 @@ static void pa_tile(const pa_job *j, float *dst, float *f, const pa_piece *pc, i
 
 static void pa_items(void *arg, int64_t i0, int64_t i1) {
     const pa_job *j = arg;
-    float *bt = scratch_get(SCRATCH_GEMM_A, (size_t)(PA_TILES * GEMM_KC * GEMM_NR) * sizeof(float));
+    /* Tiles packed here, unless the pre-pass packed them all. */
+    const size_t bt_bytes = (size_t)(PA_TILES * GEMM_KC * GEMM_NR) * sizeof(float);
+    float *bt = j->tiles_packed ? NULL : scratch_get(SCRATCH_GEMM_A, bt_bytes);
     float *pad = scratch_get(SCRATCH_GEMM_PAD, (size_t)(GEMM_KC * GEMM_MR) * sizeof(float));
-    float *f = j->kern.bf16
-                   ? scratch_get(SCRATCH_GEMM_F32, (size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float))
-                   : NULL;
-    const int64_t kd = k_units(j->w.dtype, j->k), total = j->batch * j->cols;
+    const int64_t kd = k_units(j->w.dtype, j->k);
     pa_piece pcs[PA_TILES][GEMM_NR];
     tile_piece out[GEMM_NR];
     int np[PA_TILES];
@@ -429,11 +433,7 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
         const int64_t nt = j->tiles - t0 < j->per_item ? j->tiles - t0 : j->per_item;
         const int64_t row0 = it % j->m_blocks * j->mc;
         const int64_t rows = j->m - row0 < j->mc ? j->m - row0 : j->mc;
-        for (int64_t t = 0; t < nt; t++) {
-            const int64_t g0 = (t0 + t) * GEMM_NR;
-            tw[t] = total - g0 < GEMM_NR ? total - g0 : GEMM_NR;
-            np[t] = pa_pieces(j, g0, tw[t], pcs[t]);
-        }
+        for (int64_t t = 0; t < nt; t++) np[t] = pa_pieces(j, t0 + t, pcs[t], &tw[t]);
         for (int64_t k0 = 0; k0 < kd; k0 += GEMM_KC) {
             const int64_t kc = kd - k0 < GEMM_KC ? kd - k0 : GEMM_KC;
             const bool first = k0 == 0, last = k0 + kc == kd;
@@ -444,7 +444,7 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
                 tile_stride = kd * GEMM_NR;
             } else {
                 for (int64_t t = 0; t < nt; t++)
-                    pa_tile(j, bt + t * kc * GEMM_NR, f, pcs[t], np[t], k0, kc, tw[t]);
+                    pa_tile(j, bt + t * kc * GEMM_NR, pcs[t], np[t], k0, kc, tw[t]);
             }
             for (int64_t i = row0; i < row0 + rows; i += GEMM_MR) {
                 const int64_t h = j->m - i < GEMM_MR ? j->m - i : GEMM_MR;
@@ -466,18 +466,14 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
 /* The pre-pass of a product whose row blocks share tiles: items (tile, k-block). */
 static void pa_pack_items(void *arg, int64_t i0, int64_t i1) {
     const pa_job *j = arg;
-    float *f = j->kern.bf16
-                   ? scratch_get(SCRATCH_GEMM_F32, (size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float))
-                   : NULL;
     const int64_t kd = k_units(j->w.dtype, j->k), kblocks = ceil_div(kd, GEMM_KC);
-    const int64_t total = j->batch * j->cols;
     pa_piece pcs[GEMM_NR];
     for (int64_t it = i0; it < i1; it++) {
         const int64_t t = it / kblocks, k0 = it % kblocks * GEMM_KC;
         const int64_t kc = kd - k0 < GEMM_KC ? kd - k0 : GEMM_KC;
-        const int64_t g0 = t * GEMM_NR, w = total - g0 < GEMM_NR ? total - g0 : GEMM_NR;
-        const int np = pa_pieces(j, g0, w, pcs);
-        pa_tile(j, j->tiles_packed + (t * kd + k0) * GEMM_NR, f, pcs, np, k0, kc, w);
+        int64_t w;
+        const int np = pa_pieces(j, t, pcs, &w);
+        pa_tile(j, j->tiles_packed + (t * kd + k0) * GEMM_NR, pcs, np, k0, kc, w);
     }
 }
 
