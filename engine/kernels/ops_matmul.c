@@ -73,8 +73,8 @@ static void fill_rows(cs_ctx *c, float *y, const float *b, int64_t rows, int64_t
     threadpool_for(c->pool, rows, pool_grain(cols), fill_chunk, &j);
 }
 
-void op_linear(cs_ctx *c, float *y, const float *x, const float *w, const float *b,
-               int64_t batch, int64_t rows, int64_t in, int64_t out) {
+void op_linear(cs_ctx *c, float *y, const float *x, const float *w, const float *b, int64_t batch,
+               int64_t rows, int64_t in, int64_t out) {
     if (c->measuring || batch == 0 || rows == 0 || out == 0) return;
     CS_ASSERT(batch > 0 && rows > 0 && in >= 0 && out > 0);
     if (b)
@@ -253,8 +253,7 @@ static void conv_pack_tile(const void *arg, float *dst, int64_t bi, int64_t k0, 
         return;
     }
     for (int64_t kk = 0; kk < kc; kk++) {
-        const int64_t kidx = k0 + kk, ci = kidx / (k * k), kh = kidx % (k * k) / k,
-                      kw = kidx % k;
+        const int64_t kidx = k0 + kk, ci = kidx / (k * k), kh = kidx % (k * k) / k, kw = kidx % k;
         int64_t lo, hi;
         conv_valid_cols(s, wo, kw, &lo, &hi);
         const float *xc = xb + ci * h * w;
@@ -276,7 +275,8 @@ static void conv_pack_tile(const void *arg, float *dst, int64_t bi, int64_t k0, 
                     if (st == 1)
                         memcpy(d + j + (a - ow), row + a, (size_t)(e - a) * sizeof(float));
                     else
-                        for (int64_t t = a; t < e; t++) d[j + t - ow] = row[t * st];
+                        for (int64_t t = a; t < e; t++)
+                            d[j + t - ow] = row[t * st];
                     memset(d + j + (e - ow), 0, (size_t)(ow + run - e) * sizeof(float));
                 }
             }
@@ -289,7 +289,8 @@ static void conv_pack_tile(const void *arg, float *dst, int64_t bi, int64_t k0, 
  * outside the n: a tile row's pieces are latent rows of 8 to 64 floats, and a libc call
  * per piece cost more than the copy. */
 OPS_TARGET_AVX512 static inline void copy_short(float *d, const float *s, int64_t n) {
-    for (; n >= 16; n -= 16, d += 16, s += 16) _mm512_storeu_ps(d, _mm512_loadu_ps(s));
+    for (; n >= 16; n -= 16, d += 16, s += 16)
+        _mm512_storeu_ps(d, _mm512_loadu_ps(s));
     if (n > 0) {
         const __mmask16 m = (__mmask16)((1u << n) - 1u);
         _mm512_mask_storeu_ps(d, m, _mm512_maskz_loadu_ps(m, s));
@@ -299,8 +300,55 @@ OPS_TARGET_AVX512 static inline void copy_short(float *d, const float *s, int64_
 /* n zeros at d (n <= GEMM_NR), touching nothing past them: the tile row may go on with
  * another batch item's columns. */
 OPS_TARGET_AVX512 static inline void zero_short(float *d, int64_t n) {
-    for (; n >= 16; n -= 16, d += 16) _mm512_storeu_ps(d, _mm512_setzero_ps());
+    for (; n >= 16; n -= 16, d += 16)
+        _mm512_storeu_ps(d, _mm512_setzero_ps());
     if (n > 0) _mm512_mask_storeu_ps(d, (__mmask16)((1u << n) - 1u), _mm512_setzero_ps());
+}
+
+/* Largest kernel conv_pack_tile_same_avx512 takes (its masks are per kernel row/column). */
+enum { CONV_SAME_KMAX = 8, CONV_TILE_VECS = GEMM_NR / 16 };
+
+/* conv_pack_tile for stride-1 convs whose output rows are as wide as their input rows (the
+ * UNet's and VAE's "same" 3×3 convs): tile column j of row (ci, kh, kw) reads x at
+ * (col0 + j) + (kh - pad_top)·w + (kw - pad_left), one contiguous run, so a tile row is
+ * GEMM_NR/16 masked loads whatever rows the tile spans. Which lanes read padding depends
+ * only on kh and on kw, so those masks are found once per tile. On small latents (8×8) a
+ * tile spans six output rows, and copying them piece by piece cost half the products. */
+OPS_TARGET_AVX512 static void conv_pack_tile_same_avx512(const op_conv2d_shape *s, float *dst,
+                                                         const float *xb, int64_t k0, int64_t kc,
+                                                         int64_t col0, int64_t ncols) {
+    const int64_t h = s->height, w = s->width, k = s->kernel;
+    __mmask16 rowm[CONV_SAME_KMAX][CONV_TILE_VECS] = {{0}};
+    __mmask16 colm[CONV_SAME_KMAX][CONV_TILE_VECS] = {{0}};
+    __mmask16 lanes[CONV_TILE_VECS] = {0};
+    for (int64_t j = 0, oh = col0 / w, ow = col0 % w; j < ncols; j++) {
+        const int64_t v = j / 16;
+        const __mmask16 bit = (__mmask16)(1u << (j % 16));
+        lanes[v] |= bit;
+        for (int64_t t = 0; t < k; t++) {
+            const int64_t ih = oh - s->pad_top + t, iw = ow - s->pad_left + t;
+            if (ih >= 0 && ih < h) rowm[t][v] |= bit;
+            if (iw >= 0 && iw < w) colm[t][v] |= bit;
+        }
+        if (++ow == w) ow = 0, oh++;
+    }
+    int64_t ci = k0 / (k * k), kh = k0 % (k * k) / k, kw = k0 % k;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        // Offsets, not pointers: the run may start before x or end past it, in lanes the
+        // masks leave unread (masked loads do not fault there).
+        const int64_t off = ci * h * w + col0 + (kh - s->pad_top) * w + (kw - s->pad_left);
+        const uintptr_t run = (uintptr_t)xb + (uintptr_t)off * sizeof(float);
+        float *d = dst + kk * GEMM_NR;
+        for (int v = 0; v < CONV_TILE_VECS; v++) {
+            const __mmask16 m = rowm[kh][v] & colm[kw][v];
+            _mm512_mask_storeu_ps(d + 16 * v, lanes[v],
+                                  _mm512_maskz_loadu_ps(m, (const void *)(run + 64u * v)));
+        }
+        if (++kw == k) {
+            kw = 0;
+            if (++kh == k) kh = 0, ci++;
+        }
+    }
 }
 
 /* conv_pack_tile for stride 1 on AVX-512: the same tile, built as a zeroed row per k
@@ -316,6 +364,10 @@ OPS_TARGET_AVX512 static void conv_pack_tile_s1_avx512(const void *arg, float *d
     if (src->direct) {
         for (int64_t kk = 0; kk < kc; kk++)
             copy_short(dst + kk * GEMM_NR, xb + (k0 + kk) * h * w + col0, ncols);
+        return;
+    }
+    if (wo == w && k <= CONV_SAME_KMAX) {
+        conv_pack_tile_same_avx512(s, dst, xb, k0, kc, col0, ncols);
         return;
     }
     int64_t p_oh[GEMM_NR], p_ow[GEMM_NR], p_j[GEMM_NR], p_n[GEMM_NR], np = 0;

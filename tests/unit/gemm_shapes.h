@@ -32,6 +32,12 @@ static const op_conv2d_shape gemm_conv_shapes[] = {
     {.batch = 5, .in_ch = 8, .height = 4, .width = 4, .out_ch = 9, .kernel = 3, .stride = 1,
      .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
     {.batch = 50, .in_ch = 3, .height = 1, .width = 1, .out_ch = 4, .kernel = 1, .stride = 1},
+    /* the default model's 8×8 latents (a tile spans six rows and the end of an item), and a
+     * 5×5 kernel with uneven padding whose output rows keep the input's width */
+    {.batch = 3, .in_ch = 16, .height = 8, .width = 8, .out_ch = 20, .kernel = 3, .stride = 1,
+     .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
+    {.batch = 2, .in_ch = 4, .height = 6, .width = 11, .out_ch = 7, .kernel = 5, .stride = 1,
+     .pad_top = 3, .pad_left = 1, .pad_bottom = 0, .pad_right = 3},
 };
 
 /* A conv shape's operand sizes: k of its product (in_ch · kernel²) and the floats of one
