@@ -45,6 +45,9 @@ void cs_session_free(cs_session *s) {
     free(s);
 }
 
+/* Arena a session may take to decode several small images in one VAE pass. */
+enum { VAE_BATCH_BYTES = 64 << 20 };
+
 static size_t max_size(size_t a, size_t b) {
     return a > b ? a : b;
 }
@@ -81,9 +84,21 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     bytes = max_size(bytes, text_encoder_activation_bytes(m->text_encoder, 1, m->context_len) +
                                 emb_bytes);
     /* Images are decoded one at a time (the VAE's arena for SD-1.5 at 512² is 896 MiB an
-     * image), each in tiles when asked. */
+     * image), each in tiles when asked; small ones several a pass (cs_decode: they then
+     * share the weight reads) as far as the arena planned so far, or VAE_BATCH_BYTES, holds
+     * them. */
     s->vae_tile = p.vae_tile / m->vae_factor;
     bytes = max_size(bytes, vae_decode_tiled_bytes(m->vae, h, w, s->vae_tile));
+    if (!vae_tiling_applies(s->vae_tile, h, w)) {
+        const size_t room = max_size(bytes, VAE_BATCH_BYTES);
+        for (int64_t b = p.max_images; b > 1; b--) {
+            const size_t need = vae_decode_activation_bytes(m->vae, b, h, w);
+            if (need <= room) {
+                bytes = max_size(bytes, need);
+                break;
+            }
+        }
+    }
     /* img2img encodes one image at a time (cs_job_new). */
     bytes = max_size(bytes, vae_encode_activation_bytes(m->vae, 1, p.max_height, p.max_width));
     cs_status st = ctx_init(&s->ctx, bytes);

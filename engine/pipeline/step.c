@@ -188,10 +188,22 @@ static cs_status decode_group(cs_session *s, cs_job *const *jobs, int n, char *m
         k += jobs[i]->n_images;
     }
     const int64_t H = h * m->vae_factor, W = w * m->vae_factor;
-    for (int64_t q = 0; q < k; q++) { /* (k, 3, H, W); an image's pixels never depend on another's */
+    /* (k, 3, H, W), as many images a pass as the session's arena holds: it is planned for
+     * the UNet's rows and often holds several small images, whose convolutions then share
+     * each weight read. An image's pixels never depend on the others in its pass. */
+    int64_t per = 1;
+    if (!vae_tiling_applies(s->vae_tile, h, w))
+        for (per = k; per > 1 && vae_decode_activation_bytes(m->vae, per, h, w) > s->ctx.cap;)
+            per--;
+    for (int64_t q = 0; q < k; q += per) {
+        const int64_t b = k - q < per ? k - q : per;
         ctx_release(&s->ctx, 0);
-        vae_decode_tiled(&s->ctx, m->vae, s->decoded + q * 3 * H * W, s->latent_in + q * img, h, w,
-                         s->vae_tile);
+        if (b == 1)
+            vae_decode_tiled(&s->ctx, m->vae, s->decoded + q * 3 * H * W, s->latent_in + q * img,
+                             h, w, s->vae_tile);
+        else
+            vae_decode(&s->ctx, m->vae, s->decoded + q * 3 * H * W, s->latent_in + q * img, b, h,
+                       w);
     }
     int64_t at = 0;
     for (int i = 0; i < n; i++) {

@@ -117,6 +117,10 @@ int main(void) {
                 if (d > diff) diff = d;
             }
             if (diff > max_diff) max_diff = diff;
+            /* decoded together, in one VAE pass when the arena holds them: the same floats */
+            const int64_t px = (int64_t)w * h * 3;
+            CHECK(memcmp(alone[i]->image + q * px, together[i]->image + q * px,
+                         (size_t)px * sizeof(float)) == 0);
             printf("job %d (%s, s=%g) image %d: max pixel difference alone vs batched = %d\n", i,
                    k_specs[i].sampler, k_specs[i].scale, q, diff);
         }
