@@ -1,6 +1,7 @@
 /*
  * gemm.h drivers: block the products into items for the pool, pack the activation side
- * per tile, run the ISA's 8 × 48 micro-kernel on a local tile and write the tile back.
+ * per tile, run the ISA's 8 × 48 micro-kernel on a local tile and write the tile back (on
+ * AVX-512 a narrower twin when the tile's columns end before 16 or 32).
  *
  * Loop order of one item, for each k-block of GEMM_KC:
  *   linear (A = rows of x packed here, B = weight panels): for each weight panel (48 KiB,
@@ -76,6 +77,12 @@ gemm_kernel_fn gemm_kernel_active(void) {
     case GEMM_ISA_AVX2: return gemm_kernel_avx2;
     default: return gemm_kernel_portable;
     }
+}
+
+gemm_kernel_fn gemm_kernel_for_width(int64_t width) {
+    if (gemm_active_isa() == GEMM_ISA_AVX512 && width <= 32)
+        return width <= 16 ? gemm_kernel_avx512_16 : gemm_kernel_avx512_32;
+    return gemm_kernel_active();
 }
 
 /* ---- weight storage ---- */
@@ -201,6 +208,7 @@ static const float *panel_block(gemm_weights packed, int64_t rows, int64_t k, in
 /* The micro-kernel of a product: fp32, or bf16 pairs (GEMM_BF16X2 weights). */
 typedef struct gemm_kern {
     gemm_kernel_fn f32;
+    gemm_kernel_fn f32_cols[GEMM_NR / 16]; /* [i]: for tiles read up to column 16·(i + 1) */
     gemm_kernel_bf16_fn bf16; /* set: the operands are pairs and kc counts pairs */
     gemm_pair_tile_fn pair_tile; /* bf16: rounds activation tiles to pairs */
 } gemm_kern;
@@ -209,7 +217,9 @@ static gemm_kern kern_for(gemm_dtype d) {
     if (d == GEMM_BF16X2)
         return (gemm_kern){.bf16 = gemm_kernel_bf16_active(),
                            .pair_tile = gemm_bf16_pair_tile_active()};
-    return (gemm_kern){.f32 = gemm_kernel_active()};
+    return (gemm_kern){.f32 = gemm_kernel_active(),
+                       .f32_cols = {gemm_kernel_for_width(16), gemm_kernel_for_width(32),
+                                    gemm_kernel_for_width(48)}};
 }
 
 /* k units of a product with k = `k` of weights dtype d: pairs for GEMM_BF16X2. */
@@ -242,10 +252,16 @@ static void tile_run(gemm_kern kern, int64_t kc, const float *a, const float *b,
                     memcpy(c + r * GEMM_NR + pc[p].j, pc[p].y + r * ldy,
                            (size_t)pc[p].n * sizeof(float));
     }
-    if (kern.bf16)
+    if (kern.bf16) {
         kern.bf16(kc, (const gemm_pair *)a, (const gemm_pair *)b, t, ldt, !first);
-    else
+    } else if (full) {
         kern.f32(kc, a, b, t, ldt, !first);
+    } else { /* only the columns the pieces read */
+        int64_t width = 0;
+        for (int p = 0; p < np; p++)
+            if (pc[p].j + pc[p].n > width) width = pc[p].j + pc[p].n;
+        kern.f32_cols[(width - 1) / 16](kc, a, b, t, ldt, !first);
+    }
     const float *br = last ? bias_row : NULL, *bc = last ? bias_col : NULL;
     if (full && !br && !bc) return;
     for (int p = 0; p < np; p++)

@@ -50,34 +50,51 @@ void gemm_kernel_portable(int64_t kc, const float *a, const float *b, float *c, 
 
 #ifdef CS_GEMM_X86
 
-/* 8 rows × 3 vectors of 16: 24 accumulators, 3 loads of b and 8 broadcasts of a per k. */
-__attribute__((target("avx512f"))) void gemm_kernel_avx512(int64_t kc, const float *a,
-                                                            const float *b, float *c,
-                                                            int64_t ldc, bool acc) {
-    __m512 c0[GEMM_MR], c1[GEMM_MR], c2[GEMM_MR];
-    for (int r = 0; r < GEMM_MR; r++) {
-        c0[r] = acc ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
-        c1[r] = acc ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
-        c2[r] = acc ? _mm512_loadu_ps(c + r * ldc + 32) : _mm512_setzero_ps();
-    }
+/* 8 rows × nv vectors of 16 (nv 1 to 3, a constant where inlined): 8·nv accumulators, nv
+ * loads of b and 8 broadcasts of a per k. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_tile(const int nv, int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+            bool acc) {
+    __m512 cv[3][GEMM_MR];
+#pragma GCC unroll 3
+    for (int v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++)
+            cv[v][r] = acc ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_loadu_ps(b + k * GEMM_NR);
-        const __m512 b1 = _mm512_loadu_ps(b + k * GEMM_NR + 16);
-        const __m512 b2 = _mm512_loadu_ps(b + k * GEMM_NR + 32);
+        __m512 bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) bv[v] = _mm512_loadu_ps(b + k * GEMM_NR + 16 * v);
         const float *ak = a + k * GEMM_MR;
 #pragma GCC unroll 8
         for (int r = 0; r < GEMM_MR; r++) {
             const __m512 ar = _mm512_set1_ps(ak[r]);
-            c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
-            c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
-            c2[r] = _mm512_fmadd_ps(ar, b2, c2[r]);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) cv[v][r] = _mm512_fmadd_ps(ar, bv[v], cv[v][r]);
         }
     }
-    for (int r = 0; r < GEMM_MR; r++) {
-        _mm512_storeu_ps(c + r * ldc, c0[r]);
-        _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
-        _mm512_storeu_ps(c + r * ldc + 32, c2[r]);
-    }
+#pragma GCC unroll 3
+    for (int v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) _mm512_storeu_ps(c + r * ldc + 16 * v, cv[v][r]);
+}
+
+__attribute__((target("avx512f"))) void gemm_kernel_avx512(int64_t kc, const float *a,
+                                                            const float *b, float *c,
+                                                            int64_t ldc, bool acc) {
+    avx512_tile(3, kc, a, b, c, ldc, acc);
+}
+
+__attribute__((target("avx512f"))) void gemm_kernel_avx512_16(int64_t kc, const float *a,
+                                                               const float *b, float *c,
+                                                               int64_t ldc, bool acc) {
+    avx512_tile(1, kc, a, b, c, ldc, acc);
+}
+
+__attribute__((target("avx512f"))) void gemm_kernel_avx512_32(int64_t kc, const float *a,
+                                                               const float *b, float *c,
+                                                               int64_t ldc, bool acc) {
+    avx512_tile(2, kc, a, b, c, ldc, acc);
 }
 
 /* 16 ymm registers: the tile runs as 4 sub-tiles of 4 rows × 24 columns (12 accumulators,

@@ -25,10 +25,20 @@ void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, int6
                       bool acc);
 void gemm_kernel_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                         bool acc);
+/* gemm_kernel_avx512 on the tile's first 16 or 32 columns only (the rest of c untouched),
+ * for tiles the columns do not fill (an 8×8 latent of one row leaves 16 of its second
+ * tile's 48): the same bits in those columns, a third or two thirds of the work. */
+void gemm_kernel_avx512_16(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                           bool acc);
+void gemm_kernel_avx512_32(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                           bool acc);
 
 /* The kernel of gemm_active_isa(), for kernels outside gemm.c that block their own
  * products (the fused attention of ops_attention.c). */
 gemm_kernel_fn gemm_kernel_active(void);
+/* The active ISA's kernel for a tile whose columns the caller reads end before `width`
+ * (1..GEMM_NR): a narrow one where the ISA has it, else the full kernel. */
+gemm_kernel_fn gemm_kernel_for_width(int64_t width);
 
 /* A k pair of bf16 values (gemm.h, GEMM_BF16X2): k in the low half, k + 1 in the high
  * half. may_alias: the pairs are written as uint16_t halves by the weight packer. */
