@@ -1,7 +1,7 @@
 /*
  * gemm.h drivers: block the products into items for the pool, pack the activation side
  * per tile, run the ISA's 8 × 48 micro-kernel on a local tile and write the tile back (on
- * AVX-512 a narrower twin when the tile's columns end before 16 or 32).
+ * AVX-512, fp32 or bf16, a narrower twin when the tile's columns end before 16 or 32).
  *
  * Loop order of one item, for each k-block of GEMM_KC:
  *   linear (A = rows of x packed here, B = weight panels): for each weight panel (48 KiB,
@@ -205,21 +205,26 @@ static const float *panel_block(gemm_weights packed, int64_t rows, int64_t k, in
     return pad;
 }
 
-/* The micro-kernel of a product: fp32, or bf16 pairs (GEMM_BF16X2 weights). */
+enum { KERN_WIDTHS = GEMM_NR / 16 };
+
+/* The micro-kernels of a product, fp32 or bf16 pairs (GEMM_BF16X2 weights): [i] for tiles
+ * whose columns read end by 16·(i + 1), the last the full tile. */
 typedef struct gemm_kern {
-    gemm_kernel_fn f32;
-    gemm_kernel_fn f32_cols[GEMM_NR / 16]; /* [i]: for tiles read up to column 16·(i + 1) */
-    gemm_kernel_bf16_fn bf16; /* set: the operands are pairs and kc counts pairs */
-    gemm_pair_tile_fn pair_tile; /* bf16: rounds activation tiles to pairs */
+    gemm_kernel_fn f32[KERN_WIDTHS];
+    gemm_kernel_bf16_fn bf16[KERN_WIDTHS]; /* set: the operands are pairs and kc counts pairs */
+    gemm_pair_tile_fn pair_tile;           /* bf16: rounds activation tiles to pairs */
 } gemm_kern;
 
 static gemm_kern kern_for(gemm_dtype d) {
-    if (d == GEMM_BF16X2)
-        return (gemm_kern){.bf16 = gemm_kernel_bf16_active(),
-                           .pair_tile = gemm_bf16_pair_tile_active()};
-    return (gemm_kern){.f32 = gemm_kernel_active(),
-                       .f32_cols = {gemm_kernel_for_width(16), gemm_kernel_for_width(32),
-                                    gemm_kernel_for_width(48)}};
+    gemm_kern k = {0};
+    for (int i = 0; i < KERN_WIDTHS; i++) {
+        if (d == GEMM_BF16X2)
+            k.bf16[i] = gemm_kernel_bf16_for_width(16 * (i + 1));
+        else
+            k.f32[i] = gemm_kernel_for_width(16 * (i + 1));
+    }
+    if (d == GEMM_BF16X2) k.pair_tile = gemm_bf16_pair_tile_active();
+    return k;
 }
 
 /* k units of a product with k = `k` of weights dtype d: pairs for GEMM_BF16X2. */
@@ -252,16 +257,14 @@ static void tile_run(gemm_kern kern, int64_t kc, const float *a, const float *b,
                     memcpy(c + r * GEMM_NR + pc[p].j, pc[p].y + r * ldy,
                            (size_t)pc[p].n * sizeof(float));
     }
-    if (kern.bf16) {
-        kern.bf16(kc, (const gemm_pair *)a, (const gemm_pair *)b, t, ldt, !first);
-    } else if (full) {
-        kern.f32(kc, a, b, t, ldt, !first);
-    } else { /* only the columns the pieces read */
-        int64_t width = 0;
-        for (int p = 0; p < np; p++)
-            if (pc[p].j + pc[p].n > width) width = pc[p].j + pc[p].n;
-        kern.f32_cols[(width - 1) / 16](kc, a, b, t, ldt, !first);
-    }
+    int64_t width = 0; /* only the columns the pieces read are computed */
+    for (int p = 0; p < np; p++)
+        if (pc[p].j + pc[p].n > width) width = pc[p].j + pc[p].n;
+    const int wi = (int)((width - 1) / 16);
+    if (kern.bf16[0])
+        kern.bf16[wi](kc, (const gemm_pair *)a, (const gemm_pair *)b, t, ldt, !first);
+    else
+        kern.f32[wi](kc, a, b, t, ldt, !first);
     const float *br = last ? bias_row : NULL, *bc = last ? bias_col : NULL;
     if (full && !br && !bc) return;
     for (int p = 0; p < np; p++)
@@ -333,7 +336,7 @@ static void lin_items(void *arg, int64_t i0, int64_t i1) {
         for (int64_t k0 = 0; k0 < kd; k0 += GEMM_KC) {
             const int64_t kc = kd - k0 < GEMM_KC ? kd - k0 : GEMM_KC;
             const bool first = k0 == 0, last = k0 + kc == kd;
-            if (j->kern.bf16)
+            if (j->kern.bf16[0])
                 gemm_bf16_pack_rows((gemm_pair *)a, j->x, j->m, j->k, row0, rpad, k0, kc);
             else
                 pack_rows(a, j->x, j->m, j->k, row0, rpad, k0, kc);
@@ -421,16 +424,16 @@ static int pa_pieces(const pa_job *j, int64_t t, pa_piece *pc, int64_t *w_out) {
  * (2 · GEMM_KC rows of GEMM_NR), then rounded into pairs. */
 static void pa_tile(const pa_job *j, float *dst, const pa_piece *pc, int np, int64_t k0,
                     int64_t kc, int64_t w) {
-    float *t = j->kern.bf16 ? scratch_get(SCRATCH_GEMM_F32,
+    float *t = j->kern.bf16[0] ? scratch_get(SCRATCH_GEMM_F32,
                                           (size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float))
                             : dst;
-    const int64_t e0 = j->kern.bf16 ? 2 * k0 : k0;
-    const int64_t ec = j->kern.bf16 ? (j->k - e0 < 2 * kc ? j->k - e0 : 2 * kc) : kc;
+    const int64_t e0 = j->kern.bf16[0] ? 2 * k0 : k0;
+    const int64_t ec = j->kern.bf16[0] ? (j->k - e0 < 2 * kc ? j->k - e0 : 2 * kc) : kc;
     for (int p = 0; p < np; p++) j->pack(j->arg, t + pc[p].j, pc[p].bi, e0, ec, pc[p].c, pc[p].n);
     if (w < GEMM_NR)
         for (int64_t kk = 0; kk < ec; kk++)
             memset(t + kk * GEMM_NR + w, 0, (size_t)(GEMM_NR - w) * sizeof(float));
-    if (j->kern.bf16) j->kern.pair_tile((gemm_pair *)dst, t, ec);
+    if (j->kern.bf16[0]) j->kern.pair_tile((gemm_pair *)dst, t, ec);
 }
 
 static void pa_items(void *arg, int64_t i0, int64_t i1) {

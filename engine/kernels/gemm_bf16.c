@@ -105,6 +105,12 @@ gemm_kernel_bf16_fn gemm_kernel_bf16_active(void) {
                                                                   : gemm_kernel_bf16_portable;
 }
 
+gemm_kernel_bf16_fn gemm_kernel_bf16_for_width(int64_t width) {
+    const gemm_kernel_bf16_fn full = gemm_kernel_bf16_active();
+    if (full != gemm_kernel_bf16_avx512 || width > 32) return full;
+    return width <= 16 ? gemm_kernel_bf16_avx512_16 : gemm_kernel_bf16_avx512_32;
+}
+
 const char *gemm_bf16_kernel_name(void) {
     return gemm_kernel_bf16_active() == gemm_kernel_bf16_avx512 ? "avx512_bf16" : "portable";
 }

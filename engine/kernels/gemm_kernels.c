@@ -135,34 +135,49 @@ void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, int6
             avx2_sub(kc, a + rh * 4, b + ch * 24, c + rh * 4 * ldc + ch * 24, ldc, acc);
 }
 
-/* The bf16 twin of gemm_kernel_avx512: per pair, 3 loads of 16 weight pairs, 8 broadcasts
- * of an activation pair, 24 vdpbf16ps (2 FLOP per lane and half each). */
-__attribute__((target("avx512f,avx512bf16"))) void gemm_kernel_bf16_avx512(
-    int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c, int64_t ldc, bool acc) {
-    __m512 c0[GEMM_MR], c1[GEMM_MR], c2[GEMM_MR];
-    for (int r = 0; r < GEMM_MR; r++) {
-        c0[r] = acc ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
-        c1[r] = acc ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
-        c2[r] = acc ? _mm512_loadu_ps(c + r * ldc + 32) : _mm512_setzero_ps();
-    }
+/* The bf16 twin of avx512_tile: per pair, nv loads of 16 weight pairs, 8 broadcasts of an
+ * activation pair, 8·nv vdpbf16ps (2 FLOP per lane and half each). */
+__attribute__((target("avx512f,avx512bf16"), always_inline)) static inline void
+avx512bf16_tile(const int nv, int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
+                int64_t ldc, bool acc) {
+    __m512 cv[3][GEMM_MR];
+#pragma GCC unroll 3
+    for (int v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++)
+            cv[v][r] = acc ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
     for (int64_t p = 0; p < kp; p++) {
-        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * GEMM_NR);
-        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + p * GEMM_NR + 16);
-        const __m512bh b2 = (__m512bh)_mm512_loadu_si512(b + p * GEMM_NR + 32);
+        __m512bh bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++)
+            bv[v] = (__m512bh)_mm512_loadu_si512(b + p * GEMM_NR + 16 * v);
         const gemm_pair *ap = a + p * GEMM_MR;
 #pragma GCC unroll 8
         for (int r = 0; r < GEMM_MR; r++) {
             const __m512bh ar = (__m512bh)_mm512_set1_epi32((int)ap[r]);
-            c0[r] = _mm512_dpbf16_ps(c0[r], ar, b0);
-            c1[r] = _mm512_dpbf16_ps(c1[r], ar, b1);
-            c2[r] = _mm512_dpbf16_ps(c2[r], ar, b2);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) cv[v][r] = _mm512_dpbf16_ps(cv[v][r], ar, bv[v]);
         }
     }
-    for (int r = 0; r < GEMM_MR; r++) {
-        _mm512_storeu_ps(c + r * ldc, c0[r]);
-        _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
-        _mm512_storeu_ps(c + r * ldc + 32, c2[r]);
-    }
+#pragma GCC unroll 3
+    for (int v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) _mm512_storeu_ps(c + r * ldc + 16 * v, cv[v][r]);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) void gemm_kernel_bf16_avx512(
+    int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c, int64_t ldc, bool acc) {
+    avx512bf16_tile(3, kp, a, b, c, ldc, acc);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) void gemm_kernel_bf16_avx512_16(
+    int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c, int64_t ldc, bool acc) {
+    avx512bf16_tile(1, kp, a, b, c, ldc, acc);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) void gemm_kernel_bf16_avx512_32(
+    int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c, int64_t ldc, bool acc) {
+    avx512bf16_tile(2, kp, a, b, c, ldc, acc);
 }
 
 bool gemm_bf16_hw(void) {
@@ -184,6 +199,23 @@ void gemm_kernel_avx512(int64_t kc, const float *a, const float *b, float *c, in
 void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                       bool acc) {
     gemm_kernel_portable(kc, a, b, c, ldc, acc);
+}
+/* Never picked here (gemm_isa_supported has no AVX-512 off x86): they exist to link. */
+void gemm_kernel_avx512_16(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                           bool acc) {
+    gemm_kernel_portable(kc, a, b, c, ldc, acc);
+}
+void gemm_kernel_avx512_32(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                           bool acc) {
+    gemm_kernel_portable(kc, a, b, c, ldc, acc);
+}
+void gemm_kernel_bf16_avx512_16(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
+                                int64_t ldc, bool acc) {
+    gemm_kernel_bf16_portable(kp, a, b, c, ldc, acc);
+}
+void gemm_kernel_bf16_avx512_32(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
+                                int64_t ldc, bool acc) {
+    gemm_kernel_bf16_portable(kp, a, b, c, ldc, acc);
 }
 
 #endif

@@ -57,9 +57,16 @@ void gemm_kernel_bf16_portable(int64_t kp, const gemm_pair *a, const gemm_pair *
 /* Only on CPUs with AVX512_BF16 (gemm_bf16_hw). */
 void gemm_kernel_bf16_avx512(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
                              int64_t ldc, bool acc);
+/* gemm_kernel_bf16_avx512 on the tile's first 16 or 32 columns only (as the fp32 twins). */
+void gemm_kernel_bf16_avx512_16(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
+                                int64_t ldc, bool acc);
+void gemm_kernel_bf16_avx512_32(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
+                                int64_t ldc, bool acc);
 bool gemm_bf16_hw(void);
 /* gemm_kernel_bf16_avx512 when the AVX-512 kernels are active and the CPU has AVX512_BF16,
  * else the portable one (gemm_set_isa(GEMM_ISA_PORTABLE) forces it, for tests). */
 gemm_kernel_bf16_fn gemm_kernel_bf16_active(void);
+/* The bf16 twin of gemm_kernel_for_width. */
+gemm_kernel_bf16_fn gemm_kernel_bf16_for_width(int64_t width);
 
 #endif
