@@ -19,6 +19,7 @@
  */
 #include "gemm.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -382,6 +383,8 @@ void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed,
  * read. Each output element is still the same single accumulator (gemm.h). */
 
 enum { PA_TILES = 4 }; /* activation tiles of 48 columns per item at most (192 KiB per k-block) */
+#define PA_PREPACK_MAX (64.0 * 1024 * 1024) /* bytes of tiles packed ahead for all row blocks */
+#define PA_WEIGHTS_CACHED (1024.0 * 1024) /* weights of at most this many bytes stay in L2 */
 
 typedef struct pa_job {
     float *y;
@@ -496,6 +499,52 @@ static void pa_pack_items(void *arg, int64_t i0, int64_t i1) {
     }
 }
 
+typedef struct pa_split {
+    int64_t per_item, m_blocks;
+} pa_split;
+
+/* per tiles an item, and row blocks enough for `want` items (at most one per row panel). */
+static pa_split pa_split_of(int64_t tiles, int64_t per, int64_t panels, int64_t want) {
+    const int64_t cb = ceil_div(tiles, per);
+    const int64_t mb = cb >= want ? 1 : ceil_div(want, cb);
+    return (pa_split){per, mb < panels ? mb : panels};
+}
+
+/* How a product of `tiles` activation tiles and m weight rows (kd k units) is cut into
+ * items: column blocks of per_item tiles times row blocks, at least `want` items where
+ * the shape allows (for the pool's balance).
+ * Weights that stay in cache: the split balances the pool best, few tiles per item
+ * (tiles / want) and rows cut only when the tiles are too few.
+ * Weights from memory (SD-1.5's 16 × 16 and 8 × 8 convs: 59 MB and more): each column
+ * block reads all of them (m · kd) and, with several row blocks, each row block reads its
+ * column block's tiles from the pre-packed buffer (tiles · kd · GEMM_NR), so the split
+ * that reads the least is chosen: a 16 × 16 latent's 11 tiles read the weights 3 times,
+ * not 11, and an 8 × 8 latent's 3 tiles once. Large images get PA_TILES tiles an item
+ * and one row block either way (tiles packed in the item: no full im2col), and the
+ * pre-packed buffer stays under PA_PREPACK_MAX. */
+static pa_split pa_choose_split(int64_t tiles, int64_t m, int64_t kd, int64_t want) {
+    const int64_t panels = ceil_div(m, GEMM_MR);
+    if ((double)m * (double)kd * sizeof(float) <= PA_WEIGHTS_CACHED) {
+        const int64_t per = tiles / want;
+        return pa_split_of(tiles, per < 1 ? 1 : per > PA_TILES ? PA_TILES : per, panels, want);
+    }
+    pa_split best = {1, 1}; /* when every split would pre-pack too much */
+    double best_cost = INFINITY;
+    for (int64_t per = tiles < PA_TILES ? tiles : PA_TILES; per >= 1; per--) {
+        const pa_split sp = pa_split_of(tiles, per, panels, want);
+        if (sp.m_blocks > 1 &&
+            (double)tiles * (double)kd * GEMM_NR * sizeof(float) > PA_PREPACK_MAX)
+            continue;
+        const double cost = (double)ceil_div(tiles, per) * (double)m +
+                            (sp.m_blocks > 1 ? (double)sp.m_blocks * (double)tiles * GEMM_NR : 0);
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = sp;
+        }
+    }
+    return best;
+}
+
 void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *bias,
                    int64_t batch, int64_t m, int64_t k, int64_t cols, gemm_pack_fn pack,
                    const void *arg) {
@@ -503,14 +552,11 @@ void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *
     CS_ASSERT(k > 0);
     const int64_t want = 4 * (int64_t)threadpool_threads(p);
     const int64_t tiles = ceil_div(batch * cols, GEMM_NR);
-    // Few tiles: one per item, then split the weight rows too.
-    const int64_t per_item = tiles / want < 1 ? 1 : tiles / want > PA_TILES ? PA_TILES : tiles / want;
-    const int64_t col_blocks = ceil_div(tiles, per_item);
-    const int64_t mc = block_units(m, GEMM_MR, INT64_MAX / GEMM_MR,
-                                   col_blocks >= want ? 1 : ceil_div(want, col_blocks)) * GEMM_MR;
+    const pa_split sp = pa_choose_split(tiles, m, k_units(w_packed.dtype, k), want);
+    const int64_t mc = block_units(m, GEMM_MR, INT64_MAX / GEMM_MR, sp.m_blocks) * GEMM_MR;
     pa_job j = {.y = y, .w = w_packed, .bias = bias, .batch = batch, .m = m, .k = k,
-                .cols = cols, .tiles = tiles, .per_item = per_item, .mc = mc,
-                .col_blocks = col_blocks, .m_blocks = ceil_div(m, mc), .pack = pack,
+                .cols = cols, .tiles = tiles, .per_item = sp.per_item, .mc = mc,
+                .col_blocks = ceil_div(tiles, sp.per_item), .m_blocks = ceil_div(m, mc), .pack = pack,
                 .arg = arg, .kern = kern_for(w_packed.dtype)};
     if (j.m_blocks > 1) {
         // Several row blocks read each tile: pack the tiles once, not once per row block.
@@ -519,5 +565,5 @@ void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *
                                      (size_t)(tiles * kd * GEMM_NR) * sizeof(float));
         threadpool_for(p, tiles * ceil_div(kd, GEMM_KC), 1, pa_pack_items, &j);
     }
-    threadpool_for(p, col_blocks * j.m_blocks, 1, pa_items, &j);
+    threadpool_for(p, j.col_blocks * j.m_blocks, 1, pa_items, &j);
 }

@@ -38,6 +38,10 @@ static const op_conv2d_shape gemm_conv_shapes[] = {
      .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
     {.batch = 2, .in_ch = 4, .height = 6, .width = 11, .out_ch = 7, .kernel = 5, .stride = 1,
      .pad_top = 3, .pad_left = 1, .pad_bottom = 0, .pad_right = 3},
+    /* weights too large to stay in cache (1.1 MB) over two tiles: both tiles in one item,
+     * its rows cut into blocks that read the tiles packed ahead (a last row panel of 3) */
+    {.batch = 2, .in_ch = 80, .height = 5, .width = 7, .out_ch = 400 + 3, .kernel = 3,
+     .stride = 1, .pad_top = 1, .pad_left = 1, .pad_bottom = 1, .pad_right = 1},
 };
 
 /* A conv shape's operand sizes: k of its product (in_ch · kernel²) and the floats of one
