@@ -4,10 +4,11 @@
  * chunks of one parallel loop at a time.
  *
  * DESIGN. threadpool_for(p, n, grain, fn, arg) cuts [0, n) into contiguous chunks of at
- * least `grain` items and returns when every chunk has run. Chunks are claimed one at a
- * time under the pool's mutex, each a share of what is still unclaimed (a guided
- * schedule: large chunks first, down to one grain at the end), so a worker that the OS
- * schedules late, or a chunk that costs more, leaves the others little to wait for.
+ * least `grain` items and returns when every chunk has run. Loops are posted and chunks
+ * claimed with atomics (no lock: a step of a small model is some 300 short loops), each
+ * chunk a share of what is still unclaimed (a guided schedule: large chunks first, down
+ * to one grain at the end), so a worker that the OS schedules late, or a chunk that costs
+ * more, leaves the others little to wait for.
  * A thread out of work polls for up to 50 microseconds (a step is a chain of short loops,
  * and waking a sleeping thread costs tens of microseconds, more under a hypervisor), then
  * sleeps on a condition variable, so an idle pool never holds a core; a loop only signals
