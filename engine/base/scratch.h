@@ -20,6 +20,7 @@ typedef enum scratch_slot {
     SCRATCH_GEMM_A,     /* gemm.c: packed rows of x (linear) / activation tiles (conv) */
     SCRATCH_GEMM_PAD,   /* gemm.c: a padded or widened weight panel block */
     SCRATCH_GEMM_F32,   /* gemm.c: the fp32 tile of a bf16 conv before rounding */
+    SCRATCH_GEMM_SPLIT, /* gemm.c: a bf16 weight panel block split into floats */
     SCRATCH_GEMM_TILES, /* gemm.c: a conv's tiles packed once for all its row blocks (the
                          * caller's buffer, read by the pool's threads during the call) */
     SCRATCH_ATTN_Q,     /* ops_attention.c: the item's query panels */

@@ -212,19 +212,26 @@ enum { KERN_WIDTHS = GEMM_NR / 16 };
  * whose columns read end by 16·(i + 1), the last the full tile. */
 typedef struct gemm_kern {
     gemm_kernel_fn f32[KERN_WIDTHS];
-    gemm_kernel_bf16_fn bf16[KERN_WIDTHS]; /* set: the operands are pairs and kc counts pairs */
-    gemm_pair_tile_fn pair_tile;           /* bf16: rounds activation tiles to pairs */
+    /* bf16 products (kc counts pairs): either pair kernels, or split ones whose A operand
+     * (rows of x, weight panels) is split into floats before it reaches them */
+    gemm_kernel_bf16_fn bf16[KERN_WIDTHS];
+    gemm_kernel_split_fn split[KERN_WIDTHS];
+    bool pairs;                  /* one of the two: the operands are k pairs */
+    gemm_pair_tile_fn pair_tile; /* bf16: rounds activation tiles to pairs */
 } gemm_kern;
 
 static gemm_kern kern_for(gemm_dtype d) {
     gemm_kern k = {0};
     for (int i = 0; i < KERN_WIDTHS; i++) {
-        if (d == GEMM_BF16X2)
-            k.bf16[i] = gemm_kernel_bf16_for_width(16 * (i + 1));
-        else
+        if (d != GEMM_BF16X2)
             k.f32[i] = gemm_kernel_for_width(16 * (i + 1));
+        else if (!(k.split[i] = gemm_kernel_bf16_split_for_width(16 * (i + 1))))
+            k.bf16[i] = gemm_kernel_bf16_for_width(16 * (i + 1));
     }
-    if (d == GEMM_BF16X2) k.pair_tile = gemm_bf16_pair_tile_active();
+    if (d == GEMM_BF16X2) {
+        k.pairs = true;
+        k.pair_tile = gemm_bf16_pair_tile_active();
+    }
     return k;
 }
 
@@ -262,7 +269,9 @@ static void tile_run(gemm_kern kern, int64_t kc, const float *a, const float *b,
     for (int p = 0; p < np; p++)
         if (pc[p].j + pc[p].n > width) width = pc[p].j + pc[p].n;
     const int wi = (int)((width - 1) / 16);
-    if (kern.bf16[0])
+    if (kern.split[0])
+        kern.split[wi](kc, a, (const gemm_pair *)b, t, ldt, !first);
+    else if (kern.bf16[0])
         kern.bf16[wi](kc, (const gemm_pair *)a, (const gemm_pair *)b, t, ldt, !first);
     else
         kern.f32[wi](kc, a, b, t, ldt, !first);
@@ -326,7 +335,8 @@ static void pack_rows(float *a, const float *x, int64_t m, int64_t k, int64_t ro
 
 static void lin_items(void *arg, int64_t i0, int64_t i1) {
     const lin_job *j = arg;
-    float *a = scratch_get(SCRATCH_GEMM_A, (size_t)(j->mc * GEMM_KC) * sizeof(float));
+    const int64_t astep = j->kern.split[0] ? 2 : 1; /* split: a pair is two floats of A */
+    float *a = scratch_get(SCRATCH_GEMM_A, (size_t)(astep * j->mc * GEMM_KC) * sizeof(float));
     float *pad = scratch_get(SCRATCH_GEMM_PAD, (size_t)(GEMM_KC * GEMM_NR) * sizeof(float));
     const int64_t kd = k_units(j->w.dtype, j->k);
     for (int64_t it = i0; it < i1; it++) {
@@ -337,7 +347,9 @@ static void lin_items(void *arg, int64_t i0, int64_t i1) {
         for (int64_t k0 = 0; k0 < kd; k0 += GEMM_KC) {
             const int64_t kc = kd - k0 < GEMM_KC ? kd - k0 : GEMM_KC;
             const bool first = k0 == 0, last = k0 + kc == kd;
-            if (j->kern.bf16[0])
+            if (j->kern.split[0])
+                gemm_bf16_pack_rows_split(a, j->x, j->m, j->k, row0, rpad, k0, kc);
+            else if (j->kern.bf16[0])
                 gemm_bf16_pack_rows((gemm_pair *)a, j->x, j->m, j->k, row0, rpad, k0, kc);
             else
                 pack_rows(a, j->x, j->m, j->k, row0, rpad, k0, kc);
@@ -347,8 +359,8 @@ static void lin_items(void *arg, int64_t i0, int64_t i1) {
                 for (int64_t i = 0; i < rows; i += GEMM_MR) {
                     const int64_t h = rows - i < GEMM_MR ? rows - i : GEMM_MR;
                     const tile_piece pc = {j->y + (row0 + i) * j->n + q, 0, w};
-                    tile_run(j->kern, kc, a + i * kc, b, &pc, 1, j->n, h, first, last, NULL,
-                             j->b ? j->b + q : NULL);
+                    tile_run(j->kern, kc, a + i * astep * kc, b, &pc, 1, j->n, h, first, last,
+                             NULL, j->b ? j->b + q : NULL);
                 }
             }
         }
@@ -427,16 +439,16 @@ static int pa_pieces(const pa_job *j, int64_t t, pa_piece *pc, int64_t *w_out) {
  * (2 · GEMM_KC rows of GEMM_NR), then rounded into pairs. */
 static void pa_tile(const pa_job *j, float *dst, const pa_piece *pc, int np, int64_t k0,
                     int64_t kc, int64_t w) {
-    float *t = j->kern.bf16[0] ? scratch_get(SCRATCH_GEMM_F32,
+    float *t = j->kern.pairs ? scratch_get(SCRATCH_GEMM_F32,
                                           (size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float))
                             : dst;
-    const int64_t e0 = j->kern.bf16[0] ? 2 * k0 : k0;
-    const int64_t ec = j->kern.bf16[0] ? (j->k - e0 < 2 * kc ? j->k - e0 : 2 * kc) : kc;
+    const int64_t e0 = j->kern.pairs ? 2 * k0 : k0;
+    const int64_t ec = j->kern.pairs ? (j->k - e0 < 2 * kc ? j->k - e0 : 2 * kc) : kc;
     for (int p = 0; p < np; p++) j->pack(j->arg, t + pc[p].j, pc[p].bi, e0, ec, pc[p].c, pc[p].n);
     if (w < GEMM_NR)
         for (int64_t kk = 0; kk < ec; kk++)
             memset(t + kk * GEMM_NR + w, 0, (size_t)(GEMM_NR - w) * sizeof(float));
-    if (j->kern.bf16[0]) j->kern.pair_tile((gemm_pair *)dst, t, ec);
+    if (j->kern.pairs) j->kern.pair_tile((gemm_pair *)dst, t, ec);
 }
 
 static void pa_items(void *arg, int64_t i0, int64_t i1) {
@@ -445,6 +457,9 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
     const size_t bt_bytes = (size_t)(PA_TILES * GEMM_KC * GEMM_NR) * sizeof(float);
     float *bt = j->tiles_packed ? NULL : scratch_get(SCRATCH_GEMM_A, bt_bytes);
     float *pad = scratch_get(SCRATCH_GEMM_PAD, (size_t)(GEMM_KC * GEMM_MR) * sizeof(float));
+    float *a2 = j->kern.split[0] ? scratch_get(SCRATCH_GEMM_SPLIT,
+                                               (size_t)(2 * GEMM_KC * GEMM_MR) * sizeof(float))
+                                 : NULL;
     const int64_t kd = k_units(j->w.dtype, j->k);
     pa_piece pcs[PA_TILES][GEMM_NR];
     tile_piece out[GEMM_NR];
@@ -471,6 +486,10 @@ static void pa_items(void *arg, int64_t i0, int64_t i1) {
             for (int64_t i = row0; i < row0 + rows; i += GEMM_MR) {
                 const int64_t h = j->m - i < GEMM_MR ? j->m - i : GEMM_MR;
                 const float *a = panel_block(j->w, j->m, kd, GEMM_MR, i, k0, kc, pad);
+                if (a2) {
+                    gemm_bf16_split_panel(a2, (const gemm_pair *)a, kc);
+                    a = a2;
+                }
                 for (int64_t t = 0; t < nt; t++) {
                     for (int p = 0; p < np[t]; p++) {
                         const pa_piece *q = &pcs[t][p];

@@ -34,7 +34,11 @@
  *   element of C is still ONE fp32 accumulator with a fixed order (per pair: the k + 1
  *   product, then the k product, each an fp32 FMA rounded to nearest even, subnormal
  *   results flushed to zero, as vdpbf16ps defines it), so the batch and thread-count
- *   invariance above holds on this path too.
+ *   invariance above holds on this path too. Where vdpbf16ps is slower than two fp32 FMAs
+ *   (Intel's Sapphire/Emerald Rapids run it at half their FMA rate) or missing, AVX-512
+ *   CPUs run those two FMAs themselves under flush-to-zero ("split" kernels: the A operand
+ *   split into floats as it is packed, b split in registers): the same bits at the FMA
+ *   rate (gemm_kernels.h).
  *
  * Thread safety: the ISA choice is process-wide (gemm_set_isa: tests and benchmarks only);
  * the products touch only their arguments.
@@ -124,8 +128,10 @@ static inline bool gemm_pack_panels(float *w, int64_t rows, int64_t cols, int64_
 bool gemm_pack_bf16x2(uint16_t *dst, const float *src, int64_t rows, int64_t cols,
                       int64_t width);
 
-/* The kernel GEMM_BF16X2 products use: "avx512_bf16" (vdpbf16ps) when the CPU has it and
- * the AVX-512 kernels are active, else "portable" (same bits, slow). */
+/* The kernel GEMM_BF16X2 products use: "avx512f_fma_split" (fp32 FMAs) when the AVX-512
+ * kernels are active and vdpbf16ps is missing or slower than two FMAs, else "avx512_bf16"
+ * (vdpbf16ps) when the CPU has it and the AVX-512 kernels are active, else "portable"
+ * (same bits, slow). The attention products use vdpbf16ps or the portable kernel. */
 const char *gemm_bf16_kernel_name(void);
 
 /* fp32 packed weights as gemm_weights. */

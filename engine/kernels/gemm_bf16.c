@@ -7,6 +7,7 @@
  */
 #include "gemm_bf16.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "half.h"
@@ -35,6 +36,33 @@ void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int
                 dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(2 * p < k ? src[2 * p] : 0.0f, 0.0f);
         }
     }
+}
+
+static float bf16_value(float x) { return cs_bf16_to_f32(cs_f32_to_bf16_ftz(x)); }
+
+void gemm_bf16_pack_rows_split(float *a2, const float *x, int64_t m, int64_t k, int64_t row0,
+                               int64_t rows, int64_t p0, int64_t np) {
+    for (int64_t i = 0; i < rows; i += GEMM_MR) {
+        float *dst = a2 + i * 2 * np;
+        for (int64_t r = 0; r < GEMM_MR; r++) {
+            const int64_t row = row0 + i + r;
+            const float *src = row < m ? x + row * k : NULL;
+            for (int64_t p = 0; p < np; p++) {
+                const int64_t lo = 2 * (p0 + p), hi = lo + 1;
+                dst[2 * p * GEMM_MR + r] = src && hi < k ? bf16_value(src[hi]) : 0.0f;
+                dst[(2 * p + 1) * GEMM_MR + r] = src && lo < k ? bf16_value(src[lo]) : 0.0f;
+            }
+        }
+    }
+}
+
+void gemm_bf16_split_panel(float *a2, const gemm_pair *src, int64_t kp) {
+    for (int64_t p = 0; p < kp; p++)
+        for (int r = 0; r < GEMM_MR; r++) {
+            const gemm_pair v = src[p * GEMM_MR + r];
+            a2[2 * p * GEMM_MR + r] = cs_bf16_to_f32((uint16_t)(v >> 16));
+            a2[(2 * p + 1) * GEMM_MR + r] = cs_bf16_to_f32((uint16_t)(v & 0xffffu));
+        }
 }
 
 /* cs_f32_to_bf16_ftz on 16 lanes, each result in its lane's high half (low half zero). */
@@ -100,6 +128,29 @@ bool gemm_pack_bf16x2(uint16_t *dst, const float *src, int64_t rows, int64_t col
     return ok;
 }
 
+static _Atomic int bf16_mode = GEMM_BF16_AUTO;
+
+bool gemm_set_bf16_mode(gemm_bf16_mode mode) {
+    if (mode == GEMM_BF16_SPLIT && !gemm_isa_supported(GEMM_ISA_AVX512)) return false;
+    atomic_store(&bf16_mode, (int)mode);
+    return true;
+}
+
+/* Whether the GEMM_BF16X2 products run on the split kernels. */
+static bool use_split(void) {
+    switch ((gemm_bf16_mode)atomic_load(&bf16_mode)) {
+    case GEMM_BF16_SPLIT: return true;
+    case GEMM_BF16_NATIVE: return false;
+    default: return gemm_active_isa() == GEMM_ISA_AVX512 && gemm_bf16_split_faster();
+    }
+}
+
+gemm_kernel_split_fn gemm_kernel_bf16_split_for_width(int64_t width) {
+    if (!use_split()) return NULL;
+    if (width > 32) return gemm_kernel_bf16_split_avx512;
+    return width <= 16 ? gemm_kernel_bf16_split_avx512_16 : gemm_kernel_bf16_split_avx512_32;
+}
+
 gemm_kernel_bf16_fn gemm_kernel_bf16_active(void) {
     return gemm_active_isa() == GEMM_ISA_AVX512 && gemm_bf16_hw() ? gemm_kernel_bf16_avx512
                                                                   : gemm_kernel_bf16_portable;
@@ -112,5 +163,6 @@ gemm_kernel_bf16_fn gemm_kernel_bf16_for_width(int64_t width) {
 }
 
 const char *gemm_bf16_kernel_name(void) {
+    if (use_split()) return "avx512f_fma_split";
     return gemm_kernel_bf16_active() == gemm_kernel_bf16_avx512 ? "avx512_bf16" : "portable";
 }

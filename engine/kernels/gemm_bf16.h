@@ -18,6 +18,15 @@ gemm_pair gemm_bf16_pair(float lo, float hi);
 void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0,
                          int64_t rows, int64_t p0, int64_t np);
 
+/* gemm_bf16_pack_rows for the split kernels (gemm_kernels.h): the same pairs as floats,
+ * a2[i · 2np + (2p) · GEMM_MR + r] the pair's high value (k 2p + 1) and
+ * a2[i · 2np + (2p + 1) · GEMM_MR + r] its low value (k 2p), pair p counted from p0. */
+void gemm_bf16_pack_rows_split(float *a2, const float *x, int64_t m, int64_t k, int64_t row0,
+                               int64_t rows, int64_t p0, int64_t np);
+/* A panel of GEMM_MR pairs per step (kp steps) split into 2·kp steps of GEMM_MR floats:
+ * the high values, then the low values, of each step. */
+void gemm_bf16_split_panel(float *a2, const gemm_pair *src, int64_t kp);
+
 /* The B operand of a packed-A product from an fp32 tile t of kc rows of GEMM_NR (k rows
  * k0 + [0, kc) of gemm_pack_fn's tile): dst[p · GEMM_NR + j] = pair (t[2p][j],
  * t[2p + 1][j]), the partner of an odd last row zero. */

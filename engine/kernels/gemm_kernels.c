@@ -12,7 +12,17 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <stdatomic.h>
+#include <time.h>
 #define CS_GEMM_X86 1
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static volatile float rate_sink; /* keeps the timed chains' results alive */
 #endif
 
 /* x with a subnormal flushed to a zero of its sign (vdpbf16ps's FTZ on each FMA). */
@@ -184,9 +194,146 @@ bool gemm_bf16_hw(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
 }
 
+/* The split twin of avx512bf16_tile: per pair, the high halves of b (a mask) against the
+ * broadcast high values of a2, then the low halves (a shift) against its low values; b is
+ * read twice from L1 rather than held, so the tile's 24 accumulators keep their registers. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_split_tile(const int nv, int64_t kp, const float *a2, const gemm_pair *b, float *c,
+                  int64_t ldc, bool acc) {
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u); /* FTZ | DAZ, as vdpbf16ps */
+    __m512 cv[3][GEMM_MR];
+#pragma GCC unroll 3
+    for (int v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++)
+            cv[v][r] = acc ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
+    for (int64_t p = 0; p < kp; p++) {
+        const gemm_pair *bp = b + p * GEMM_NR;
+        const float *ah = a2 + 2 * p * GEMM_MR, *al = ah + GEMM_MR;
+        __m512 bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++)
+            bv[v] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_loadu_si512(bp + 16 * v), high));
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) {
+            const __m512 ar = _mm512_set1_ps(ah[r]);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) cv[v][r] = _mm512_fmadd_ps(ar, bv[v], cv[v][r]);
+        }
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++)
+            bv[v] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_loadu_si512(bp + 16 * v), 16));
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) {
+            const __m512 ar = _mm512_set1_ps(al[r]);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) cv[v][r] = _mm512_fmadd_ps(ar, bv[v], cv[v][r]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) _mm512_storeu_ps(c + r * ldc + 16 * v, cv[v][r]);
+    _mm_setcsr(csr);
+}
+
+__attribute__((target("avx512f"))) void gemm_kernel_bf16_split_avx512(
+    int64_t kp, const float *a2, const gemm_pair *b, float *c, int64_t ldc, bool acc) {
+    avx512_split_tile(3, kp, a2, b, c, ldc, acc);
+}
+
+__attribute__((target("avx512f"))) void gemm_kernel_bf16_split_avx512_16(
+    int64_t kp, const float *a2, const gemm_pair *b, float *c, int64_t ldc, bool acc) {
+    avx512_split_tile(1, kp, a2, b, c, ldc, acc);
+}
+
+__attribute__((target("avx512f"))) void gemm_kernel_bf16_split_avx512_32(
+    int64_t kp, const float *a2, const gemm_pair *b, float *c, int64_t ldc, bool acc) {
+    avx512_split_tile(2, kp, a2, b, c, ldc, acc);
+}
+
+/* Register-only chains (16 independent accumulators, as cfgserve-bench's peak loops): the
+ * time of `iters` rounds of 16 vdpbf16ps, and of 32 FMAs (the same products). */
+enum { RATE_CHAINS = 16 };
+
+__attribute__((target("avx512f,avx512bf16"))) static double time_dpbf16(int64_t iters) {
+    __m512 acc[RATE_CHAINS];
+    const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80);
+    for (int i = 0; i < RATE_CHAINS; i++) acc[i] = _mm512_setzero_ps();
+    const double t0 = now_s();
+    for (int64_t it = 0; it < iters; it++) {
+#pragma GCC unroll 16
+        for (int i = 0; i < RATE_CHAINS; i++) acc[i] = _mm512_dpbf16_ps(acc[i], x, x);
+    }
+    const double t = now_s() - t0;
+    __m512 s = acc[0];
+    for (int i = 1; i < RATE_CHAINS; i++) s = _mm512_add_ps(s, acc[i]);
+    rate_sink = _mm512_reduce_add_ps(s);
+    return t;
+}
+
+__attribute__((target("avx512f"))) static double time_fma2(int64_t iters) {
+    __m512 acc[RATE_CHAINS];
+    const __m512 a = _mm512_set1_ps(1.0000001f), b = _mm512_set1_ps(0.9999999f);
+    for (int i = 0; i < RATE_CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
+    const double t0 = now_s();
+    for (int64_t it = 0; it < iters; it++) {
+#pragma GCC unroll 16
+        for (int i = 0; i < RATE_CHAINS; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+#pragma GCC unroll 16
+        for (int i = 0; i < RATE_CHAINS; i++) acc[i] = _mm512_fmadd_ps(acc[i], b, a);
+    }
+    const double t = now_s() - t0;
+    __m512 s = acc[0];
+    for (int i = 1; i < RATE_CHAINS; i++) s = _mm512_add_ps(s, acc[i]);
+    rate_sink = _mm512_reduce_add_ps(s);
+    return t;
+}
+
+/* Best of three short runs each (a preempted run only makes one side look slower, and
+ * the gap where it matters is 2x): split when vdpbf16ps takes over 0.8 of two FMAs. */
+static bool measure_split_faster(void) {
+    if (!__builtin_cpu_supports("avx512f")) return false;
+    if (!gemm_bf16_hw()) return true;
+    double dp = 1e30, fm = 1e30;
+    for (int r = 0; r < 3; r++) {
+        const double a = time_dpbf16(4000), b = time_fma2(4000);
+        if (a < dp) dp = a;
+        if (b < fm) fm = b;
+    }
+    return dp > 0.8 * fm;
+}
+
+bool gemm_bf16_split_faster(void) {
+    static _Atomic int known = -1; /* a benign race: every thread measures the same */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k < 0) {
+        k = measure_split_faster();
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k;
+}
+
 #else
 
 bool gemm_bf16_hw(void) { return false; }
+bool gemm_bf16_split_faster(void) { return false; }
+/* Never picked here (no AVX-512): they exist to link. */
+void gemm_kernel_bf16_split_avx512(int64_t kp, const float *a2, const gemm_pair *b, float *c,
+                                   int64_t ldc, bool acc) {
+    (void)kp, (void)a2, (void)b, (void)c, (void)ldc, (void)acc;
+    CS_ASSERT(!"split bf16 kernels need AVX-512F");
+}
+void gemm_kernel_bf16_split_avx512_16(int64_t kp, const float *a2, const gemm_pair *b,
+                                      float *c, int64_t ldc, bool acc) {
+    gemm_kernel_bf16_split_avx512(kp, a2, b, c, ldc, acc);
+}
+void gemm_kernel_bf16_split_avx512_32(int64_t kp, const float *a2, const gemm_pair *b,
+                                      float *c, int64_t ldc, bool acc) {
+    gemm_kernel_bf16_split_avx512(kp, a2, b, c, ldc, acc);
+}
 void gemm_kernel_bf16_avx512(int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
                              int64_t ldc, bool acc) {
     gemm_kernel_bf16_portable(kp, a, b, c, ldc, acc);

@@ -22,6 +22,7 @@
 #include "bench_write_model.h"
 #include "ctx.h"
 #include "gemm.h"
+#include "gemm_kernels.h"
 #include "text_encoder.h"
 #include "threadpool.h"
 #include "unet.h"
@@ -35,6 +36,7 @@ typedef struct opts {
     int64_t sizes[MAX_SIZES];
     int nsizes, threads, repeat;
     bool quick, batch;
+    gemm_bf16_mode bf16_mode; /* --bf16-kernel */
 } opts;
 
 /* Every JSON key; NaN = not measured (null). */
@@ -273,7 +275,7 @@ static int write_json(const char *path, const results *r) {
 
 static const char usage[] =
     "usage: %s [--model DIR] [--default-model DIR] [--sizes 256,512] [--threads T]\n"
-    "          [--repeat N] [--no-batch] [--json FILE] [--quick]\n"
+    "          [--repeat N] [--no-batch] [--json FILE] [--quick] [--bf16-kernel K]\n"
     "       %s [--model DIR] --write-model OUT [--dtype F16|BF16|F32]\n"
     "Prints, in one run: the fp32 FMA peak (register-only loop on all threads) and the bf16\n"
     "peak where the CPU has AVX512_BF16; OpenBLAS sgemm 2048^3 (the environment's kernel\n"
@@ -287,7 +289,9 @@ static const char usage[] =
     "--quick: a smoke run (default model's architecture, small products). T: pool threads\n"
     "(0: as many as OpenBLAS uses). The GEMM with F16 / BF16 weights is timed against fp32\n"
     "weights (CPU time, one thread). --write-model OUT writes DIR's model with random weights\n"
-    "(the ones timed here) in dtype D (default F16) as a diffusers folder, and exits.\n";
+    "(the ones timed here) in dtype D (default F16) as a diffusers folder, and exits.\n"
+    "--bf16-kernel native|split|auto: the bf16 products on vdpbf16ps (or the portable\n"
+    "kernel), on fp32 FMAs (AVX-512F), or as the server picks them (default).\n";
 
 static int parse(int argc, char **argv, opts *o) {
     *o = (opts){.model = CS_SOURCE_DIR "/../shared/configs/sd15",
@@ -316,6 +320,11 @@ static int parse(int argc, char **argv, opts *o) {
             o->json = v, i++;
         } else if (!strcmp(a, "--threads")) {
             o->threads = atoi(v), i++;
+        } else if (!strcmp(a, "--bf16-kernel")) {
+            if (!strcmp(v, "native")) o->bf16_mode = GEMM_BF16_NATIVE;
+            else if (!strcmp(v, "split")) o->bf16_mode = GEMM_BF16_SPLIT;
+            else if (strcmp(v, "auto")) goto bad;
+            i++;
         } else if (!strcmp(a, "--repeat")) {
             o->repeat = atoi(v), i++;
         } else if (!strcmp(a, "--sizes")) {
@@ -347,6 +356,10 @@ int main(int argc, char **argv) {
     opts o;
     if (parse(argc, argv, &o) != 0) return 2;
     if (o.write_model) return bench_write_model(o.model, o.write_model, o.dtype);
+    if (!gemm_set_bf16_mode(o.bf16_mode)) {
+        fprintf(stderr, "cfgserve-bench: --bf16-kernel split needs AVX-512F\n");
+        return 2;
+    }
     results r;
     r = (results){NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN,
                   NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};

@@ -124,18 +124,21 @@ static void test_pair_tile(void) {
     CHECK_EQ_INT(bad, 0);
 }
 
-/* The portable kernel and vdpbf16ps give the same bits, also on values whose products
- * and sums leave the normal range (flush to zero, overflow). */
+/* The portable kernel, vdpbf16ps and the split kernel (fp32 FMAs under flush-to-zero)
+ * give the same bits, also on values whose products and sums leave the normal range
+ * (flush to zero, overflow). */
 static void test_kernel_bits(void) {
-    if (!gemm_bf16_hw()) {
-        printf("no AVX512_BF16: portable kernel only\n");
+    const bool hw = gemm_bf16_hw(), split = gemm_isa_supported(GEMM_ISA_AVX512);
+    if (!hw && !split) {
+        printf("no AVX-512: portable kernel only\n");
         return;
     }
     uint64_t s = 11;
     enum { KP = 37 };
     gemm_pair a[KP * GEMM_MR], b[KP * GEMM_NR];
-    float c0[GEMM_MR * GEMM_NR], c1[GEMM_MR * GEMM_NR];
-    int bad = 0;
+    float a2[2 * KP * GEMM_MR], c0[GEMM_MR * GEMM_NR], c1[GEMM_MR * GEMM_NR],
+        c2[GEMM_MR * GEMM_NR];
+    int bad = 0, bad_split = 0;
     for (int it = 0; it < 200; it++) {
         const bool wide = it % 2; /* exponents over the whole range, else near 1 */
         for (int i = 0; i < KP * GEMM_MR + KP * GEMM_NR; i++) {
@@ -150,14 +153,23 @@ static void test_kernel_bits(void) {
             else b[i - KP * GEMM_MR] = p;
         }
         for (int i = 0; i < GEMM_MR * GEMM_NR; i++)
-            c0[i] = c1[i] = wide ? cs_bits_f32(rnd_bits(&s) & 0x80ffffffu) : rnd(&s);
+            c0[i] = c1[i] = c2[i] = wide ? cs_bits_f32(rnd_bits(&s) & 0x80ffffffu) : rnd(&s);
         const bool acc = it % 3 != 0;
         gemm_kernel_bf16_portable(KP, a, b, c0, GEMM_NR, acc);
-        gemm_kernel_bf16_avx512(KP, a, b, c1, GEMM_NR, acc);
-        for (int i = 0; i < GEMM_MR * GEMM_NR; i++)
-            bad += cs_f32_bits(c0[i]) != cs_f32_bits(c1[i]) && !(isnan(c0[i]) && isnan(c1[i]));
+        if (hw) gemm_kernel_bf16_avx512(KP, a, b, c1, GEMM_NR, acc);
+        if (split) {
+            gemm_bf16_split_panel(a2, a, KP);
+            gemm_kernel_bf16_split_avx512(KP, a2, b, c2, GEMM_NR, acc);
+        }
+        for (int i = 0; i < GEMM_MR * GEMM_NR; i++) {
+            const bool nan0 = isnan(c0[i]);
+            bad += hw && cs_f32_bits(c0[i]) != cs_f32_bits(c1[i]) && !(nan0 && isnan(c1[i]));
+            bad_split += split && cs_f32_bits(c0[i]) != cs_f32_bits(c2[i]) &&
+                         !(nan0 && isnan(c2[i]));
+        }
     }
     CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(bad_split, 0);
 }
 
 /* Element (r, j) of a packed GEMM_BF16X2 matrix is where gemm_weights_index says. */
@@ -179,9 +191,18 @@ static void test_layout(void) {
     free(w);
 }
 
-/* Runs the product under each kernel the CPU has and thread count 1 / 2 and checks the
- * bits against y0 (the portable kernel's, one thread). */
-static const gemm_isa isas[] = {GEMM_ISA_PORTABLE, GEMM_ISA_AVX512};
+/* Runs the product under each kernel the CPU has (the portable one; on AVX-512 vdpbf16ps
+ * where the CPU has it and the split kernels) and thread count 1 / 2 and checks the bits
+ * against y0 (the portable kernel's, one thread). */
+typedef struct kernel_choice {
+    gemm_isa isa;
+    gemm_bf16_mode mode;
+} kernel_choice;
+static const kernel_choice choices[] = {{GEMM_ISA_PORTABLE, GEMM_BF16_NATIVE},
+                                        {GEMM_ISA_AVX512, GEMM_BF16_NATIVE},
+                                        {GEMM_ISA_AVX512, GEMM_BF16_SPLIT}};
+
+static bool choose(kernel_choice c) { return gemm_set_isa(c.isa) && gemm_set_bf16_mode(c.mode); }
 
 static void test_linear(threadpool *pool2) {
     uint64_t s = 1;
@@ -205,8 +226,8 @@ static void test_linear(threadpool *pool2) {
         CHECK(err < 1e-4 * sqrt((double)k));
         CHECK(err32 < 2e-2 * sqrt((double)k)); /* bf16: 8 significant bits */
         CHECK(k < 17 || err32 > 4 * err);      /* the operands really are rounded */
-        for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
-            if (!gemm_set_isa(isas[i])) continue;
+        for (size_t i = 0; i < sizeof choices / sizeof choices[0]; i++) {
+            if (!choose(choices[i])) continue;
             for (int threads = 1; threads <= 2; threads++) {
                 memset(y, 0, sizeof(float) * m * n);
                 gemm_linear(threads == 1 ? NULL : pool2, y, x, g, b, m, k, n);
@@ -217,6 +238,7 @@ static void test_linear(threadpool *pool2) {
             CHECK(memcmp(one, y0 + r * n, sizeof(float) * n) == 0);
         }
         gemm_set_isa(GEMM_ISA_AUTO);
+        gemm_set_bf16_mode(GEMM_BF16_AUTO);
         free(x), free(w), free(b), free(xr), free(wr), free(ref), free(ref32), free(y),
             free(y0), free(one), free(wp);
     }
@@ -248,8 +270,8 @@ static void test_conv(threadpool *pool2) {
                "operands %.3g\n", (long long)sh->in_ch, (long long)sh->out_ch,
                (long long)sh->kernel, (long long)sh->stride, err);
         CHECK(err < 1e-4 * sqrt((double)kd));
-        for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
-            if (!gemm_set_isa(isas[i])) continue;
+        for (size_t i = 0; i < sizeof choices / sizeof choices[0]; i++) {
+            if (!choose(choices[i])) continue;
             for (int threads = 1; threads <= 2; threads++) {
                 memset(y, 0, sizeof(float) * sh->batch * nout);
                 op_conv2d_packed(threads == 1 ? &c1 : &c2, y, x, g, b, sh);
@@ -262,6 +284,7 @@ static void test_conv(threadpool *pool2) {
             CHECK(memcmp(one, y0 + bi * nout, sizeof(float) * nout) == 0);
         }
         gemm_set_isa(GEMM_ISA_AUTO);
+        gemm_set_bf16_mode(GEMM_BF16_AUTO);
         free(x), free(w), free(b), free(xr), free(wr), free(ref), free(y), free(y0), free(one),
             free(wp);
     }
