@@ -28,6 +28,7 @@ typedef enum scratch_slot {
     SCRATCH_ATTN_P,     /* ops_attention.c: bf16 probability pairs */
     SCRATCH_ATTN_O,     /* ops_attention.c: output tiles */
     SCRATCH_ATTN_ROWS,  /* ops_attention.c: per-query running max, rescale and sums */
+    SCRATCH_ATTN_SPLIT, /* ops_attention.c: a bf16 key / value panel split into floats */
     SCRATCH_SLOTS
 } scratch_slot;
 

@@ -131,7 +131,7 @@ bool gemm_pack_bf16x2(uint16_t *dst, const float *src, int64_t rows, int64_t col
 /* The kernel GEMM_BF16X2 products use: "avx512f_fma_split" (fp32 FMAs) when the AVX-512
  * kernels are active and vdpbf16ps is missing or slower than two FMAs, else "avx512_bf16"
  * (vdpbf16ps) when the CPU has it and the AVX-512 kernels are active, else "portable"
- * (same bits, slow). The attention products use vdpbf16ps or the portable kernel. */
+ * (same bits, slow). The attention's bf16 products make the same choice. */
 const char *gemm_bf16_kernel_name(void);
 
 /* fp32 packed weights as gemm_weights. */

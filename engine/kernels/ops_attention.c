@@ -261,6 +261,9 @@ typedef struct flash_job {
     int64_t qblocks; /* query blocks per head */
     gemm_kernel_fn kern;
     gemm_kernel_bf16_fn kern16; /* s->bf16 */
+    /* s->bf16 where the split kernels are faster (gemm_kernels.h): each pair panel of k or
+     * v is split into floats (a2) just before the kernel reads it */
+    gemm_kernel_split_fn split;
     gemm_pair_tile_fn pair_tile; /* s->bf16: P to pairs */
     softmax_block_fn softmax;
 } flash_job;
@@ -269,6 +272,7 @@ typedef struct flash_scratch {
     float *qb;    /* FA_QPANELS panels of hd × 48 (pairs: ⌈hd / 2⌉ × 48): the item's queries */
     float *st;    /* FA_QPANELS blocks of kb × 48: Sᵀ, then Pᵀ (fp32: the B operand) */
     gemm_pair *pt; /* bf16: Pᵀ of one panel as kb / 2 rows of 48 pairs (B operand) */
+    float *a2;     /* split: one k or v panel as floats */
     float *ot;    /* FA_QPANELS × (hdp / 8) tiles of 8 × 48: Oᵀ */
     float *m, *alpha;
     double *l;
@@ -283,6 +287,8 @@ static flash_scratch item_scratch(int64_t hd, int64_t kb, int64_t hdp) {
         .qb = scratch_get(SCRATCH_ATTN_Q, (size_t)(FA_QUERIES * hd) * sizeof(float)),
         .st = scratch_get(SCRATCH_ATTN_S, (size_t)(FA_QUERIES * kb) * sizeof(float)),
         .pt = scratch_get(SCRATCH_ATTN_P, (size_t)(GEMM_NR * kb / 2) * sizeof(gemm_pair)),
+        .a2 = scratch_get(SCRATCH_ATTN_SPLIT,
+                          (size_t)(2 * GEMM_MR * (hd > kb ? hd : kb)) * sizeof(float)),
         .ot = scratch_get(SCRATCH_ATTN_O, (size_t)(FA_QUERIES * hdp) * sizeof(float)),
         .l = (double *)(void *)rows,
         .m = m,
@@ -291,11 +297,14 @@ static flash_scratch item_scratch(int64_t hd, int64_t kb, int64_t hdp) {
 }
 
 /* st (kpad keys × 48 queries) = k qᵀ of key panels ka and query panel qb. */
-static void scores(const flash_job *j, float *st, const float *ka, const float *qb,
-                   int64_t kpad) {
+static void scores(const flash_job *j, flash_scratch *x, float *st, const float *ka,
+                   const float *qb, int64_t kpad) {
     const int64_t ku = j->lay.kunit;
     for (int64_t i = 0; i < kpad; i += GEMM_MR) {
-        if (j->kern16)
+        if (j->split) {
+            gemm_bf16_split_panel(x->a2, (const gemm_pair *)ka + i * ku, ku);
+            j->split(ku, x->a2, (const gemm_pair *)qb, st + i * GEMM_NR, GEMM_NR, false);
+        } else if (j->kern16)
             j->kern16(ku, (const gemm_pair *)ka + i * ku, (const gemm_pair *)qb, st + i * GEMM_NR,
                       GEMM_NR, false);
         else
@@ -309,9 +318,15 @@ static void weigh_values(const flash_job *j, flash_scratch *x, float *ot, const 
                          int64_t vpad, const float *st, int64_t kpad) {
     if (j->kern16) {
         j->pair_tile(x->pt, st, kpad);
-        for (int64_t dp = 0; dp < j->lay.hdp / GEMM_MR; dp++)
-            j->kern16(kpad / 2, (const gemm_pair *)va + dp * vpad / 2 * GEMM_MR, x->pt,
-                      ot + dp * FA_TILE, GEMM_NR, true);
+        for (int64_t dp = 0; dp < j->lay.hdp / GEMM_MR; dp++) {
+            const gemm_pair *panel = (const gemm_pair *)va + dp * vpad / 2 * GEMM_MR;
+            if (j->split) {
+                gemm_bf16_split_panel(x->a2, panel, kpad / 2);
+                j->split(kpad / 2, x->a2, x->pt, ot + dp * FA_TILE, GEMM_NR, true);
+            } else {
+                j->kern16(kpad / 2, panel, x->pt, ot + dp * FA_TILE, GEMM_NR, true);
+            }
+        }
     } else {
         for (int64_t dp = 0; dp < j->lay.hdp / GEMM_MR; dp++)
             j->kern(kpad, va + dp * vpad * GEMM_MR, st, ot + dp * FA_TILE, GEMM_NR, true);
@@ -338,7 +353,7 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
         const float *va = j->vp + (bh * j->lay.lk8 + k0) * j->lay.vunit;
         for (int64_t t = 0; t < npanel; t++) {
             float *st = x->st + t * kpad * GEMM_NR; /* (kpad keys, 48 queries) */
-            scores(j, st, ka, x->qb + t * ku * GEMM_NR, kpad);
+            scores(j, x, st, ka, x->qb + t * ku * GEMM_NR, kpad);
             /* Padding keys, and keys after a causal query, get no weight. */
             for (int64_t kk = keys; kk < kpad; kk++)
                 for (int64_t c = 0; c < GEMM_NR; c++) st[kk * GEMM_NR + c] = -INFINITY;
@@ -400,6 +415,7 @@ void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const f
                        .qblocks = (lq + FA_QUERIES - 1) / FA_QUERIES,
                        .kern = gemm_kernel_active(),
                        .kern16 = s->bf16 ? gemm_kernel_bf16_active() : NULL,
+                       .split = s->bf16 ? gemm_kernel_bf16_split_for_width(GEMM_NR) : NULL,
                        .pair_tile = gemm_bf16_pair_tile_active(),
                        .softmax = ops_have_avx512() ? softmax_block_avx512
                                   : ops_have_avx2() ? softmax_block_avx2

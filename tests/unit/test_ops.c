@@ -10,6 +10,7 @@
  * without AVX2 use (CFGSERVE_NO_AVX2). Results with thread pools: test_threadpool.c.
  */
 #include "half.h"
+#include "gemm_kernels.h"
 #include "ops.h"
 #include "ops_simd.h"
 #include "safetensors.h"
@@ -283,6 +284,18 @@ static void test_attention_bf16_bits(void) {
     const float *x1 = x + lq * stride;
     op_attention(&c, solo, x1, x1 + inner, x1 + 2 * inner, &s);
     CHECK(memcmp(solo, o1 + lq * inner, (size_t)(lq * inner) * sizeof *o1) == 0);
+    /* vdpbf16ps (or the portable kernel) and the split fp32-FMA kernels: the same bits */
+    if (gemm_set_bf16_mode(GEMM_BF16_SPLIT)) {
+        s.batch = 2;
+        float *split = fill_buf(2 * lq * inner, 0);
+        op_attention(&c, split, x, x + inner, x + 2 * inner, &s);
+        CHECK(gemm_set_bf16_mode(GEMM_BF16_NATIVE));
+        op_attention(&c, o2, x, x + inner, x + 2 * inner, &s);
+        CHECK(memcmp(split, o2, (size_t)(2 * lq * inner) * sizeof *o1) == 0);
+        CHECK(memcmp(split, o1, (size_t)(2 * lq * inner) * sizeof *o1) == 0);
+        gemm_set_bf16_mode(GEMM_BF16_AUTO);
+        free(split);
+    }
     ctx_deinit(&c);
     free(x), free(o1), free(o2), free(solo);
 }
