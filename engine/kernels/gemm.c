@@ -10,12 +10,15 @@
  *     over the item's activation tiles (in L2).
  * The k-block loop is outermost, so y holds the running sums between blocks; the bias is
  * added when the last block is written. Item and tile boundaries never change the
- * operations on an element (gemm.h), so the split is free to follow the thread count.
+ * operations on an element (gemm.h), so the split is free to follow the thread count and
+ * to read large weights the fewest times (pa_choose_split).
  *
  * GEMM_BF16X2 weights run the same loops in units of k pairs (gemm.h): the weight panels
  * are 4-byte pairs like fp32 panels, the rows of x are rounded into pairs as they are
  * packed, a conv's activation tile is packed in fp32 and then rounded into pairs
- * (gemm_bf16.h), and the bf16 micro-kernel runs on the tile.
+ * (gemm_bf16.h), and the bf16 micro-kernel runs on the tile. With the split kernels
+ * (gemm_kernels.h) the A side reaches the kernel as floats instead: the rows of x are
+ * rounded and split as they are packed, a weight panel block is split after it is read.
  */
 #include "gemm.h"
 
@@ -440,8 +443,8 @@ static int pa_pieces(const pa_job *j, int64_t t, pa_piece *pc, int64_t *w_out) {
 static void pa_tile(const pa_job *j, float *dst, const pa_piece *pc, int np, int64_t k0,
                     int64_t kc, int64_t w) {
     float *t = j->kern.pairs ? scratch_get(SCRATCH_GEMM_F32,
-                                          (size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float))
-                            : dst;
+                                           (size_t)(2 * GEMM_KC * GEMM_NR) * sizeof(float))
+                             : dst;
     const int64_t e0 = j->kern.pairs ? 2 * k0 : k0;
     const int64_t ec = j->kern.pairs ? (j->k - e0 < 2 * kc ? j->k - e0 : 2 * kc) : kc;
     for (int p = 0; p < np; p++) j->pack(j->arg, t + pc[p].j, pc[p].bi, e0, ec, pc[p].c, pc[p].n);
