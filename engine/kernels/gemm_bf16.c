@@ -131,22 +131,29 @@ bool gemm_pack_bf16x2(uint16_t *dst, const float *src, int64_t rows, int64_t col
 static _Atomic int bf16_mode = GEMM_BF16_AUTO;
 
 bool gemm_set_bf16_mode(gemm_bf16_mode mode) {
-    if (mode == GEMM_BF16_SPLIT && !gemm_isa_supported(GEMM_ISA_AVX512)) return false;
+    if (mode == GEMM_BF16_SPLIT && !gemm_isa_supported(GEMM_ISA_AVX2)) return false;
     atomic_store(&bf16_mode, (int)mode);
     return true;
 }
 
-/* Whether the GEMM_BF16X2 products run on the split kernels. */
+/* Whether the GEMM_BF16X2 products run on the split kernels: forced, or on AVX2 (the
+ * alternative is the portable kernel) and on AVX-512 where vdpbf16ps is missing or slow. */
 static bool use_split(void) {
     switch ((gemm_bf16_mode)atomic_load(&bf16_mode)) {
     case GEMM_BF16_SPLIT: return true;
     case GEMM_BF16_NATIVE: return false;
-    default: return gemm_active_isa() == GEMM_ISA_AVX512 && gemm_bf16_split_faster();
+    default:
+        switch (gemm_active_isa()) {
+        case GEMM_ISA_AVX2: return true;
+        case GEMM_ISA_AVX512: return gemm_bf16_split_faster();
+        default: return false;
+        }
     }
 }
 
 gemm_kernel_split_fn gemm_kernel_bf16_split_for_width(int64_t width) {
     if (!use_split()) return NULL;
+    if (gemm_active_isa() != GEMM_ISA_AVX512) return gemm_kernel_bf16_split_avx2;
     if (width > 32) return gemm_kernel_bf16_split_avx512;
     return width <= 16 ? gemm_kernel_bf16_split_avx512_16 : gemm_kernel_bf16_split_avx512_32;
 }
@@ -163,6 +170,7 @@ gemm_kernel_bf16_fn gemm_kernel_bf16_for_width(int64_t width) {
 }
 
 const char *gemm_bf16_kernel_name(void) {
-    if (use_split()) return "avx512f_fma_split";
+    if (use_split())
+        return gemm_active_isa() == GEMM_ISA_AVX512 ? "avx512f_fma_split" : "avx2_fma_split";
     return gemm_kernel_bf16_active() == gemm_kernel_bf16_avx512 ? "avx512_bf16" : "portable";
 }

@@ -254,6 +254,55 @@ __attribute__((target("avx512f"))) void gemm_kernel_bf16_split_avx512_32(
     avx512_split_tile(2, kp, a2, b, c, ldc, acc);
 }
 
+/* The AVX2 split kernel: gemm_kernel_avx2's four sub-tiles of 4 rows × 24 columns, each
+ * pair as two FMA steps (high halves, then low halves) like avx512_split_tile. */
+__attribute__((target("avx2,fma"))) static void avx2_split_sub(int64_t kp, const float *a2,
+                                                               const gemm_pair *b, float *c,
+                                                               int64_t ldc, bool acc) {
+    __m256 cv[3][4];
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < 3; v++)
+            cv[v][r] = acc ? _mm256_loadu_ps(c + r * ldc + 8 * v) : _mm256_setzero_ps();
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (int64_t p = 0; p < kp; p++) {
+        const gemm_pair *bp = b + p * GEMM_NR;
+        const float *ah = a2 + 2 * p * GEMM_MR, *al = ah + GEMM_MR;
+        __m256 bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < 3; v++)
+            bv[v] = _mm256_castsi256_ps(
+                _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(bp + 8 * v)), high));
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const __m256 ar = _mm256_broadcast_ss(ah + r);
+#pragma GCC unroll 3
+            for (int v = 0; v < 3; v++) cv[v][r] = _mm256_fmadd_ps(ar, bv[v], cv[v][r]);
+        }
+#pragma GCC unroll 3
+        for (int v = 0; v < 3; v++)
+            bv[v] = _mm256_castsi256_ps(
+                _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(bp + 8 * v)), 16));
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const __m256 ar = _mm256_broadcast_ss(al + r);
+#pragma GCC unroll 3
+            for (int v = 0; v < 3; v++) cv[v][r] = _mm256_fmadd_ps(ar, bv[v], cv[v][r]);
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < 3; v++) _mm256_storeu_ps(c + r * ldc + 8 * v, cv[v][r]);
+}
+
+void gemm_kernel_bf16_split_avx2(int64_t kp, const float *a2, const gemm_pair *b, float *c,
+                                 int64_t ldc, bool acc) {
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u); /* FTZ | DAZ, as vdpbf16ps */
+    for (int rh = 0; rh < 2; rh++)
+        for (int ch = 0; ch < 2; ch++)
+            avx2_split_sub(kp, a2 + rh * 4, b + ch * 24, c + rh * 4 * ldc + ch * 24, ldc, acc);
+    _mm_setcsr(csr);
+}
+
 /* Register-only chains (16 independent accumulators, as cfgserve-bench's peak loops): the
  * time of `iters` rounds of 16 vdpbf16ps, and of 32 FMAs (the same products). */
 enum { RATE_CHAINS = 16 };
@@ -328,6 +377,10 @@ void gemm_kernel_bf16_split_avx512(int64_t kp, const float *a2, const gemm_pair 
 }
 void gemm_kernel_bf16_split_avx512_16(int64_t kp, const float *a2, const gemm_pair *b,
                                       float *c, int64_t ldc, bool acc) {
+    gemm_kernel_bf16_split_avx512(kp, a2, b, c, ldc, acc);
+}
+void gemm_kernel_bf16_split_avx2(int64_t kp, const float *a2, const gemm_pair *b, float *c,
+                                 int64_t ldc, bool acc) {
     gemm_kernel_bf16_split_avx512(kp, a2, b, c, ldc, acc);
 }
 void gemm_kernel_bf16_split_avx512_32(int64_t kp, const float *a2, const gemm_pair *b,

@@ -64,16 +64,17 @@ void gemm_kernel_bf16_avx512_32(int64_t kp, const gemm_pair *a, const gemm_pair 
                                 int64_t ldc, bool acc);
 bool gemm_bf16_hw(void);
 
-/* The bf16 products on fp32 FMAs, for AVX-512 CPUs whose vdpbf16ps is slower than two
- * FMAs (Intel's Sapphire and Emerald Rapids run it at half their FMA rate) or that lack
- * it: a2 is the A operand split ahead (gemm_bf16_split_panel / gemm_bf16_pack_rows_split),
+/* The bf16 products on fp32 FMAs, for CPUs whose vdpbf16ps is slower than two FMAs
+ * (Intel's Sapphire and Emerald Rapids run it at half their FMA rate) or that lack it
+ * (AVX-512 without BF16, AVX2+FMA): a2 is the A operand split ahead (gemm_bf16_split_panel / gemm_bf16_pack_rows_split),
  * 2·kp steps of GEMM_MR floats, step 2p the pairs' high halves and 2p + 1 their low halves
  * (bf16 widened to fp32 is exact); b holds the pairs as for the kernels above and is split
  * in registers. The kernel runs with the MXCSR's flush-to-zero (and denormals-are-zero)
  * set, so each FMA is the one vdpbf16ps defines (the high product, then the low one, each
  * rounded to nearest even, a subnormal result flushed to a zero of its sign): the bits of
- * gemm_kernel_bf16_portable. Full width and the 16- and 32-column twins. Only on CPUs with
- * AVX-512F. */
+ * gemm_kernel_bf16_portable. AVX-512F: full width and the 16- and 32-column twins; AVX2+FMA:
+ * full width (as its fp32 kernel, four sub-tiles of 4 × 24). Only on CPUs with the
+ * features. */
 typedef void (*gemm_kernel_split_fn)(int64_t kp, const float *a2, const gemm_pair *b,
                                      float *c, int64_t ldc, bool acc);
 void gemm_kernel_bf16_split_avx512(int64_t kp, const float *a2, const gemm_pair *b, float *c,
@@ -82,12 +83,15 @@ void gemm_kernel_bf16_split_avx512_16(int64_t kp, const float *a2, const gemm_pa
                                       float *c, int64_t ldc, bool acc);
 void gemm_kernel_bf16_split_avx512_32(int64_t kp, const float *a2, const gemm_pair *b,
                                       float *c, int64_t ldc, bool acc);
+void gemm_kernel_bf16_split_avx2(int64_t kp, const float *a2, const gemm_pair *b, float *c,
+                                 int64_t ldc, bool acc);
 /* Whether vdpbf16ps is slower here than two fp32 FMAs (measured once, a fraction of a
  * millisecond; true without AVX512_BF16). */
 bool gemm_bf16_split_faster(void);
 /* Which kernels the GEMM_BF16X2 products use: GEMM_BF16_AUTO (the split ones where the
- * AVX-512 kernels are active and gemm_bf16_split_faster()), or forced (tests, benchmarks;
- * forcing SPLIT without AVX-512F is refused: returns false). */
+ * AVX2 kernels are active, or the AVX-512 ones and gemm_bf16_split_faster()), or forced
+ * (tests, benchmarks; the split kernel of the active ISA, the AVX2 one under the portable
+ * ISA; forcing SPLIT without AVX2+FMA is refused: returns false). */
 typedef enum gemm_bf16_mode { GEMM_BF16_AUTO = 0, GEMM_BF16_NATIVE, GEMM_BF16_SPLIT } gemm_bf16_mode;
 bool gemm_set_bf16_mode(gemm_bf16_mode mode);
 /* The split kernel for a tile whose read columns end before `width`, or NULL when the

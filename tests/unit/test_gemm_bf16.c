@@ -128,17 +128,18 @@ static void test_pair_tile(void) {
  * give the same bits, also on values whose products and sums leave the normal range
  * (flush to zero, overflow). */
 static void test_kernel_bits(void) {
-    const bool hw = gemm_bf16_hw(), split = gemm_isa_supported(GEMM_ISA_AVX512);
-    if (!hw && !split) {
-        printf("no AVX-512: portable kernel only\n");
+    const bool hw = gemm_bf16_hw(), split = gemm_isa_supported(GEMM_ISA_AVX512),
+               split2 = gemm_isa_supported(GEMM_ISA_AVX2);
+    if (!hw && !split && !split2) {
+        printf("no AVX2: portable kernel only\n");
         return;
     }
     uint64_t s = 11;
     enum { KP = 37 };
     gemm_pair a[KP * GEMM_MR], b[KP * GEMM_NR];
     float a2[2 * KP * GEMM_MR], c0[GEMM_MR * GEMM_NR], c1[GEMM_MR * GEMM_NR],
-        c2[GEMM_MR * GEMM_NR];
-    int bad = 0, bad_split = 0;
+        c2[GEMM_MR * GEMM_NR], c3[GEMM_MR * GEMM_NR];
+    int bad = 0, bad_split = 0, bad_split2 = 0;
     for (int it = 0; it < 200; it++) {
         const bool wide = it % 2; /* exponents over the whole range, else near 1 */
         for (int i = 0; i < KP * GEMM_MR + KP * GEMM_NR; i++) {
@@ -153,23 +154,26 @@ static void test_kernel_bits(void) {
             else b[i - KP * GEMM_MR] = p;
         }
         for (int i = 0; i < GEMM_MR * GEMM_NR; i++)
-            c0[i] = c1[i] = c2[i] = wide ? cs_bits_f32(rnd_bits(&s) & 0x80ffffffu) : rnd(&s);
+            c0[i] = c1[i] = c2[i] = c3[i] =
+                wide ? cs_bits_f32(rnd_bits(&s) & 0x80ffffffu) : rnd(&s);
         const bool acc = it % 3 != 0;
         gemm_kernel_bf16_portable(KP, a, b, c0, GEMM_NR, acc);
         if (hw) gemm_kernel_bf16_avx512(KP, a, b, c1, GEMM_NR, acc);
-        if (split) {
-            gemm_bf16_split_panel(a2, a, KP);
-            gemm_kernel_bf16_split_avx512(KP, a2, b, c2, GEMM_NR, acc);
-        }
+        gemm_bf16_split_panel(a2, a, KP);
+        if (split) gemm_kernel_bf16_split_avx512(KP, a2, b, c2, GEMM_NR, acc);
+        if (split2) gemm_kernel_bf16_split_avx2(KP, a2, b, c3, GEMM_NR, acc);
         for (int i = 0; i < GEMM_MR * GEMM_NR; i++) {
             const bool nan0 = isnan(c0[i]);
             bad += hw && cs_f32_bits(c0[i]) != cs_f32_bits(c1[i]) && !(nan0 && isnan(c1[i]));
             bad_split += split && cs_f32_bits(c0[i]) != cs_f32_bits(c2[i]) &&
                          !(nan0 && isnan(c2[i]));
+            bad_split2 += split2 && cs_f32_bits(c0[i]) != cs_f32_bits(c3[i]) &&
+                          !(nan0 && isnan(c3[i]));
         }
     }
     CHECK_EQ_INT(bad, 0);
     CHECK_EQ_INT(bad_split, 0);
+    CHECK_EQ_INT(bad_split2, 0);
 }
 
 /* Element (r, j) of a packed GEMM_BF16X2 matrix is where gemm_weights_index says. */
@@ -191,16 +195,16 @@ static void test_layout(void) {
     free(w);
 }
 
-/* Runs the product under each kernel the CPU has (the portable one; on AVX-512 vdpbf16ps
- * where the CPU has it and the split kernels) and thread count 1 / 2 and checks the bits
- * against y0 (the portable kernel's, one thread). */
+/* Runs the product under each kernel the CPU has (the portable one; the AVX2 split
+ * kernel; on AVX-512 vdpbf16ps where the CPU has it and the split kernels) and thread count
+ * 1 / 2 and checks the bits against y0 (the portable kernel's, one thread). */
 typedef struct kernel_choice {
     gemm_isa isa;
     gemm_bf16_mode mode;
 } kernel_choice;
-static const kernel_choice choices[] = {{GEMM_ISA_PORTABLE, GEMM_BF16_NATIVE},
-                                        {GEMM_ISA_AVX512, GEMM_BF16_NATIVE},
-                                        {GEMM_ISA_AVX512, GEMM_BF16_SPLIT}};
+static const kernel_choice choices[] = {
+    {GEMM_ISA_PORTABLE, GEMM_BF16_NATIVE}, {GEMM_ISA_AVX2, GEMM_BF16_SPLIT},
+    {GEMM_ISA_AVX512, GEMM_BF16_NATIVE}, {GEMM_ISA_AVX512, GEMM_BF16_SPLIT}};
 
 static bool choose(kernel_choice c) { return gemm_set_isa(c.isa) && gemm_set_bf16_mode(c.mode); }
 
