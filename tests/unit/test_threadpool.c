@@ -317,9 +317,36 @@ static void test_unet_invariance(void) {
     unet_free(m);
 }
 
+typedef struct span_sum {
+    int64_t items, index_sum, bad; /* atomically updated */
+} span_sum;
+
+static void span_chunk(void *arg, int64_t begin, int64_t end) {
+    span_sum *s = arg;
+    const int64_t n = end - begin;
+    __atomic_fetch_add(&s->items, n, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->index_sum, (begin + end - 1) * n / 2, __ATOMIC_RELAXED);
+    if (begin < 0 || n <= 0) __atomic_fetch_add(&s->bad, 1, __ATOMIC_RELAXED);
+}
+
+/* A loop longer than one claim word holds (2^31 - 1 items) runs in segments: every item
+ * once, at its own index (the chunks only count, so it stays fast). */
+static void test_long_loop(void) {
+    threadpool *p;
+    CHECK_EQ_INT(threadpool_new(2, &p, NULL, 0), CS_OK);
+    const int64_t n = (int64_t)INT32_MAX + 1000;
+    span_sum s = {0, 0, 0};
+    threadpool_for(p, n, 1, span_chunk, &s);
+    CHECK(s.items == n);
+    CHECK(s.index_sum == (n % 2 ? (n - 1) / 2 * n : n / 2 * (n - 1))); /* 0 + ... + n - 1 */
+    CHECK_EQ_INT((int)s.bad, 0);
+    threadpool_free(p);
+}
+
 int main(void) {
     test_args();
     test_cover();
+    test_long_loop();
     test_many_loops();
     test_shared();
     test_kernels();
