@@ -60,33 +60,51 @@ void gemm_kernel_portable(int64_t kc, const float *a, const float *b, float *c, 
 
 #ifdef CS_GEMM_X86
 
-/* 8 rows × nv vectors of 16 (nv 1 to 3, a constant where inlined): 8·nv accumulators, nv
- * loads of b and 8 broadcasts of a per k. */
+/* The AVX-512 tiles' shared steps, on 8 rows × nv vectors of 16 accumulators (nv 1 to 3, a
+ * constant where inlined, so the accumulators stay in registers). */
+
+/* cv = the tile of c (row stride ldc), or zeros. */
 __attribute__((target("avx512f"), always_inline)) static inline void
-avx512_tile(const int nv, int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-            bool acc) {
-    __m512 cv[3][GEMM_MR];
+avx512_acc_load(const int nv, __m512 cv[3][GEMM_MR], const float *c, int64_t ldc, bool acc) {
 #pragma GCC unroll 3
     for (int v = 0; v < nv; v++)
 #pragma GCC unroll 8
         for (int r = 0; r < GEMM_MR; r++)
             cv[v][r] = acc ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 bv[3];
-#pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) bv[v] = _mm512_loadu_ps(b + k * GEMM_NR + 16 * v);
-        const float *ak = a + k * GEMM_MR;
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) {
-            const __m512 ar = _mm512_set1_ps(ak[r]);
-#pragma GCC unroll 3
-            for (int v = 0; v < nv; v++) cv[v][r] = _mm512_fmadd_ps(ar, bv[v], cv[v][r]);
-        }
-    }
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_acc_store(const int nv, __m512 cv[3][GEMM_MR], float *c, int64_t ldc) {
 #pragma GCC unroll 3
     for (int v = 0; v < nv; v++)
 #pragma GCC unroll 8
         for (int r = 0; r < GEMM_MR; r++) _mm512_storeu_ps(c + r * ldc + 16 * v, cv[v][r]);
+}
+
+/* One k step: cv[v][r] += ak[r] · bv[v], a broadcast of ak per row. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_acc_step(const int nv, __m512 cv[3][GEMM_MR], const float *ak, const __m512 bv[3]) {
+#pragma GCC unroll 8
+    for (int r = 0; r < GEMM_MR; r++) {
+        const __m512 ar = _mm512_set1_ps(ak[r]);
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) cv[v][r] = _mm512_fmadd_ps(ar, bv[v], cv[v][r]);
+    }
+}
+
+/* 8 rows × nv vectors of 16: 8·nv accumulators, nv loads of b and 8 broadcasts of a per k. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_tile(const int nv, int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+            bool acc) {
+    __m512 cv[3][GEMM_MR];
+    avx512_acc_load(nv, cv, c, ldc, acc);
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) bv[v] = _mm512_loadu_ps(b + k * GEMM_NR + 16 * v);
+        avx512_acc_step(nv, cv, a + k * GEMM_MR, bv);
+    }
+    avx512_acc_store(nv, cv, c, ldc);
 }
 
 __attribute__((target("avx512f"))) void gemm_kernel_avx512(int64_t kc, const float *a,
@@ -107,35 +125,47 @@ __attribute__((target("avx512f"))) void gemm_kernel_avx512_32(int64_t kc, const 
     avx512_tile(2, kc, a, b, c, ldc, acc);
 }
 
+/* The AVX2 sub-tiles' shared steps, on 4 rows × 3 vectors of 8 accumulators. */
+
+/* cv = the sub-tile of c (row stride ldc), or zeros. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+avx2_acc_load(__m256 cv[3][4], const float *c, int64_t ldc, bool acc) {
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < 3; v++)
+            cv[v][r] = acc ? _mm256_loadu_ps(c + r * ldc + 8 * v) : _mm256_setzero_ps();
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+avx2_acc_store(__m256 cv[3][4], float *c, int64_t ldc) {
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < 3; v++) _mm256_storeu_ps(c + r * ldc + 8 * v, cv[v][r]);
+}
+
+/* One k step: cv[v][r] += ak[r] · bv[v], a broadcast of ak per row. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+avx2_acc_step(__m256 cv[3][4], const float *ak, const __m256 bv[3]) {
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        const __m256 ar = _mm256_broadcast_ss(ak + r);
+#pragma GCC unroll 3
+        for (int v = 0; v < 3; v++) cv[v][r] = _mm256_fmadd_ps(ar, bv[v], cv[v][r]);
+    }
+}
+
 /* 16 ymm registers: the tile runs as 4 sub-tiles of 4 rows × 24 columns (12 accumulators,
  * 3 loads of b, 1 broadcast). */
 __attribute__((target("avx2,fma"))) static void avx2_sub(int64_t kc, const float *a,
                                                          const float *b, float *c, int64_t ldc,
                                                          bool acc) {
-    __m256 c0[4], c1[4], c2[4];
-    for (int r = 0; r < 4; r++) {
-        c0[r] = acc ? _mm256_loadu_ps(c + r * ldc) : _mm256_setzero_ps();
-        c1[r] = acc ? _mm256_loadu_ps(c + r * ldc + 8) : _mm256_setzero_ps();
-        c2[r] = acc ? _mm256_loadu_ps(c + r * ldc + 16) : _mm256_setzero_ps();
-    }
+    __m256 cv[3][4];
+    avx2_acc_load(cv, c, ldc, acc);
     for (int64_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_loadu_ps(b + k * GEMM_NR);
-        const __m256 b1 = _mm256_loadu_ps(b + k * GEMM_NR + 8);
-        const __m256 b2 = _mm256_loadu_ps(b + k * GEMM_NR + 16);
-        const float *ak = a + k * GEMM_MR;
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            const __m256 ar = _mm256_broadcast_ss(ak + r);
-            c0[r] = _mm256_fmadd_ps(ar, b0, c0[r]);
-            c1[r] = _mm256_fmadd_ps(ar, b1, c1[r]);
-            c2[r] = _mm256_fmadd_ps(ar, b2, c2[r]);
-        }
+        __m256 bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < 3; v++) bv[v] = _mm256_loadu_ps(b + k * GEMM_NR + 8 * v);
+        avx2_acc_step(cv, a + k * GEMM_MR, bv);
     }
-    for (int r = 0; r < 4; r++) {
-        _mm256_storeu_ps(c + r * ldc, c0[r]);
-        _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
-        _mm256_storeu_ps(c + r * ldc + 16, c2[r]);
-    }
+    avx2_acc_store(cv, c, ldc);
 }
 
 void gemm_kernel_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
@@ -151,11 +181,7 @@ __attribute__((target("avx512f,avx512bf16"), always_inline)) static inline void
 avx512bf16_tile(const int nv, int64_t kp, const gemm_pair *a, const gemm_pair *b, float *c,
                 int64_t ldc, bool acc) {
     __m512 cv[3][GEMM_MR];
-#pragma GCC unroll 3
-    for (int v = 0; v < nv; v++)
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++)
-            cv[v][r] = acc ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+    avx512_acc_load(nv, cv, c, ldc, acc);
     for (int64_t p = 0; p < kp; p++) {
         __m512bh bv[3];
 #pragma GCC unroll 3
@@ -169,10 +195,7 @@ avx512bf16_tile(const int nv, int64_t kp, const gemm_pair *a, const gemm_pair *b
             for (int v = 0; v < nv; v++) cv[v][r] = _mm512_dpbf16_ps(cv[v][r], ar, bv[v]);
         }
     }
-#pragma GCC unroll 3
-    for (int v = 0; v < nv; v++)
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) _mm512_storeu_ps(c + r * ldc + 16 * v, cv[v][r]);
+    avx512_acc_store(nv, cv, c, ldc);
 }
 
 __attribute__((target("avx512f,avx512bf16"))) void gemm_kernel_bf16_avx512(
@@ -203,11 +226,7 @@ avx512_split_tile(const int nv, int64_t kp, const float *a2, const gemm_pair *b,
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040u); /* FTZ | DAZ, as vdpbf16ps */
     __m512 cv[3][GEMM_MR];
-#pragma GCC unroll 3
-    for (int v = 0; v < nv; v++)
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++)
-            cv[v][r] = acc ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
+    avx512_acc_load(nv, cv, c, ldc, acc);
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
     for (int64_t p = 0; p < kp; p++) {
         const gemm_pair *bp = b + p * GEMM_NR;
@@ -216,26 +235,13 @@ avx512_split_tile(const int nv, int64_t kp, const float *a2, const gemm_pair *b,
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++)
             bv[v] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_loadu_si512(bp + 16 * v), high));
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) {
-            const __m512 ar = _mm512_set1_ps(ah[r]);
-#pragma GCC unroll 3
-            for (int v = 0; v < nv; v++) cv[v][r] = _mm512_fmadd_ps(ar, bv[v], cv[v][r]);
-        }
+        avx512_acc_step(nv, cv, ah, bv);
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++)
             bv[v] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_loadu_si512(bp + 16 * v), 16));
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) {
-            const __m512 ar = _mm512_set1_ps(al[r]);
-#pragma GCC unroll 3
-            for (int v = 0; v < nv; v++) cv[v][r] = _mm512_fmadd_ps(ar, bv[v], cv[v][r]);
-        }
+        avx512_acc_step(nv, cv, al, bv);
     }
-#pragma GCC unroll 3
-    for (int v = 0; v < nv; v++)
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) _mm512_storeu_ps(c + r * ldc + 16 * v, cv[v][r]);
+    avx512_acc_store(nv, cv, c, ldc);
     _mm_setcsr(csr);
 }
 
@@ -260,9 +266,7 @@ __attribute__((target("avx2,fma"))) static void avx2_split_sub(int64_t kp, const
                                                                const gemm_pair *b, float *c,
                                                                int64_t ldc, bool acc) {
     __m256 cv[3][4];
-    for (int r = 0; r < 4; r++)
-        for (int v = 0; v < 3; v++)
-            cv[v][r] = acc ? _mm256_loadu_ps(c + r * ldc + 8 * v) : _mm256_setzero_ps();
+    avx2_acc_load(cv, c, ldc, acc);
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
     for (int64_t p = 0; p < kp; p++) {
         const gemm_pair *bp = b + p * GEMM_NR;
@@ -272,25 +276,14 @@ __attribute__((target("avx2,fma"))) static void avx2_split_sub(int64_t kp, const
         for (int v = 0; v < 3; v++)
             bv[v] = _mm256_castsi256_ps(
                 _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(bp + 8 * v)), high));
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            const __m256 ar = _mm256_broadcast_ss(ah + r);
-#pragma GCC unroll 3
-            for (int v = 0; v < 3; v++) cv[v][r] = _mm256_fmadd_ps(ar, bv[v], cv[v][r]);
-        }
+        avx2_acc_step(cv, ah, bv);
 #pragma GCC unroll 3
         for (int v = 0; v < 3; v++)
             bv[v] = _mm256_castsi256_ps(
                 _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(bp + 8 * v)), 16));
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            const __m256 ar = _mm256_broadcast_ss(al + r);
-#pragma GCC unroll 3
-            for (int v = 0; v < 3; v++) cv[v][r] = _mm256_fmadd_ps(ar, bv[v], cv[v][r]);
-        }
+        avx2_acc_step(cv, al, bv);
     }
-    for (int r = 0; r < 4; r++)
-        for (int v = 0; v < 3; v++) _mm256_storeu_ps(c + r * ldc + 8 * v, cv[v][r]);
+    avx2_acc_store(cv, c, ldc);
 }
 
 void gemm_kernel_bf16_split_avx2(int64_t kp, const float *a2, const gemm_pair *b, float *c,
