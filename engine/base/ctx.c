@@ -35,11 +35,14 @@ void ctx_deinit(cs_ctx *c) {
     memset(c, 0, sizeof *c);
 }
 
+int ctx_pool_threads(int threads) {
+    if (threads <= 0) threads = openblas_get_num_threads();
+    return threads < 1 ? 1 : threads;
+}
+
 cs_status ctx_start_pool(cs_ctx *c, int threads, char *msg, size_t n) {
     CS_ASSERT(!c->pool && !c->measuring);
-    if (threads <= 0) threads = openblas_get_num_threads();
-    if (threads < 1) threads = 1;
-    return threadpool_new(threads, &c->pool, msg, n);
+    return threadpool_new(ctx_pool_threads(threads), &c->pool, msg, n);
 }
 
 float *ctx_alloc(cs_ctx *c, int64_t n) {

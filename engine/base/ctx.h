@@ -34,6 +34,7 @@ typedef struct cs_ctx {
     void *tap_user;
     double flops;    /* multiply-adds x 2 of matrix kernels run through this ctx */
     struct threadpool *pool; /* owned; NULL: kernels run serially in the caller */
+    int plan_threads; /* measuring: threads the planned pass will run on (ctx_rows.h) */
     /* Per batch item, the LoRAs its layers add (lora.h); NULL: none. Set by the caller of
      * a forward pass; a measuring pass reserves the side path's scratch regardless. */
     const struct lora_rowset *lora;
@@ -48,6 +49,9 @@ void ctx_deinit(cs_ctx *c);
 /* Gives c a pool of `threads` threads (the caller included) for the non-GEMM kernels;
  * threads <= 0 means as many as OpenBLAS uses. Results do not depend on the count. */
 cs_status ctx_start_pool(cs_ctx *c, int threads, char *msg, size_t n);
+/* The threads ctx_start_pool(c, threads) gives a pool (threads <= 0: OpenBLAS's count), to
+ * plan a pass for them before the ctx exists. */
+int ctx_pool_threads(int threads);
 
 /* n floats, 64-byte aligned. Running out of a planned arena is a bug (the plan was
  * wrong), so it asserts rather than failing softly. */

@@ -84,9 +84,17 @@ cs_status unet_check_input(const unet_model *m, const unet_input *in, char *msg,
  * conv_norm_out (before SiLU), conv_out. While c->measuring, pointers are not read. */
 void unet_forward(cs_ctx *c, const unet_model *m, const unet_input *in, float *out);
 
-/* Peak arena bytes of one forward at this shape, found by a measuring pass; a ctx of
- * exactly this size runs the forward. Assumes the worst case of the optional inputs. */
+/* Peak arena bytes of one forward at this shape on a ctx whose pool has `threads` threads
+ * (1: none), found by a measuring pass; a ctx of exactly this size runs the forward (with
+ * any pool: a plan for fewer threads than the pool has only forgoes row groups). Assumes
+ * the worst case of the optional inputs. */
 size_t unet_activation_bytes(const unet_model *m, int64_t batch, int64_t height, int64_t width,
-                             int64_t context_len);
+                             int64_t context_len, int threads);
+
+/* How many row groups (ctx_rows.h) unet_forward splits a batch into on `threads` threads:
+ * min(threads, batch) for a model small enough that its rows run best side by side (its
+ * weights fit a shared cache and a row's activations a core's own), else 1. */
+int unet_row_groups(const unet_model *m, int64_t batch, int64_t height, int64_t width,
+                    int64_t context_len, int threads);
 
 #endif

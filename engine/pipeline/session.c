@@ -77,8 +77,9 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     s->in_channels = unet_get_config(m->unet)->in_channels;
 
     /* One arena serves whichever pass runs: the largest of them sizes it. */
+    const int threads = ctx_pool_threads(0); /* as many as OpenBLAS: ctx_start_pool below */
     const int64_t max_ctx = m->context_len * m->max_prompt_chunks; /* longest conditioning */
-    size_t bytes = unet_activation_bytes(m->unet, s->max_rows, h, w, max_ctx);
+    size_t bytes = unet_activation_bytes(m->unet, s->max_rows, h, w, max_ctx, threads);
     /* Prompt encoding keeps its (L, D) output in the arena beside the encoder's own. */
     const size_t emb_bytes = (size_t)(m->context_len * m->context_dim) * sizeof(float) + 64;
     bytes = max_size(bytes, text_encoder_activation_bytes(m->text_encoder, 1, m->context_len) +
@@ -102,7 +103,7 @@ cs_status cs_session_new(const cs_model *m, const cs_session_params *sp, cs_sess
     /* img2img encodes one image at a time (cs_job_new). */
     bytes = max_size(bytes, vae_encode_activation_bytes(m->vae, 1, p.max_height, p.max_width));
     cs_status st = ctx_init(&s->ctx, bytes);
-    if (st == CS_OK) st = ctx_start_pool(&s->ctx, 0, msg, n); /* as many threads as OpenBLAS */
+    if (st == CS_OK) st = ctx_start_pool(&s->ctx, threads, msg, n);
     const size_t lat = (size_t)s->max_lat_numel, rows = (size_t)s->max_rows;
     s->x = cs_malloc(rows * (lat / (size_t)m->latent_channels) * (size_t)s->in_channels *
                      sizeof(float));

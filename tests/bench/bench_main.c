@@ -122,7 +122,7 @@ static double unet_time(const unet_model *m, int64_t batch, int64_t h, int64_t w
     char msg[256];
     double best = NAN;
     if (x && out && t && ctxt &&
-        ctx_init(&c, unet_activation_bytes(m, batch, h, w, CONTEXT_LEN)) == CS_OK) {
+        ctx_init(&c, unet_activation_bytes(m, batch, h, w, CONTEXT_LEN, ctx_pool_threads(o->threads))) == CS_OK) {
         if (ctx_start_pool(&c, o->threads, msg, sizeof msg) == CS_OK) {
             for (int64_t i = 0; i < n_in; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
             for (int64_t i = 0; i < nctx; i++) ctxt[i] = (float)((i * 13) % 29) / 14.0f - 1.0f;

@@ -131,7 +131,8 @@ static cs_status run_forward(golden_case *gc, const unet_model *m, debug_taps *t
                            .class_labels = ci.labels};
     st = unet_check_input(m, &in, msg, n);
     if (st != CS_OK) goto done;
-    size_t bytes = unet_activation_bytes(m, in.batch, in.height, in.width, in.context_len);
+    size_t bytes = unet_activation_bytes(m, in.batch, in.height, in.width, in.context_len,
+                                         ctx_pool_threads(0));
     printf("%-44s %-26s %zu bytes for batch %lld, latents %lldx%lld, context %lld\n", gc->label,
            "arena (measured)", bytes, (long long)in.batch, (long long)in.height,
            (long long)in.width, (long long)in.context_len);

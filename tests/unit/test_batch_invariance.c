@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "golden_model.h"
 #include "job.h"
 #include "session.h"
 
@@ -75,17 +76,10 @@ static void run_together(cs_session *s, cs_job **jobs, const int *join, int n) {
 }
 
 int main(void) {
-    struct stat sb;
-    if (stat(MODEL_DIR, &sb) != 0) {
-        printf("golden model not found at %s; nothing to test\n", MODEL_DIR);
-        return 0;
-    }
-    char msg[2048];
     cs_model *m;
-    if (cs_model_load(MODEL_DIR, &m, msg, sizeof msg) != CS_OK) {
-        fprintf(stderr, "load: %s\n", msg);
-        return 1;
-    }
+    const int loaded = golden_model_load(MODEL_DIR, &m);
+    if (loaded != GOLDEN_LOADED) return loaded == GOLDEN_ABSENT ? 0 : 1;
+    char msg[2048];
     cs_session_params sp = cs_session_default_params(m);
     sp.max_images = 8; /* 7 images: CFG rows need up to 14 */
     cs_session *s;

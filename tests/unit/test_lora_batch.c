@@ -1,15 +1,21 @@
 /* Mixed-LoRA batching: jobs with different LoRAs (and one without) stepped together in
  * one cs_step give bit-identical latents to each stepped alone, a LoRA changes the result,
  * and the prompt cache keys embeddings by the LoRAs that touch the text encoder. Uses the
- * golden pipeline model and random LoRA files written here. */
+ * golden pipeline model and random LoRA files written here. The batch check runs at the
+ * native size and at 8 × 8 latents, where a pool of 2+ threads runs the rows in groups
+ * (ctx_rows.h), each group with its rows' LoRAs. */
 #include <string.h>
 #include <sys/stat.h>
 
 #include "check.h"
+#include "golden_model.h"
+#include "ctx_rows.h"
 #include "lora_build.h"
 #include "model_lora.h"
 #include "job.h"
 #include "session.h"
+#include "session_internal.h"
+#include "unet.h"
 
 #define MODEL_DIR CS_GOLDEN_DIR "/pipeline_tiny/model"
 
@@ -28,8 +34,11 @@ static const spec k_specs[] = {
 };
 enum { NJOBS = sizeof k_specs / sizeof k_specs[0] };
 
+static int g_side; /* latent side of the jobs; 0: the native size */
+
 static cs_job *make_job(cs_session *s, const cs_model *m, const spec *sp, bool with_lora) {
     cs_gen_params p = cs_gen_default_params(m);
+    if (g_side) p.width = p.height = (int)(g_side * m->vae_factor);
     p.prompt = sp->prompt;
     p.sampler = sp->sampler;
     p.guidance_scale = sp->scale;
@@ -60,34 +69,17 @@ static bool same_latents(const cs_job *a, const cs_job *b) {
     return memcmp(a->latents, b->latents, (size_t)(a->n_images * a->image_numel) * sizeof(float)) == 0;
 }
 
-int main(void) {
-    struct stat sb;
-    if (stat(MODEL_DIR, &sb) != 0) {
-        printf("golden model not found at %s; nothing to test\n", MODEL_DIR);
-        return 0;
-    }
-    char msg[2048];
-    cs_model *m;
-    if (cs_model_load(MODEL_DIR, &m, msg, sizeof msg) != CS_OK) {
-        fprintf(stderr, "load: %s\n", msg);
-        return 1;
-    }
-    char *dir = stb_tmpdir();
-    const lora_module_table *tables[LORA_COMPONENTS];
-    model_lora_tables(m, tables);
-    lb_write(dir, "one.safetensors", tables, 3, 0, 2, false, 1);
-    lb_write(dir, "two.safetensors", tables, 2, 1, 4, true, 2);
-    const lora_module_table empty = {.prefix = "lora_te_"};
-    const lora_module_table *unet_only[LORA_COMPONENTS] = {tables[LORA_UNET], &empty};
-    lb_write(dir, "unet_only.safetensors", unet_only, 1, 0, 3, false, 3);
-    CHECK(cs_model_set_lora_dir(m, dir, msg, sizeof msg) == CS_OK);
-
+/* Each job alone, and all in one batch, at latent side g_side; the LoRA, prompt cache and
+ * parameter-text checks. */
+static void check_mixed(cs_model *m) {
+    char msg[1024];
     cs_session_params sp = cs_session_default_params(m);
     sp.max_images = 4;
     cs_session *s;
     if (cs_session_new(m, &sp, &s, msg, sizeof msg) != CS_OK) {
         fprintf(stderr, "session: %s\n", msg);
-        return 1;
+        check_failures++;
+        return;
     }
     cs_job *alone[NJOBS], *together[NJOBS], *plain[NJOBS];
     for (int i = 0; i < NJOBS; i++) {
@@ -98,7 +90,13 @@ int main(void) {
         together[i] = make_job(s, m, &k_specs[i], true);
     }
     for (int i = 0; i < NJOBS; i++) CHECK(alone[i] && together[i] && plain[i]);
-    if (check_failures) return 1;
+    if (check_failures) return;
+    /* Up to 8 rows of one step: in groups on a pool of 2+ threads where the model is small. */
+    const int threads = ctx_threads(&s->ctx);
+    const int64_t side = g_side ? g_side : together[0]->lat_h;
+    const int groups = unet_row_groups(m->unet, 2 * NJOBS, side, side, m->context_len, threads);
+    printf("latents %lld^2, %d pool thread(s): %d row group(s)\n", (long long)side, threads, groups);
+    if (g_side && threads >= 2) CHECK(groups >= 2);
     run(s, together, NJOBS);
     for (int i = 0; i < NJOBS; i++) {
         const bool same = same_latents(alone[i], together[i]);
@@ -125,18 +123,39 @@ int main(void) {
     text = cs_job_parameters_text(alone[0], 0);
     CHECK_STR_CONTAINS(text, ", Lora: one:0.9");
     free(text);
-    int count = 0;
-    char **names = cs_lora_list(m, &count);
-    CHECK_EQ_INT(count, 3);
-    CHECK(names && names[0] && strcmp(names[0], "one") == 0 && names[3] == NULL);
-    cs_lora_list_free(names);
-
     for (int i = 0; i < NJOBS; i++) {
         cs_job_free(alone[i]);
         cs_job_free(together[i]);
         cs_job_free(plain[i]);
     }
     cs_session_free(s);
+}
+
+int main(void) {
+    cs_model *m;
+    const int loaded = golden_model_load(MODEL_DIR, &m);
+    if (loaded != GOLDEN_LOADED) return loaded == GOLDEN_ABSENT ? 0 : 1;
+    char msg[2048];
+    char *dir = stb_tmpdir();
+    const lora_module_table *tables[LORA_COMPONENTS];
+    model_lora_tables(m, tables);
+    lb_write(dir, "one.safetensors", tables, 3, 0, 2, false, 1);
+    lb_write(dir, "two.safetensors", tables, 2, 1, 4, true, 2);
+    const lora_module_table empty = {.prefix = "lora_te_"};
+    const lora_module_table *unet_only[LORA_COMPONENTS] = {tables[LORA_UNET], &empty};
+    lb_write(dir, "unet_only.safetensors", unet_only, 1, 0, 3, false, 3);
+    CHECK(cs_model_set_lora_dir(m, dir, msg, sizeof msg) == CS_OK);
+
+    check_mixed(m);
+    g_side = 8;
+    check_mixed(m);
+
+    int count = 0;
+    char **names = cs_lora_list(m, &count);
+    CHECK_EQ_INT(count, 3);
+    CHECK(names && names[0] && strcmp(names[0], "one") == 0 && names[3] == NULL);
+    cs_lora_list_free(names);
+
     cs_model_free(m);
     stb_rmtree(dir);
     free(dir);

@@ -42,7 +42,7 @@ static float *read_f32(const st_file *f, const char *name, int64_t *numel) {
 static void forward(const unet_model *m, const unet_input *in, float *out) {
     cs_ctx c;
     CHECK_EQ_INT(ctx_init(&c, unet_activation_bytes(m, in->batch, in->height, in->width,
-                                                    in->context_len)),
+                                                    in->context_len, 1)),
                  CS_OK);
     unet_forward(&c, m, in, out);
     ctx_deinit(&c);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "golden_model.h"
 #include "lora_build.h"
 #include "model_lora.h"
 #include "job.h"
@@ -211,17 +212,9 @@ static void test_assert_in_thread_aborts(void) {
 
 int main(void) {
     test_assert_in_thread_aborts();
-    struct stat sb;
-    if (stat(MODEL_DIR, &sb) != 0) {
-        printf("golden model not found at %s; nothing to test\n", MODEL_DIR);
-        return 0;
-    }
-    char msg[2048];
     cs_model *m;
-    if (cs_model_load(MODEL_DIR, &m, msg, sizeof msg) != CS_OK) {
-        fprintf(stderr, "load: %s\n", msg);
-        return 1;
-    }
+    const int loaded = golden_model_load(MODEL_DIR, &m);
+    if (loaded != GOLDEN_LOADED) return loaded == GOLDEN_ABSENT ? 0 : 1;
     char *dir = stb_tmpdir();
     test_nan_job_fails_alone(m, dir);
     test_out_of_memory(m);

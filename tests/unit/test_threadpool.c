@@ -264,15 +264,54 @@ static void test_kernels(void) {
     free(x), free(x2), free(w), free(b), free(ref), free(y);
 }
 
-enum { UB = 2, UH = 32, UW = 32, UL = 77 };
+enum { UB = 3, UL = 77 };
 
-/* A batch-2 32×32 forward of the tiny pipeline UNet with `threads` pool threads (0: none). */
+/* A batch-3 side × side forward of the tiny pipeline UNet with `threads` pool threads (0:
+ * none), its arena planned for them. */
 static void unet_run(const unet_model *m, const unet_input *in, int threads, float *out) {
     cs_ctx c;
-    CHECK_EQ_INT(ctx_init(&c, unet_activation_bytes(m, UB, UH, UW, UL)), CS_OK);
+    CHECK_EQ_INT(ctx_init(&c, unet_activation_bytes(m, UB, in->height, in->width, UL, threads)),
+                 CS_OK);
     if (threads > 0) CHECK_EQ_INT(ctx_start_pool(&c, threads, NULL, 0), CS_OK);
     unet_forward(&c, m, in, out);
     ctx_deinit(&c);
+}
+
+/* The same bits with 0-3 pool threads: at 32 × 32 the threads share each kernel, at 8 × 8
+ * (a row's activations under a core's cache) they run the rows in groups (ctx_rows.h):
+ * 2 + 1 rows on 2 threads, 1 + 1 + 1 on 3. */
+static void unet_invariance_at(const unet_model *m, const unet_config *cfg, int64_t side,
+                               int groups_on_2) {
+    const int64_t n_in = UB * cfg->in_channels * side * side, n_ctx = UB * UL * cfg->cross_dim;
+    const size_t n = (size_t)(UB * cfg->out_channels * side * side);
+    float *sample = malloc((size_t)n_in * sizeof(float));
+    float *context = malloc((size_t)n_ctx * sizeof(float));
+    float *ref = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float));
+    float t[UB] = {999.0f, 1.5f, 500.0f};
+    uint64_t s = 7;
+    for (int64_t i = 0; i < n_ctx; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        context[i] = (float)((s >> 40) & 0xFFFF) / 32768.0f - 1.0f;
+    }
+    for (int64_t i = 0; i < n_in; i++)
+        sample[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    unet_input in = {.sample = sample,
+                     .batch = UB,
+                     .height = side,
+                     .width = side,
+                     .timesteps = t,
+                     .context = context,
+                     .context_len = UL};
+    unet_run(m, &in, 0, ref);
+    CHECK_EQ_INT(unet_row_groups(m, UB, side, side, UL, 1), 1);
+    CHECK_EQ_INT(unet_row_groups(m, UB, side, side, UL, 2), groups_on_2);
+    CHECK_EQ_INT(unet_row_groups(m, 1, side, side, UL, 2), 1);
+    for (int threads = 1; threads <= 3; threads++) {
+        memset(out, 0, n * sizeof(float));
+        unet_run(m, &in, threads, out);
+        CHECK(memcmp(out, ref, n * sizeof(float)) == 0);
+    }
+    free(sample), free(context), free(ref), free(out);
 }
 
 static void test_unet_invariance(void) {
@@ -287,33 +326,9 @@ static void test_unet_invariance(void) {
         fprintf(stderr, "tiny unet: %s\n", msg);
         return;
     }
-    const int64_t n_in = UB * cfg.in_channels * UH * UW, n_ctx = UB * UL * cfg.cross_dim;
-    const size_t n = (size_t)(UB * cfg.out_channels * UH * UW);
-    float *sample = malloc((size_t)n_in * sizeof(float));
-    float *context = malloc((size_t)n_ctx * sizeof(float));
-    float *ref = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float));
-    float t[UB] = {999.0f, 1.5f};
-    uint64_t s = 7;
-    for (int64_t i = 0; i < n_ctx; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        context[i] = (float)((s >> 40) & 0xFFFF) / 32768.0f - 1.0f;
-    }
-    for (int64_t i = 0; i < n_in; i++)
-        sample[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
-    unet_input in = {.sample = sample,
-                     .batch = UB,
-                     .height = UH,
-                     .width = UW,
-                     .timesteps = t,
-                     .context = context,
-                     .context_len = UL};
-    unet_run(m, &in, 0, ref);
-    for (int threads = 1; threads <= 3; threads++) {
-        memset(out, 0, n * sizeof(float));
-        unet_run(m, &in, threads, out);
-        CHECK(memcmp(out, ref, n * sizeof(float)) == 0);
-    }
-    free(sample), free(context), free(ref), free(out);
+    unet_invariance_at(m, &cfg, 32, 1);
+    unet_invariance_at(m, &cfg, 8, 2);
+    CHECK_EQ_INT(unet_row_groups(m, UB, 8, 8, UL, 3), 3);
     unet_free(m);
 }
 

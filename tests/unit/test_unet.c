@@ -48,8 +48,8 @@ static void run(const unet_model *m, const unet_input *all, int64_t first, int64
     if (in.class_labels) in.class_labels += first;
     char msg[512] = "";
     CHECK_EQ_INT(unet_check_input(m, &in, msg, sizeof msg), CS_OK);
-    size_t bytes = unet_activation_bytes(m, batch, in.height, in.width, in.context_len);
-    CHECK_EQ_INT(bytes, unet_activation_bytes(m, batch, in.height, in.width, in.context_len));
+    size_t bytes = unet_activation_bytes(m, batch, in.height, in.width, in.context_len, 1);
+    CHECK_EQ_INT(bytes, unet_activation_bytes(m, batch, in.height, in.width, in.context_len, 1));
     cs_ctx c;
     CHECK_EQ_INT(ctx_init(&c, bytes), CS_OK);
     unet_forward(&c, m, &in, out);
@@ -113,7 +113,7 @@ static void check_config(const char *name, const char *fields, int64_t h, int64_
     }
     CHECK(row_diff <= 1e-4);
     printf("%-22s %9lld params  max|out| %.3f  row-vs-batch diff %.2e  arena %zu bytes\n", name,
-           (long long)unet_param_count(m), max_abs, row_diff, unet_activation_bytes(m, B, h, w, L));
+           (long long)unet_param_count(m), max_abs, row_diff, unet_activation_bytes(m, B, h, w, L, 1));
     unet_free(m);
     free(sample);
     free(context);

@@ -184,10 +184,10 @@ static void check_real(const char *path, int64_t params, const char *label) {
     CHECK_EQ_INT(unet_new_unweighted(&cfg, &m, msg, sizeof msg), CS_OK);
     if (!m) return;
     CHECK_EQ_INT(unet_param_count(m), params);
-    size_t a = unet_activation_bytes(m, 2, 64, 64, 77);
-    size_t b = unet_activation_bytes(m, 2, 64, 64, 77);
+    size_t a = unet_activation_bytes(m, 2, 64, 64, 77, 1);
+    size_t b = unet_activation_bytes(m, 2, 64, 64, 77, 1);
     CHECK(a > 0 && a == b);
-    CHECK(unet_activation_bytes(m, 1, 64, 64, 77) < a);
+    CHECK(unet_activation_bytes(m, 1, 64, 64, 77, 1) < a);
     printf("%s: %lld parameters; activation arena %zu bytes (%.1f MiB) for batch 2, 64x64 "
            "latents, 77 tokens\n",
            label, (long long)unet_param_count(m), a, (double)a / (1 << 20));

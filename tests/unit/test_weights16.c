@@ -217,7 +217,7 @@ static void unet_pair(st_dtype dtype) {
     const unet_model *ms[2] = {m16, m32};
     for (int i = 0; i < 2; i++) {
         cs_ctx c;
-        CHECK_EQ_INT(ctx_init(&c, unet_activation_bytes(ms[i], B, h, w, L)), CS_OK);
+        CHECK_EQ_INT(ctx_init(&c, unet_activation_bytes(ms[i], B, h, w, L, 1)), CS_OK);
         unet_forward(&c, ms[i], &in, y[i]);
         ctx_deinit(&c);
     }
