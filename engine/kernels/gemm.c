@@ -306,6 +306,15 @@ static int64_t block_units(int64_t n, int64_t unit, int64_t max_units, int64_t w
     return per < 1 ? 1 : per;
 }
 
+/* Items a product is cut into: enough for the pool's balance (4 a thread), or one when it
+ * runs serially (a row group, ctx_rows.h), since each cut re-reads or re-packs an operand:
+ * a linear layer's column blocks each pack the same rows of x, a conv's row blocks need a
+ * pre-pass that packs every tile before any is used. */
+static int64_t items_wanted(const threadpool *p) {
+    const int threads = threadpool_threads(p);
+    return threads > 1 ? 4 * (int64_t)threads : 1;
+}
+
 /* ---- linear: y(m, n) = x(m, k) · Wᵀ ---- */
 
 enum { LIN_MC = 128 }; /* rows of x per item (packed: 128 KiB per k-block) */
@@ -378,7 +387,7 @@ void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed,
             for (int64_t c = 0; c < n; c++) y[r * n + c] = b ? b[c] : 0.0f;
         return;
     }
-    const int64_t want = 4 * (int64_t)threadpool_threads(p);
+    const int64_t want = items_wanted(p);
     const int64_t mc = block_units(m, GEMM_MR, LIN_MC / GEMM_MR, want) * GEMM_MR;
     const int64_t mblocks = ceil_div(m, mc);
     // Few row blocks (short sequences): split the weight columns too.
@@ -572,7 +581,7 @@ void gemm_packed_a(threadpool *p, float *y, gemm_weights w_packed, const float *
                    const void *arg) {
     if (batch <= 0 || m <= 0 || cols <= 0) return;
     CS_ASSERT(k > 0);
-    const int64_t want = 4 * (int64_t)threadpool_threads(p);
+    const int64_t want = items_wanted(p);
     const int64_t tiles = ceil_div(batch * cols, GEMM_NR);
     const pa_split sp = pa_choose_split(tiles, m, k_units(w_packed.dtype, k), want);
     const int64_t mc = block_units(m, GEMM_MR, INT64_MAX / GEMM_MR, sp.m_blocks) * GEMM_MR;
