@@ -244,7 +244,7 @@ static double batch_gain(const models *m, int64_t h, const opts *o, const char *
     }
     const double t8 = unet_time(m->unet, 16, h, h, &r, &fl8);
     const double gain = t1 * 8.0 / t8;
-    printf("batching gain, %s, latent %lld^2: 1 request %.3f s, 8 requests %.3f s: %.2fx\n",
+    printf("batching gain, %s, latent %lld^2: 1 request %.4g s, 8 requests %.4g s: %.2fx\n",
            label, (long long)h, t1, t8, gain);
     return gain;
 }
