@@ -38,6 +38,7 @@ typedef struct cs_ctx {
     /* Per batch item, the LoRAs its layers add (lora.h); NULL: none. Set by the caller of
      * a forward pass; a measuring pass reserves the side path's scratch regardless. */
     const struct lora_rowset *lora;
+    struct ctx_profile *prof; /* time per op kind (ctx_profile.h); NULL: not kept */
 } cs_ctx;
 
 /* A context in measuring mode (no memory). */

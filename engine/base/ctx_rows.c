@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "ctx_profile.h"
 #include "threadpool.h"
 
 int ctx_threads(const cs_ctx *c) {
@@ -59,14 +60,25 @@ bool ctx_run_row_groups(cs_ctx *c, int64_t rows, int groups, size_t group_bytes,
         return true;
     }
     cs_ctx subs[ROWS_MAX_GROUPS];
+    ctx_profile profs[ROWS_MAX_GROUPS];
     for (int g = 0; g < groups; g++) {
         memset(&subs[g], 0, sizeof subs[g]);
         subs[g].base = arenas + (size_t)g * group_bytes;
         subs[g].cap = group_bytes;
+        if (c->prof) {
+            memset(&profs[g], 0, sizeof profs[g]);
+            subs[g].prof = &profs[g];
+        }
     }
     rows_job j = {subs, c, rows, groups, fn, arg};
     threadpool_for(c->pool, groups, 1, group_items, &j);
-    for (int g = 0; g < groups; g++) c->flops += subs[g].flops;
+    for (int g = 0; g < groups; g++) {
+        c->flops += subs[g].flops;
+        if (c->prof) {
+            ctx_profile_add(c->prof, &profs[g]);
+            c->prof->grouped++;
+        }
+    }
     ctx_release(c, mark);
     return true;
 }

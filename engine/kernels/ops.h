@@ -24,6 +24,7 @@
 #define CS_OPS_H
 
 #include "ctx.h"
+#include "ctx_profile.h"
 #include "gemm.h"
 
 /* ---- matrix products ---- */

@@ -388,6 +388,7 @@ static void flash_items(void *arg, int64_t i0, int64_t i1) {
 
 void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const float *v,
                   const op_attn_shape *s) {
+    CTX_PROFILE_OP(c, CS_OP_ATTENTION);
     const int64_t lq = s->q_len, lk = s->kv_len, hd = s->head_dim;
     CS_ASSERT(s->batch >= 0 && s->heads > 0 && lq >= 0 && lk > 0 && hd > 0);
     CS_ASSERT(s->q_stride >= s->heads * hd && s->kv_stride >= s->heads * hd &&

@@ -150,6 +150,7 @@ static void silu_chunk(void *p, int64_t i0, int64_t i1) {
 }
 
 void op_silu(cs_ctx *c, float *y, const float *x, int64_t n) {
+    CTX_PROFILE_OP(c, CS_OP_ACTIVATION);
     if (c->measuring) return;
     ew_job j = {.y = y, .a = x, .avx2 = ops_have_avx2()};
     threadpool_for(c->pool, n, EW_GRAIN_ACT, silu_chunk, &j);
@@ -166,6 +167,7 @@ static void gelu_chunk(void *p, int64_t i0, int64_t i1) {
 }
 
 void op_gelu(cs_ctx *c, float *y, const float *x, int64_t n) {
+    CTX_PROFILE_OP(c, CS_OP_ACTIVATION);
     if (c->measuring) return;
     ew_job j = {.y = y, .a = x, .avx2 = ops_have_avx2()};
     threadpool_for(c->pool, n, EW_GRAIN_ACT, gelu_chunk, &j);
@@ -179,6 +181,7 @@ static void quick_gelu_chunk(void *p, int64_t i0, int64_t i1) {
 }
 
 void op_quick_gelu(cs_ctx *c, float *y, const float *x, int64_t n) {
+    CTX_PROFILE_OP(c, CS_OP_ACTIVATION);
     if (c->measuring) return;
     ew_job j = {.y = y, .a = x};
     threadpool_for(c->pool, n, EW_GRAIN_ACT, quick_gelu_chunk, &j);
@@ -191,6 +194,7 @@ static void scale_chunk(void *p, int64_t i0, int64_t i1) {
 }
 
 void op_scale(cs_ctx *c, float *y, const float *x, float s, int64_t n) {
+    CTX_PROFILE_OP(c, CS_OP_ELEMENTWISE);
     if (c->measuring) return;
     ew_job j = {.y = y, .a = x, .s = s};
     threadpool_for(c->pool, n, EW_GRAIN_ARITH, scale_chunk, &j);
@@ -206,12 +210,14 @@ static void clamp_chunk(void *p, int64_t i0, int64_t i1) {
 }
 
 void op_clamp(cs_ctx *c, float *y, const float *x, float lo, float hi, int64_t n) {
+    CTX_PROFILE_OP(c, CS_OP_ELEMENTWISE);
     if (c->measuring) return;
     ew_job j = {.y = y, .a = x, .s = lo, .t = hi};
     threadpool_for(c->pool, n, EW_GRAIN_ARITH, clamp_chunk, &j);
 }
 
 void op_copy(cs_ctx *c, float *y, const float *x, int64_t n) {
+    CTX_PROFILE_OP(c, CS_OP_ELEMENTWISE);
     if (c->measuring || y == x || n == 0) return;
     memmove(y, x, (size_t)n * sizeof(float));
 }
@@ -223,6 +229,7 @@ static void add_chunk(void *p, int64_t i0, int64_t i1) {
 }
 
 void op_add(cs_ctx *c, float *y, const float *a, const float *b, int64_t n) {
+    CTX_PROFILE_OP(c, CS_OP_ELEMENTWISE);
     if (c->measuring) return;
     ew_job j = {.y = y, .a = a, .b = b};
     threadpool_for(c->pool, n, EW_GRAIN_ARITH, add_chunk, &j);
@@ -241,6 +248,7 @@ static void channel_bias_chunk(void *p, int64_t r0, int64_t r1) {
 
 void op_add_channel_bias(cs_ctx *c, float *y, const float *v, int64_t batch, int64_t channels,
                          int64_t hw) {
+    CTX_PROFILE_OP(c, CS_OP_ELEMENTWISE);
     if (c->measuring) return;
     ew_job j = {.y = y, .a = v, .inner = hw};
     threadpool_for(c->pool, batch * channels, rows_grain(hw, EW_GRAIN_ARITH), channel_bias_chunk,
@@ -265,6 +273,7 @@ static void scale_shift_chunk(void *p, int64_t r0, int64_t r1) {
 
 void op_scale_shift(cs_ctx *c, float *y, const float *scale_shift, int64_t batch, int64_t channels,
                     int64_t hw) {
+    CTX_PROFILE_OP(c, CS_OP_ELEMENTWISE);
     if (c->measuring) return;
     if (channels == 0) return;
     ew_job j = {.y = y, .a = scale_shift, .channels = channels, .inner = hw};
@@ -289,6 +298,7 @@ static void geglu_chunk(void *p, int64_t r0, int64_t r1) {
 }
 
 void op_geglu(cs_ctx *c, float *y, const float *x, int64_t rows, int64_t inner) {
+    CTX_PROFILE_OP(c, CS_OP_ACTIVATION);
     if (c->measuring) return;
     // In place (y == x) is only safe row by row in order: row r's output overlaps row r/2's
     // input. Chunks could run out of order, so in place stays serial.

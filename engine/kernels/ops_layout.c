@@ -65,18 +65,21 @@ static void transpose_batch(cs_ctx *c, float *y, const float *x, int64_t batch, 
 
 void op_nchw_to_nlc(cs_ctx *c, float *y, const float *x, int64_t batch, int64_t channels,
                     int64_t hw) {
+    CTX_PROFILE_OP(c, CS_OP_LAYOUT);
     if (c->measuring) return;
     transpose_batch(c, y, x, batch, channels, hw); // (C, HW) -> (HW, C) per image
 }
 
 void op_nlc_to_nchw(cs_ctx *c, float *y, const float *x, int64_t batch, int64_t channels,
                     int64_t hw) {
+    CTX_PROFILE_OP(c, CS_OP_LAYOUT);
     if (c->measuring) return;
     transpose_batch(c, y, x, batch, hw, channels); // (HW, C) -> (C, HW) per image
 }
 
 void op_concat_channels(cs_ctx *c, float *y, const float *a, int64_t ca, const float *b, int64_t cb,
                         int64_t batch, int64_t hw) {
+    CTX_PROFILE_OP(c, CS_OP_LAYOUT);
     if (c->measuring) return;
     const size_t na = (size_t)(ca * hw), nb = (size_t)(cb * hw);
     for (int64_t i = 0; i < batch; i++) {
@@ -109,6 +112,7 @@ static void upsample_chunk(void *p, int64_t p0, int64_t p1) {
 
 void op_upsample_nearest2x(cs_ctx *c, float *y, const float *x, int64_t batch, int64_t channels,
                            int64_t h, int64_t w) {
+    CTX_PROFILE_OP(c, CS_OP_LAYOUT);
     if (c->measuring || h == 0 || w == 0) return;
     upsample_job j = {.y = y, .x = x, .h = h, .w = w};
     const int64_t plane = 4 * h * w;
@@ -118,6 +122,7 @@ void op_upsample_nearest2x(cs_ctx *c, float *y, const float *x, int64_t batch, i
 
 void op_embedding(cs_ctx *c, float *y, const float *table, const int64_t *ids, int64_t n,
                   int64_t dim) {
+    CTX_PROFILE_OP(c, CS_OP_LAYOUT);
     if (c->measuring || dim == 0) return;
     for (int64_t i = 0; i < n; i++)
         memcpy(y + i * dim, table + ids[i] * dim, (size_t)dim * sizeof(float));
@@ -125,6 +130,7 @@ void op_embedding(cs_ctx *c, float *y, const float *table, const int64_t *ids, i
 
 void op_timestep_embedding(cs_ctx *c, float *y, const float *t, int64_t batch, int64_t dim,
                            bool flip_sin_to_cos, float freq_shift) {
+    CTX_PROFILE_OP(c, CS_OP_LAYOUT);
     if (c->measuring) return;
     CS_ASSERT(dim >= 0);
     const int64_t half = dim / 2;

@@ -75,6 +75,7 @@ static void fill_rows(cs_ctx *c, float *y, const float *b, int64_t rows, int64_t
 
 void op_linear(cs_ctx *c, float *y, const float *x, const float *w, const float *b, int64_t batch,
                int64_t rows, int64_t in, int64_t out) {
+    CTX_PROFILE_OP(c, CS_OP_LINEAR);
     if (c->measuring || batch == 0 || rows == 0 || out == 0) return;
     CS_ASSERT(batch > 0 && rows > 0 && in >= 0 && out > 0);
     if (b)
@@ -171,6 +172,7 @@ static void im2col_chunk(void *p, int64_t ci0, int64_t ci1) {
 
 void op_conv2d(cs_ctx *c, float *y, const float *x, const float *w, const float *b,
                const op_conv2d_shape *s) {
+    CTX_PROFILE_OP(c, CS_OP_CONV);
     const int64_t ho = op_conv2d_out_h(s), wo = op_conv2d_out_w(s);
     const int64_t hw_out = ho * wo, hw_in = s->height * s->width;
     const int64_t kdim = s->in_ch * s->kernel * s->kernel;
@@ -224,6 +226,7 @@ void op_conv2d(cs_ctx *c, float *y, const float *x, const float *w, const float 
 
 void op_linear_packed(cs_ctx *c, float *y, const float *x, gemm_weights w_packed, const float *b,
                       int64_t rows, int64_t in, int64_t out) {
+    CTX_PROFILE_OP(c, CS_OP_LINEAR);
     if (c->measuring || rows == 0 || out == 0) return;
     CS_ASSERT(rows > 0 && in >= 0 && out > 0);
     gemm_linear(c->pool, y, x, w_packed, b, rows, in, out);
@@ -399,6 +402,7 @@ OPS_TARGET_AVX512 static void conv_pack_tile_s1_avx512(const void *arg, float *d
 
 void op_conv2d_packed(cs_ctx *c, float *y, const float *x, gemm_weights w_packed, const float *b,
                       const op_conv2d_shape *s) {
+    CTX_PROFILE_OP(c, CS_OP_CONV);
     const int64_t ho = op_conv2d_out_h(s), wo = op_conv2d_out_w(s);
     CS_ASSERT(s->batch >= 0 && s->in_ch > 0 && s->out_ch > 0);
     if (c->measuring || s->batch == 0) return;
@@ -416,6 +420,7 @@ void op_conv2d_packed(cs_ctx *c, float *y, const float *x, gemm_weights w_packed
 
 void op_linear_lowrank(cs_ctx *c, float *y, const float *x, const float *down, const float *up,
                        float scale, int64_t rows, int64_t in, int64_t rank, int64_t out) {
+    CTX_PROFILE_OP(c, CS_OP_LOWRANK);
     size_t mark = ctx_mark(c);
     float *t = ctx_alloc(c, rows * rank); // (rows, r)
     if (c->measuring || rows == 0 || in == 0) {
@@ -435,6 +440,7 @@ void op_linear_lowrank(cs_ctx *c, float *y, const float *x, const float *down, c
 
 void op_conv2d_lowrank(cs_ctx *c, float *y, const float *x, const float *down, const float *up,
                        float scale, const op_conv2d_shape *s, int64_t rank) {
+    CTX_PROFILE_OP(c, CS_OP_LOWRANK);
     CS_ASSERT(s->batch == 1 && rank > 0);
     const int64_t hw = op_conv2d_out_h(s) * op_conv2d_out_w(s);
     size_t mark = ctx_mark(c);

@@ -103,6 +103,7 @@ static void group_norm_chunk(void *p, int64_t u0, int64_t u1) {
 
 void op_group_norm(cs_ctx *c, float *y, const float *x, const float *gamma, const float *beta,
                    int64_t batch, int64_t channels, int64_t hw, int64_t groups, float eps) {
+    CTX_PROFILE_OP(c, CS_OP_NORM);
     if (c->measuring) return;
     CS_ASSERT(batch >= 0 && channels > 0 && hw >= 0 && groups > 0 && channels % groups == 0);
     if (hw == 0) return;
@@ -145,6 +146,7 @@ static void layer_norm_chunk(void *p, int64_t r0, int64_t r1) {
 
 void op_layer_norm(cs_ctx *c, float *y, const float *x, const float *gamma, const float *beta,
                    int64_t rows, int64_t dim, float eps) {
+    CTX_PROFILE_OP(c, CS_OP_NORM);
     if (c->measuring) return;
     CS_ASSERT(rows >= 0 && dim > 0);
     norm_job j = {.y = y, .x = x, .gamma = gamma, .beta = beta, .dim = dim, .eps = eps};

@@ -3,7 +3,7 @@
  * ratios mean something on a shared, noisy machine (issue 12 item 6).
  *
  *   cfgserve-bench [--model DIR] [--default-model DIR] [--sizes 256,512] [--threads T]
- *                  [--repeat N] [--no-batch] [--json FILE] [--quick]
+ *                  [--repeat N] [--no-batch] [--json FILE] [--quick] [--profile]
  *   cfgserve-bench [--model DIR] --write-model OUT [--dtype F16|BF16|F32]
  *
  * DIR is a diffusers-layout folder whose unet/, vae/ and text_encoder/ config.json give
@@ -21,6 +21,7 @@
 #include "bench_peak.h"
 #include "bench_write_model.h"
 #include "ctx.h"
+#include "ctx_profile.h"
 #include "gemm.h"
 #include "gemm_kernels.h"
 #include "text_encoder.h"
@@ -35,7 +36,7 @@ typedef struct opts {
     const char *write_model, *dtype; /* --write-model OUT --dtype D: write, time nothing */
     int64_t sizes[MAX_SIZES];
     int nsizes, threads, repeat;
-    bool quick, batch;
+    bool quick, batch, profile;
     gemm_bf16_mode bf16_mode; /* --bf16-kernel */
 } opts;
 
@@ -60,20 +61,60 @@ static double peak_rss_mib(void) {
 /* One model pass on a ctx, timed by best_time. */
 typedef void (*pass_fn)(cs_ctx *c, const void *arg);
 
+/* The ops' time over the timed runs of a pass (--profile), and the runs' own time. */
+typedef struct bench_profile {
+    ctx_profile ops;
+    double seconds;
+    int runs;
+} bench_profile;
+
 /* Best-of-repeat time of run(c, arg) after one untimed warm-up (the arena's pages then
- * touched, as in a running server), with the FLOPs the pass counted. */
-static double best_time(cs_ctx *c, int repeat, pass_fn run, const void *arg, double *flops) {
+ * touched, as in a running server), with the FLOPs the pass counted; prof (may be NULL)
+ * gets the timed runs' profile. */
+static double best_time(cs_ctx *c, int repeat, pass_fn run, const void *arg, double *flops,
+                        bench_profile *prof) {
     double best = 1e30;
+    if (prof) memset(prof, 0, sizeof *prof);
     for (int r = -1; r < repeat; r++) {
         c->flops = 0;
         ctx_release(c, 0);
+        c->prof = prof && r >= 0 ? &prof->ops : NULL;
         const double t0 = bench_now_s();
         run(c, arg);
         const double dt = bench_now_s() - t0;
         if (r >= 0 && dt < best) best = dt;
+        if (prof && r >= 0) prof->seconds += dt, prof->runs++;
         *flops = c->flops;
     }
+    c->prof = NULL;
     return best;
+}
+
+/* The table of --profile: per op kind, calls and time per pass, share of the pass,
+ * GFLOP/s and fraction of the fp32 peak for the kinds that count FLOPs. */
+static void print_profile(const bench_profile *p, double peak, int threads) {
+    if (!p->runs) return;
+    const double per = 1.0 / p->runs, pass_s = p->seconds * per;
+    const bool grouped = p->ops.grouped > 0;
+    double ops_s = 0;
+    printf("  where the time goes (per pass, mean of %d runs: %.2f ms%s)\n", p->runs, 1e3 * pass_s,
+           grouped ? "; row groups side by side: op times are thread time" : "");
+    printf("    %-12s %7s %11s %7s %9s %8s\n", "op kind", "calls", "time", "share", "GFLOP/s",
+           "of peak");
+    for (int k = 0; k < CS_OP_KINDS; k++) {
+        if (!p->ops.calls[k]) continue;
+        const double t = p->ops.seconds[k] * per, fl = p->ops.flops[k] * per;
+        ops_s += t;
+        printf("    %-12s %7lld %8.2f ms %6.1f%%", ctx_op_kind_name((cs_op_kind)k),
+               (long long)(p->ops.calls[k] / p->runs), 1e3 * t, 100.0 * t / pass_s);
+        // A row group's kernels run on one thread: their rate is of one thread's peak.
+        if (fl > 0)
+            printf(" %9.1f %8.2f", fl / t / 1e9, fl / t / 1e9 / (grouped ? peak / threads : peak));
+        printf("\n");
+    }
+    if (!grouped)
+        printf("    %-12s %7s %8.2f ms %6.1f%%\n", "between ops", "", 1e3 * (pass_s - ops_s),
+               100.0 * (pass_s - ops_s) / pass_s);
 }
 
 typedef struct unet_pass {
@@ -113,7 +154,7 @@ static void run_te(cs_ctx *c, const void *arg) {
 
 /* Best-of-repeat time of one UNet forward at (batch, h, w), with its counted FLOPs. */
 static double unet_time(const unet_model *m, int64_t batch, int64_t h, int64_t w,
-                        const opts *o, double *flops) {
+                        const opts *o, double *flops, bench_profile *prof) {
     const unet_config *cfg = unet_get_config(m);
     const int64_t n_in = batch * cfg->in_channels * h * w, nctx = batch * CONTEXT_LEN * cfg->cross_dim;
     float *x = cs_malloc((size_t)n_in * sizeof *x), *out = cs_malloc((size_t)n_in * sizeof *out);
@@ -130,7 +171,7 @@ static double unet_time(const unet_model *m, int64_t batch, int64_t h, int64_t w
             unet_input in = {.sample = x, .batch = batch, .height = h, .width = w,
                              .timesteps = t, .context = ctxt, .context_len = CONTEXT_LEN};
             const unet_pass p = {.m = m, .in = &in, .out = out};
-            best = best_time(&c, o->repeat, run_unet, &p, flops);
+            best = best_time(&c, o->repeat, run_unet, &p, flops, prof);
         }
         ctx_deinit(&c);
     }
@@ -138,7 +179,8 @@ static double unet_time(const unet_model *m, int64_t batch, int64_t h, int64_t w
     return best;
 }
 
-static double vae_time(const vae_model *m, int64_t h, int64_t w, const opts *o, double *flops) {
+static double vae_time(const vae_model *m, int64_t h, int64_t w, const opts *o, double *flops,
+                       bench_profile *prof) {
     const int64_t f = vae_scale_factor(m), lc = vae_latent_channels(m);
     float *lat = cs_malloc((size_t)(lc * h * w) * sizeof *lat);
     float *img = cs_malloc((size_t)(3 * h * f * w * f) * sizeof *img);
@@ -149,7 +191,7 @@ static double vae_time(const vae_model *m, int64_t h, int64_t w, const opts *o, 
         if (ctx_start_pool(&c, o->threads, msg, sizeof msg) == CS_OK) {
             for (int64_t i = 0; i < lc * h * w; i++) lat[i] = (float)((i * 7) % 23) / 11.0f - 1.0f;
             const vae_pass p = {.m = m, .img = img, .lat = lat, .h = h, .w = w};
-            best = best_time(&c, o->repeat, run_vae, &p, flops);
+            best = best_time(&c, o->repeat, run_vae, &p, flops, prof);
         }
         ctx_deinit(&c);
     }
@@ -169,7 +211,7 @@ static double te_time(const text_encoder *m, const opts *o, double *flops) {
         if (ctx_start_pool(&c, o->threads, msg, sizeof msg) == CS_OK) {
             for (int64_t i = 0; i < batch * len; i++) ids[i] = (i * 7919) % vocab;
             const te_pass p = {.m = m, .ids = ids, .batch = batch, .len = len, .out = out};
-            best = best_time(&c, o->repeat, run_te, &p, flops);
+            best = best_time(&c, o->repeat, run_te, &p, flops, NULL);
         }
         ctx_deinit(&c);
     }
@@ -236,13 +278,13 @@ static void print_rate(const char *what, double s, double flops, double peak) {
 static double batch_gain(const models *m, int64_t h, const opts *o, const char *label) {
     double fl1 = 0, fl8 = 0;
     opts r = *o;
-    double t1 = unet_time(m->unet, 2, h, h, &r, &fl1);
+    double t1 = unet_time(m->unet, 2, h, h, &r, &fl1, NULL);
     if (t1 > 0 && t1 < 0.1) {
         const double want = 0.3 / t1;
         r.repeat = want > 100 ? 100 : want > o->repeat ? (int)want : o->repeat;
-        t1 = unet_time(m->unet, 2, h, h, &r, &fl1);
+        t1 = unet_time(m->unet, 2, h, h, &r, &fl1, NULL);
     }
-    const double t8 = unet_time(m->unet, 16, h, h, &r, &fl8);
+    const double t8 = unet_time(m->unet, 16, h, h, &r, &fl8, NULL);
     const double gain = t1 * 8.0 / t8;
     printf("batching gain, %s, latent %lld^2: 1 request %.4g s, 8 requests %.4g s: %.2fx\n",
            label, (long long)h, t1, t8, gain);
@@ -285,6 +327,7 @@ static int write_json(const char *path, const results *r) {
 static const char usage[] =
     "usage: %s [--model DIR] [--default-model DIR] [--sizes 256,512] [--threads T]\n"
     "          [--repeat N] [--no-batch] [--json FILE] [--quick] [--bf16-kernel K]\n"
+    "          [--profile]\n"
     "       %s [--model DIR] --write-model OUT [--dtype F16|BF16|F32]\n"
     "Prints, in one run: the fp32 FMA peak (register-only loop on all threads) and the bf16\n"
     "peak where the CPU has AVX512_BF16; OpenBLAS sgemm 2048^3 (the environment's kernel\n"
@@ -300,7 +343,10 @@ static const char usage[] =
     "weights (CPU time, one thread). --write-model OUT writes DIR's model with random weights\n"
     "(the ones timed here) in dtype D (default F16) as a diffusers folder, and exits.\n"
     "--bf16-kernel native|split|auto: the bf16 products on vdpbf16ps (or the portable\n"
-    "kernel), on fp32 FMAs (AVX-512F), or as the server picks them (default).\n";
+    "kernel), on fp32 FMAs (AVX-512F), or as the server picks them (default).\n"
+    "--profile: after each UNet step and VAE decode, where its timed runs spent their time\n"
+    "by op kind (calls, time and share per pass; GFLOP/s and fraction of the fp32 peak of\n"
+    "the products), and the time between ops.\n";
 
 static int parse(int argc, char **argv, opts *o) {
     *o = (opts){.model = CS_SOURCE_DIR "/../shared/configs/sd15",
@@ -315,6 +361,8 @@ static int parse(int argc, char **argv, opts *o) {
             o->quick = true;
         } else if (!strcmp(a, "--no-batch")) {
             o->batch = false;
+        } else if (!strcmp(a, "--profile")) {
+            o->profile = true;
         } else if (!v) {
             goto bad;
         } else if (!strcmp(a, "--model")) {
@@ -412,6 +460,7 @@ int main(int argc, char **argv) {
         o.sizes[0] = 8 * f;
     }
     double fl = 0, s;
+    bench_profile prof_storage, *prof = o.profile ? &prof_storage : NULL;
     s = te_time(m.te, &o, &fl);
     print_rate("text encoder (2 x 77 tokens)", s, fl, r.fma_peak);
     if (!o.quick) r.te_s = s;
@@ -419,8 +468,9 @@ int main(int argc, char **argv) {
         const int64_t size = o.sizes[i], h = size / f;
         char what[96];
         snprintf(what, sizeof what, "UNet CFG step %lld^2 (fp32)", (long long)size);
-        s = unet_time(m.unet, 2, h, h, &o, &fl);
+        s = unet_time(m.unet, 2, h, h, &o, &fl, prof);
         print_rate(what, s, fl, r.fma_peak);
+        if (prof) print_profile(prof, r.fma_peak, threads);
         if (!o.quick && size == 512) {
             r.unet512_s = s;
             r.unet512_gflops = fl / s / 1e9;
@@ -428,14 +478,16 @@ int main(int argc, char **argv) {
         if (!o.quick && size == 256) r.unet256_s = s;
         const double s32 = s;
         snprintf(what, sizeof what, "UNet CFG step %lld^2 (bf16)", (long long)size);
-        s = unet_time(m.unet_bf16, 2, h, h, &o, &fl);
+        s = unet_time(m.unet_bf16, 2, h, h, &o, &fl, prof);
         print_rate(what, s, fl, r.fma_peak);
+        if (prof) print_profile(prof, r.fma_peak, threads);
         printf("%-34s %9.2fx (kernel %s)\n", "  bf16 speed-up over fp32", s32 / s,
                gemm_bf16_kernel_name());
         if (!o.quick && size == 512) r.unet512_bf16_s = s;
         snprintf(what, sizeof what, "VAE decode %lld^2", (long long)size);
-        s = vae_time(m.vae, h, h, &o, &fl);
+        s = vae_time(m.vae, h, h, &o, &fl, prof);
         print_rate(what, s, fl, r.fma_peak);
+        if (prof) print_profile(prof, r.fma_peak, threads);
         if (!o.quick && size == 512) {
             r.vae512_s = s;
             r.rss512 = peak_rss_mib();
