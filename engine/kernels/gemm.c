@@ -317,7 +317,14 @@ static int64_t items_wanted(const threadpool *p) {
 
 /* ---- linear: y(m, n) = x(m, k) · Wᵀ ---- */
 
-enum { LIN_MC = 128 }; /* rows of x per item (packed: 128 KiB per k-block) */
+#define WEIGHTS_CACHED (1024.0 * 1024) /* weights of at most this many bytes stay in L2 */
+
+enum {
+    LIN_MC = 128,          /* rows of x per item (packed: 128 KiB per k-block) */
+    LIN_MC_STREAMED = 512, /* the same for weights from memory (512 KiB per k-block) */
+};
+#define LIN_WEIGHTS_NEAR (16.0 * 1024 * 1024) /* weights this large come back from L3 cheaply */
+#define LIN_PACK_COST 8.0 /* a byte of x packed costs as much as this many of weights read */
 
 typedef struct lin_job {
     float *y;
@@ -379,6 +386,52 @@ static void lin_items(void *arg, int64_t i0, int64_t i1) {
     }
 }
 
+typedef struct lin_split {
+    int64_t mc, nc; /* rows and columns of an item */
+} lin_split;
+
+/* Row blocks of at most max_mc rows, spread evenly and enough for `want` items where the
+ * rows allow; the weight columns cut only when the row blocks are fewer than `want`. */
+static lin_split lin_split_rows(int64_t m, int64_t n, int64_t max_mc, int64_t want) {
+    const int64_t mc = block_units(m, GEMM_MR, max_mc / GEMM_MR, want) * GEMM_MR;
+    const int64_t mblocks = ceil_div(m, mc);
+    const int64_t nc = block_units(n, GEMM_NR, INT64_MAX / GEMM_NR,
+                                   mblocks >= want ? 1 : ceil_div(want, mblocks)) * GEMM_NR;
+    return (lin_split){mc, nc};
+}
+
+/* How a linear product y(m, n) = x(m, kd) · Wᵀ is cut into items (row block × column block),
+ * at least `want` where the shape allows (for the pool's balance).
+ * Weights that stay in cache: row blocks of LIN_MC rows at most (the packed rows of x stay
+ * in L2 beside a weight panel).
+ * Weights from memory (SD-1.5's deepest feed-forward layers: 26 and 52 MB; 13 MB still
+ * came back from L3 faster than x could be packed twice): every row block reads all
+ * of them and every column block packs all its rows of x, so the split that reads the
+ * least, row blocks · n · kd + LIN_PACK_COST · column blocks · m · kd, is chosen (a byte
+ * of x packed costs more than a byte of weights streamed), with row blocks up to
+ * LIN_MC_STREAMED rows: 512 rows into 10240 columns (16 × 16 latents) read the weights
+ * once instead of 8 times, 128 rows (8 × 8) once instead of 8 times. */
+static lin_split lin_choose_split(int64_t m, int64_t n, int64_t kd, int64_t want) {
+    if ((double)n * (double)kd * sizeof(float) <= LIN_WEIGHTS_NEAR)
+        return lin_split_rows(m, n, LIN_MC, want);
+    lin_split best = lin_split_rows(m, n, LIN_MC, want); /* when no split gives `want` items */
+    double best_cost = INFINITY;
+    for (int64_t mb = 1; mb <= ceil_div(m, GEMM_MR); mb++) {
+        const int64_t mc = block_units(m, GEMM_MR, INT64_MAX / GEMM_MR, mb) * GEMM_MR;
+        const int64_t mblocks = ceil_div(m, mc);
+        if (mc > LIN_MC_STREAMED || mblocks != mb) continue; /* too tall, or the same as a fewer */
+        const int64_t nc = block_units(n, GEMM_NR, INT64_MAX / GEMM_NR,
+                                       mblocks >= want ? 1 : ceil_div(want, mblocks)) * GEMM_NR;
+        const int64_t nblocks = ceil_div(n, nc);
+        const double cost = (double)mblocks * (double)n + LIN_PACK_COST * (double)nblocks * (double)m;
+        if (mblocks * nblocks >= want && cost < best_cost) {
+            best_cost = cost;
+            best = (lin_split){mc, nc};
+        }
+    }
+    return best;
+}
+
 void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed, const float *b,
                  int64_t m, int64_t k, int64_t n) {
     if (m <= 0 || n <= 0) return;
@@ -387,14 +440,10 @@ void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed,
             for (int64_t c = 0; c < n; c++) y[r * n + c] = b ? b[c] : 0.0f;
         return;
     }
-    const int64_t want = items_wanted(p);
-    const int64_t mc = block_units(m, GEMM_MR, LIN_MC / GEMM_MR, want) * GEMM_MR;
-    const int64_t mblocks = ceil_div(m, mc);
-    // Few row blocks (short sequences): split the weight columns too.
-    const int64_t nc = block_units(n, GEMM_NR, INT64_MAX / GEMM_NR,
-                                   mblocks >= want ? 1 : ceil_div(want, mblocks)) * GEMM_NR;
-    lin_job j = {.y = y, .x = x, .w = w_packed, .b = b, .m = m, .k = k, .n = n, .mc = mc,
-                 .nc = nc, .nblocks = ceil_div(n, nc), .kern = kern_for(w_packed.dtype)};
+    const lin_split sp = lin_choose_split(m, n, k_units(w_packed.dtype, k), items_wanted(p));
+    lin_job j = {.y = y, .x = x, .w = w_packed, .b = b, .m = m, .k = k, .n = n, .mc = sp.mc,
+                 .nc = sp.nc, .nblocks = ceil_div(n, sp.nc), .kern = kern_for(w_packed.dtype)};
+    const int64_t mblocks = ceil_div(m, sp.mc);
     threadpool_for(p, mblocks * j.nblocks, 1, lin_items, &j);
 }
 
@@ -408,7 +457,6 @@ void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed,
 
 enum { PA_TILES = 4 }; /* activation tiles of 48 columns per item at most (192 KiB per k-block) */
 #define PA_PREPACK_MAX (64.0 * 1024 * 1024) /* bytes of tiles packed ahead for all row blocks */
-#define PA_WEIGHTS_CACHED (1024.0 * 1024) /* weights of at most this many bytes stay in L2 */
 
 typedef struct pa_job {
     float *y;
@@ -555,7 +603,7 @@ static pa_split pa_split_of(int64_t tiles, int64_t per, int64_t panels, int64_t 
  * pre-packed buffer stays under PA_PREPACK_MAX. */
 static pa_split pa_choose_split(int64_t tiles, int64_t m, int64_t kd, int64_t want) {
     const int64_t panels = ceil_div(m, GEMM_MR);
-    if ((double)m * (double)kd * sizeof(float) <= PA_WEIGHTS_CACHED) {
+    if ((double)m * (double)kd * sizeof(float) <= WEIGHTS_CACHED) {
         const int64_t per = tiles / want;
         return pa_split_of(tiles, per < 1 ? 1 : per > PA_TILES ? PA_TILES : per, panels, want);
     }
