@@ -9,7 +9,9 @@
  *   Oᵀ += vᵀ Pᵀ        A = vᵀ panels (8 head dims × keys), B = Pᵀ exactly as the first
  *                      product left it (keys × 48 queries), so P is never moved,
  * and at the end writes O = Oᵀ / l back transposed. The softmax runs across 48 queries
- * at once (one vector lane each) on rows that are contiguous in L1. Everything an item
+ * at once (one vector lane each) on rows that are contiguous in L1. A panel whose queries
+ * end within its first 16 or 32 columns (64 tokens: 48 + 16) runs both products on the
+ * narrow kernels and the softmax on those lanes only; the other columns are never read. Everything an item
  * touches (its query panels, one key and one value block, Sᵀ and Oᵀ: a few hundred KiB)
  * stays in the core's cache; the former design streamed 16 MB chunks of scores through
  * memory three times. The key and value panels are packed once per head, before the
@@ -48,6 +50,7 @@ enum {
     FA_QPANELS = 2,                   /* query panels of 48 per item */
     FA_QUERIES = FA_QPANELS * GEMM_NR, /* queries per item */
     FA_TILE = GEMM_MR * GEMM_NR,
+    FA_WIDTHS = GEMM_NR / 16, /* query widths a panel is run at: 16, 32, 48 */
 };
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
@@ -68,8 +71,8 @@ static int64_t key_block(int64_t hd) {
  * much the earlier sums shrink, exp(m_old - m_new). Every query has a key it sees in its
  * first block, so m is finite from then on. */
 static void softmax_block_sse2(float *s, int64_t keys, float scale, float *m, double *l,
-                               float *alpha) {
-    for (int v = 0; v < GEMM_NR; v += 4) {
+                               float *alpha, int lanes) {
+    for (int v = 0; v < lanes; v += 4) {
         const __m128 sc = _mm_set1_ps(scale);
         __m128 mx = _mm_loadu_ps(m + v);
         const __m128 m_old = mx;
@@ -97,8 +100,8 @@ static void softmax_block_sse2(float *s, int64_t keys, float scale, float *m, do
 }
 
 OPS_TARGET_AVX2 static void softmax_block_avx2(float *s, int64_t keys, float scale, float *m,
-                                               double *l, float *alpha) {
-    for (int v = 0; v < GEMM_NR; v += 8) {
+                                               double *l, float *alpha, int lanes) {
+    for (int v = 0; v < lanes; v += 8) {
         const __m256 sc = _mm256_set1_ps(scale);
         __m256 mx = _mm256_loadu_ps(m + v);
         const __m256 m_old = mx;
@@ -128,8 +131,9 @@ OPS_TARGET_AVX2 static void softmax_block_avx2(float *s, int64_t keys, float sca
 
 /* softmax_block_avx2 on 16 lanes: the same operations per lane, so the same bits. */
 OPS_TARGET_AVX512 static void softmax_block_avx512(float *s, int64_t keys, float scale,
-                                                   float *m, double *l, float *alpha) {
-    for (int v = 0; v < GEMM_NR; v += 16) {
+                                                   float *m, double *l, float *alpha,
+                                                   int lanes) {
+    for (int v = 0; v < lanes; v += 16) {
         const __m512 sc = _mm512_set1_ps(scale);
         __m512 mx = _mm512_loadu_ps(m + v);
         const __m512 m_old = mx;
@@ -158,7 +162,7 @@ OPS_TARGET_AVX512 static void softmax_block_avx512(float *s, int64_t keys, float
 }
 
 typedef void (*softmax_block_fn)(float *s, int64_t keys, float scale, float *m, double *l,
-                                 float *alpha);
+                                 float *alpha, int lanes);
 
 /* ---- keys and values, packed once per head ---- */
 
@@ -259,11 +263,13 @@ typedef struct flash_job {
     const op_attn_shape *s;
     kv_layout lay;
     int64_t qblocks; /* query blocks per head */
-    gemm_kernel_fn kern;
-    gemm_kernel_bf16_fn kern16; /* s->bf16 */
+    /* Per FA_WIDTHS width (16, 32, 48 queries: a panel's last queries may end before its
+     * 48 columns, as the default model's 64 and 16 tokens do), the kernels: */
+    gemm_kernel_fn kern[FA_WIDTHS];
+    gemm_kernel_bf16_fn kern16[FA_WIDTHS]; /* s->bf16 */
     /* s->bf16 where the split kernels are faster (gemm_kernels.h): each pair panel of k or
      * v is split into floats (a2) just before the kernel reads it */
-    gemm_kernel_split_fn split;
+    gemm_kernel_split_fn split[FA_WIDTHS];
     gemm_pair_tile_fn pair_tile; /* s->bf16: P to pairs */
     softmax_block_fn softmax;
 } flash_job;
@@ -296,40 +302,43 @@ static flash_scratch item_scratch(int64_t hd, int64_t kb, int64_t hdp) {
     };
 }
 
-/* st (kpad keys × 48 queries) = k qᵀ of key panels ka and query panel qb. */
+/* st (kpad keys × 48 queries) = k qᵀ of key panels ka and query panel qb, in the first
+ * 16 · (wi + 1) query columns (the rest of st untouched). */
 static void scores(const flash_job *j, flash_scratch *x, float *st, const float *ka,
-                   const float *qb, int64_t kpad) {
+                   const float *qb, int64_t kpad, int wi) {
     const int64_t ku = j->lay.kunit;
     for (int64_t i = 0; i < kpad; i += GEMM_MR) {
-        if (j->split) {
+        if (j->split[wi]) {
             gemm_bf16_split_panel(x->a2, (const gemm_pair *)ka + i * ku, ku);
-            j->split(ku, x->a2, (const gemm_pair *)qb, st + i * GEMM_NR, GEMM_NR, false);
-        } else if (j->kern16)
-            j->kern16(ku, (const gemm_pair *)ka + i * ku, (const gemm_pair *)qb, st + i * GEMM_NR,
-                      GEMM_NR, false);
+            j->split[wi](ku, x->a2, (const gemm_pair *)qb, st + i * GEMM_NR, GEMM_NR, false);
+        } else if (j->kern16[wi])
+            j->kern16[wi](ku, (const gemm_pair *)ka + i * ku, (const gemm_pair *)qb,
+                          st + i * GEMM_NR, GEMM_NR, false);
         else
-            j->kern(ku, ka + i * ku, qb, st + i * GEMM_NR, GEMM_NR, false);
+            j->kern[wi](ku, ka + i * ku, qb, st + i * GEMM_NR, GEMM_NR, false);
     }
 }
 
 /* ot (hdp dims × 48 queries) += vᵀ Pᵀ of the first kpad keys of value panels va (packed
- * for vpad keys: a causal item may stop short of the block) and P in st. */
+ * for vpad keys: a causal item may stop short of the block) and P in st, in the first
+ * 16 · (wi + 1) query columns. */
 static void weigh_values(const flash_job *j, flash_scratch *x, float *ot, const float *va,
-                         int64_t vpad, const float *st, int64_t kpad) {
-    if (j->kern16) {
+                         int64_t vpad, const float *st, int64_t kpad, int wi) {
+    if (j->kern16[wi]) {
+        // Rounds all 48 columns; those past the panel's lanes are stale and never read.
         j->pair_tile(x->pt, st, kpad);
         for (int64_t dp = 0; dp < j->lay.hdp / GEMM_MR; dp++) {
             const gemm_pair *panel = (const gemm_pair *)va + dp * vpad / 2 * GEMM_MR;
-            if (j->split) {
+            if (j->split[wi]) {
                 gemm_bf16_split_panel(x->a2, panel, kpad / 2);
-                j->split(kpad / 2, x->a2, x->pt, ot + dp * FA_TILE, GEMM_NR, true);
+                j->split[wi](kpad / 2, x->a2, x->pt, ot + dp * FA_TILE, GEMM_NR, true);
             } else {
-                j->kern16(kpad / 2, panel, x->pt, ot + dp * FA_TILE, GEMM_NR, true);
+                j->kern16[wi](kpad / 2, panel, x->pt, ot + dp * FA_TILE, GEMM_NR, true);
             }
         }
     } else {
         for (int64_t dp = 0; dp < j->lay.hdp / GEMM_MR; dp++)
-            j->kern(kpad, va + dp * vpad * GEMM_MR, st, ot + dp * FA_TILE, GEMM_NR, true);
+            j->kern[wi](kpad, va + dp * vpad * GEMM_MR, st, ot + dp * FA_TILE, GEMM_NR, true);
     }
 }
 
@@ -352,22 +361,26 @@ static void flash_item(const flash_job *j, flash_scratch *x, int64_t item) {
         const float *ka = j->kp + (bh * j->lay.lk8 + k0) * ku;
         const float *va = j->vp + (bh * j->lay.lk8 + k0) * j->lay.vunit;
         for (int64_t t = 0; t < npanel; t++) {
+            /* The panel's queries end before `lanes`: columns past them are never read. */
+            const int64_t in_panel = queries - t * GEMM_NR < GEMM_NR ? queries - t * GEMM_NR
+                                                                    : GEMM_NR;
+            const int wi = (int)((in_panel + 15) / 16) - 1, lanes = 16 * (wi + 1);
             float *st = x->st + t * kpad * GEMM_NR; /* (kpad keys, 48 queries) */
-            scores(j, x, st, ka, x->qb + t * ku * GEMM_NR, kpad);
+            scores(j, x, st, ka, x->qb + t * ku * GEMM_NR, kpad, wi);
             /* Padding keys, and keys after a causal query, get no weight. */
             for (int64_t kk = keys; kk < kpad; kk++)
-                for (int64_t c = 0; c < GEMM_NR; c++) st[kk * GEMM_NR + c] = -INFINITY;
+                for (int64_t c = 0; c < lanes; c++) st[kk * GEMM_NR + c] = -INFINITY;
             if (s->causal) {
                 for (int64_t kk = 0; kk < keys; kk++)
-                    for (int64_t c = 0; c < GEMM_NR; c++)
+                    for (int64_t c = 0; c < lanes; c++)
                         if (k0 + kk > q0 + t * GEMM_NR + c) st[kk * GEMM_NR + c] = -INFINITY;
             }
             float *m = x->m + t * GEMM_NR;
-            j->softmax(st, kpad, s->scale, m, x->l + t * GEMM_NR, x->alpha);
+            j->softmax(st, kpad, s->scale, m, x->l + t * GEMM_NR, x->alpha, lanes);
             float *ot = x->ot + t * hdp * GEMM_NR; /* (hdp dims, 48 queries) */
             for (int64_t d = 0; d < hdp; d++)
-                for (int64_t c = 0; c < GEMM_NR; c++) ot[d * GEMM_NR + c] *= x->alpha[c];
-            weigh_values(j, x, ot, va, vpad, st, kpad);
+                for (int64_t c = 0; c < lanes; c++) ot[d * GEMM_NR + c] *= x->alpha[c];
+            weigh_values(j, x, ot, va, vpad, st, kpad, wi);
         }
     }
     for (int64_t t = 0; t < npanel; t++) {
@@ -414,13 +427,16 @@ void op_attention(cs_ctx *c, float *out, const float *q, const float *k, const f
                        .s = s,
                        .lay = lay,
                        .qblocks = (lq + FA_QUERIES - 1) / FA_QUERIES,
-                       .kern = gemm_kernel_active(),
-                       .kern16 = s->bf16 ? gemm_kernel_bf16_active() : NULL,
-                       .split = s->bf16 ? gemm_kernel_bf16_split_for_width(GEMM_NR) : NULL,
                        .pair_tile = gemm_bf16_pair_tile_active(),
                        .softmax = ops_have_avx512() ? softmax_block_avx512
                                   : ops_have_avx2() ? softmax_block_avx2
                                                     : softmax_block_sse2};
+        for (int wi = 0; wi < FA_WIDTHS; wi++) {
+            const int64_t width = 16 * (wi + 1);
+            j.kern[wi] = gemm_kernel_for_width(width);
+            j.kern16[wi] = s->bf16 ? gemm_kernel_bf16_for_width(width) : NULL;
+            j.split[wi] = s->bf16 ? gemm_kernel_bf16_split_for_width(width) : NULL;
+        }
         threadpool_for(c->pool, heads * j.qblocks, 1, flash_items, &j);
         c->flops += 4.0 * (double)heads * (double)lq * (double)lk * (double)hd;
     }

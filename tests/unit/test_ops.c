@@ -51,8 +51,9 @@ static float *fill_buf(int64_t n, float v) {
 static double rel_err(const float *a, const float *b, int64_t n) {
     double diff = 0.0, scale = 1e-30;
     for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= diff)) diff = d; // NaN sticks
+        const double d = fabs((double)a[i] - (double)b[i]);
+        if (isnan(d)) return NAN; /* fails every tolerance, wherever it is */
+        if (d > diff) diff = d;
         if (fabs((double)b[i]) > scale) scale = fabs((double)b[i]);
     }
     return diff / scale;
