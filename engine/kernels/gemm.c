@@ -390,10 +390,9 @@ typedef struct lin_split {
     int64_t mc, nc; /* rows and columns of an item */
 } lin_split;
 
-/* Row blocks of at most max_mc rows, spread evenly and enough for `want` items where the
- * rows allow; the weight columns cut only when the row blocks are fewer than `want`. */
-static lin_split lin_split_rows(int64_t m, int64_t n, int64_t max_mc, int64_t want) {
-    const int64_t mc = block_units(m, GEMM_MR, max_mc / GEMM_MR, want) * GEMM_MR;
+/* Rows mc an item and the columns that make `want` items with them: the weight columns
+ * are cut only when the row blocks are fewer than `want`. */
+static lin_split lin_split_of(int64_t m, int64_t n, int64_t mc, int64_t want) {
     const int64_t mblocks = ceil_div(m, mc);
     const int64_t nc = block_units(n, GEMM_NR, INT64_MAX / GEMM_NR,
                                    mblocks >= want ? 1 : ceil_div(want, mblocks)) * GEMM_NR;
@@ -412,21 +411,22 @@ static lin_split lin_split_rows(int64_t m, int64_t n, int64_t max_mc, int64_t wa
  * LIN_MC_STREAMED rows: 512 rows into 10240 columns (16 × 16 latents) read the weights
  * once instead of 8 times, 128 rows (8 × 8) once instead of 8 times. */
 static lin_split lin_choose_split(int64_t m, int64_t n, int64_t kd, int64_t want) {
-    if ((double)n * (double)kd * sizeof(float) <= LIN_WEIGHTS_NEAR)
-        return lin_split_rows(m, n, LIN_MC, want);
-    lin_split best = lin_split_rows(m, n, LIN_MC, want); /* when no split gives `want` items */
+    /* Row blocks of LIN_MC rows at most, spread evenly over `want` items where the rows allow. */
+    const lin_split rows =
+        lin_split_of(m, n, block_units(m, GEMM_MR, LIN_MC / GEMM_MR, want) * GEMM_MR, want);
+    if ((double)n * (double)kd * sizeof(float) <= LIN_WEIGHTS_NEAR) return rows;
+    lin_split best = rows; /* when no split gives `want` items */
     double best_cost = INFINITY;
     for (int64_t mb = 1; mb <= ceil_div(m, GEMM_MR); mb++) {
         const int64_t mc = block_units(m, GEMM_MR, INT64_MAX / GEMM_MR, mb) * GEMM_MR;
         const int64_t mblocks = ceil_div(m, mc);
         if (mc > LIN_MC_STREAMED || mblocks != mb) continue; /* too tall, or the same as a fewer */
-        const int64_t nc = block_units(n, GEMM_NR, INT64_MAX / GEMM_NR,
-                                       mblocks >= want ? 1 : ceil_div(want, mblocks)) * GEMM_NR;
-        const int64_t nblocks = ceil_div(n, nc);
+        const lin_split sp = lin_split_of(m, n, mc, want);
+        const int64_t nblocks = ceil_div(n, sp.nc);
         const double cost = (double)mblocks * (double)n + LIN_PACK_COST * (double)nblocks * (double)m;
         if (mblocks * nblocks >= want && cost < best_cost) {
             best_cost = cost;
-            best = (lin_split){mc, nc};
+            best = sp;
         }
     }
     return best;

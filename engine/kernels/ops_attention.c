@@ -11,10 +11,10 @@
  * and at the end writes O = Oᵀ / l back transposed. The softmax runs across 48 queries
  * at once (one vector lane each) on rows that are contiguous in L1. A panel whose queries
  * end within its first 16 or 32 columns (64 tokens: 48 + 16) runs both products on the
- * narrow kernels and the softmax on those lanes only; the other columns are never read. Everything an item
- * touches (its query panels, one key and one value block, Sᵀ and Oᵀ: a few hundred KiB)
- * stays in the core's cache; the former design streamed 16 MB chunks of scores through
- * memory three times. The key and value panels are packed once per head, before the
+ * narrow kernels and the softmax on those lanes only; the other columns are never read.
+ * Everything an item touches (its query panels, one key and one value block, Sᵀ and Oᵀ: a
+ * few hundred KiB) stays in the core's cache; the former design streamed 16 MB chunks of
+ * scores through memory three times. The key and value panels are packed once per head, before the
  * items run (every query block of a head reads all of them: packing them per item cost
  * about a fifth of the products at 4096 tokens).
  *

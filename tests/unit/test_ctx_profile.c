@@ -7,6 +7,7 @@
 #include "check.h"
 #include "ctx.h"
 #include "ctx_profile.h"
+#include "tiny_unet.h"
 #include "unet.h"
 
 static void test_scopes(void) {
@@ -79,16 +80,9 @@ static double flops_of_kinds(const ctx_profile *p) {
 
 static void test_unet_pass(void) {
     unet_config cfg;
-    unet_model *m = NULL;
-    char msg[1024] = "";
-    cs_status st = unet_config_load(CS_GOLDEN_DIR "/pipeline_tiny/model/unet/config.json", &cfg,
-                                    msg, sizeof msg);
-    if (st == CS_OK) st = unet_new_random(&cfg, 5, &m, msg, sizeof msg);
-    CHECK_EQ_INT(st, CS_OK);
-    if (st != CS_OK) {
-        fprintf(stderr, "tiny unet: %s\n", msg);
-        return;
-    }
+    unet_model *m = tiny_unet_new(5, &cfg);
+    CHECK(m != NULL);
+    if (!m) return;
     /* 32 × 32: one batch whatever the threads; 8 × 8 on 3 threads: three row groups. */
     ctx_profile serial, shared, grouped;
     double f_serial, f_shared, f_grouped;

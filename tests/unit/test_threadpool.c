@@ -13,6 +13,7 @@
 #include "check.h"
 #include "ops.h"
 #include "threadpool.h"
+#include "tiny_unet.h"
 #include "unet.h"
 
 static void test_args(void) {
@@ -316,16 +317,9 @@ static void unet_invariance_at(const unet_model *m, const unet_config *cfg, int6
 
 static void test_unet_invariance(void) {
     unet_config cfg;
-    unet_model *m = NULL;
-    char msg[1024] = "";
-    cs_status st = unet_config_load(CS_GOLDEN_DIR "/pipeline_tiny/model/unet/config.json", &cfg,
-                                    msg, sizeof msg);
-    if (st == CS_OK) st = unet_new_random(&cfg, 5, &m, msg, sizeof msg);
-    CHECK_EQ_INT(st, CS_OK);
-    if (st != CS_OK) {
-        fprintf(stderr, "tiny unet: %s\n", msg);
-        return;
-    }
+    unet_model *m = tiny_unet_new(5, &cfg);
+    CHECK(m != NULL);
+    if (!m) return;
     unet_invariance_at(m, &cfg, 32, 1);
     unet_invariance_at(m, &cfg, 8, 2);
     CHECK_EQ_INT(unet_row_groups(m, UB, 8, 8, UL, 3), 3);
