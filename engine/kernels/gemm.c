@@ -455,7 +455,11 @@ void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed,
  * 48-column tile's second half two-thirds empty), and a batch shares every weight panel
  * read. Each output element is still the same single accumulator (gemm.h). */
 
-enum { PA_TILES = 4 }; /* activation tiles of 48 columns per item at most (192 KiB per k-block) */
+/* Activation tiles of 48 columns an item at most (192 KiB a k-block), or PA_TILES_WIDE
+ * (384 KiB, still in L2) for weights larger than PA_WIDE_WEIGHTS, which come from memory
+ * once per column block. */
+enum { PA_TILES = 4, PA_TILES_WIDE = 8 };
+#define PA_WIDE_WEIGHTS (32.0 * 1024 * 1024)
 #define PA_PREPACK_MAX (64.0 * 1024 * 1024) /* bytes of tiles packed ahead for all row blocks */
 
 typedef struct pa_job {
@@ -514,17 +518,17 @@ static void pa_tile(const pa_job *j, float *dst, const pa_piece *pc, int np, int
 static void pa_items(void *arg, int64_t i0, int64_t i1) {
     const pa_job *j = arg;
     /* Tiles packed here, unless the pre-pass packed them all. */
-    const size_t bt_bytes = (size_t)(PA_TILES * GEMM_KC * GEMM_NR) * sizeof(float);
+    const size_t bt_bytes = (size_t)(PA_TILES_WIDE * GEMM_KC * GEMM_NR) * sizeof(float);
     float *bt = j->tiles_packed ? NULL : scratch_get(SCRATCH_GEMM_A, bt_bytes);
     float *pad = scratch_get(SCRATCH_GEMM_PAD, (size_t)(GEMM_KC * GEMM_MR) * sizeof(float));
     float *a2 = j->kern.split[0] ? scratch_get(SCRATCH_GEMM_SPLIT,
                                                (size_t)(2 * GEMM_KC * GEMM_MR) * sizeof(float))
                                  : NULL;
     const int64_t kd = k_units(j->w.dtype, j->k);
-    pa_piece pcs[PA_TILES][GEMM_NR];
+    pa_piece pcs[PA_TILES_WIDE][GEMM_NR];
     tile_piece out[GEMM_NR];
-    int np[PA_TILES];
-    int64_t tw[PA_TILES];
+    int np[PA_TILES_WIDE];
+    int64_t tw[PA_TILES_WIDE];
     for (int64_t it = i0; it < i1; it++) {
         const int64_t t0 = it / j->m_blocks * j->per_item;
         const int64_t nt = j->tiles - t0 < j->per_item ? j->tiles - t0 : j->per_item;
@@ -597,10 +601,11 @@ static pa_split pa_split_of(int64_t tiles, int64_t per, int64_t panels, int64_t 
  * Weights from memory (SD-1.5's 16 × 16 and 8 × 8 convs: 59 MB and more): each column
  * block reads all of them (m · kd) and, with several row blocks, each row block reads its
  * column block's tiles from the pre-packed buffer (tiles · kd · GEMM_NR), so the split
- * that reads the least is chosen: a 16 × 16 latent's 11 tiles read the weights 3 times,
- * not 11, and an 8 × 8 latent's 3 tiles once. Large images get PA_TILES tiles an item
- * and one row block either way (tiles packed in the item: no full im2col), and the
- * pre-packed buffer stays under PA_PREPACK_MAX. */
+ * that reads the least is chosen: a 16 × 16 latent's 11 tiles read the weights twice
+ * (PA_TILES_WIDE tiles an item; 3 times at PA_TILES, 8 % slower), not 11, and an 8 × 8
+ * latent's 3 tiles once. Large images get the most tiles an item and one row block
+ * either way (tiles packed in the item: no full im2col), and the pre-packed buffer stays
+ * under PA_PREPACK_MAX. */
 static pa_split pa_choose_split(int64_t tiles, int64_t m, int64_t kd, int64_t want) {
     const int64_t panels = ceil_div(m, GEMM_MR);
     if ((double)m * (double)kd * sizeof(float) <= WEIGHTS_CACHED) {
@@ -609,7 +614,9 @@ static pa_split pa_choose_split(int64_t tiles, int64_t m, int64_t kd, int64_t wa
     }
     pa_split best = {1, 1}; /* when every split would pre-pack too much */
     double best_cost = INFINITY;
-    for (int64_t per = tiles < PA_TILES ? tiles : PA_TILES; per >= 1; per--) {
+    const int64_t max_per =
+        (double)m * (double)kd * sizeof(float) > PA_WIDE_WEIGHTS ? PA_TILES_WIDE : PA_TILES;
+    for (int64_t per = tiles < max_per ? tiles : max_per; per >= 1; per--) {
         const pa_split sp = pa_split_of(tiles, per, panels, want);
         if (sp.m_blocks > 1 &&
             (double)tiles * (double)kd * GEMM_NR * sizeof(float) > PA_PREPACK_MAX)

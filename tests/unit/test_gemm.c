@@ -129,6 +129,65 @@ static void test_conv(threadpool *pool2) {
     ctx_deinit(&c2);
 }
 
+/* A conv whose weights come from memory (33.8 MB: over gemm.c's PA_WIDE_WEIGHTS, so its
+ * items take up to PA_TILES_WIDE tiles) on 11 tiles, as SD-1.5's 16 × 16 convs: the same
+ * bits on one and two threads and for each image alone (6 tiles: another split), and
+ * sampled outputs against a double-precision dot product (the full reference would take
+ * minutes). */
+static void test_conv_streamed(threadpool *pool2) {
+    const op_conv2d_shape sh = {.batch = 2, .in_ch = 912, .height = 6, .width = 44,
+                                .out_ch = 1029, .kernel = 3, .stride = 1, .pad_top = 1,
+                                .pad_left = 1, .pad_bottom = 1, .pad_right = 1};
+    const gemm_conv_sizes z = gemm_conv_sizes_of(&sh);
+    uint64_t s = 5;
+    cs_ctx c1, c2;
+    CHECK(ctx_init(&c1, 1 << 10) == CS_OK);
+    CHECK(ctx_init(&c2, 1 << 10) == CS_OK);
+    c2.pool = pool2;
+    float *x = rand_buf(sh.batch * z.nin, &s), *w = rand_buf(sh.out_ch * z.kd, &s),
+          *b = rand_buf(sh.out_ch, &s);
+    float *y = malloc(sizeof(float) * sh.batch * z.nout),
+          *y1 = malloc(sizeof(float) * sh.batch * z.nout), *one = malloc(sizeof(float) * z.nout);
+    float *wp = malloc(sizeof(float) * sh.out_ch * z.kd);
+    memcpy(wp, w, sizeof(float) * sh.out_ch * z.kd);
+    CHECK(gemm_pack_panels(wp, sh.out_ch, z.kd, GEMM_MR));
+    op_conv2d_packed(&c2, y, x, gemm_f32(wp), b, &sh);
+    op_conv2d_packed(&c1, y1, x, gemm_f32(wp), b, &sh);
+    CHECK(memcmp(y, y1, sizeof(float) * sh.batch * z.nout) == 0);
+    op_conv2d_shape alone = sh;
+    alone.batch = 1;
+    for (int64_t bi = 0; bi < sh.batch; bi++) {
+        op_conv2d_packed(&c2, one, x + bi * z.nin, gemm_f32(wp), b, &alone);
+        CHECK(memcmp(one, y + bi * z.nout, sizeof(float) * z.nout) == 0);
+    }
+    double err = 0;
+    const int64_t hw = sh.height * sh.width;
+    for (int i = 0; i < 300; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        const int64_t e = (int64_t)((s >> 33) % (uint64_t)(sh.batch * z.nout));
+        const int64_t bi = e / z.nout, co = e % z.nout / hw, oh = e % hw / sh.width,
+                      ow = e % sh.width;
+        double acc = b[co];
+        for (int64_t ci = 0; ci < sh.in_ch; ci++)
+            for (int64_t kh = 0; kh < 3; kh++)
+                for (int64_t kw = 0; kw < 3; kw++) {
+                    const int64_t ih = oh - 1 + kh, iw = ow - 1 + kw;
+                    if (ih >= 0 && ih < sh.height && iw >= 0 && iw < sh.width)
+                        acc += (double)w[(co * sh.in_ch + ci) * 9 + kh * 3 + kw] *
+                               x[bi * z.nin + (ci * sh.height + ih) * sh.width + iw];
+                }
+        const double d = fabs(acc - y[e]);
+        if (d > err) err = d;
+    }
+    printf("conv %lld->%lld k3 (weights from memory): max abs error of 300 outputs %.3g\n",
+           (long long)sh.in_ch, (long long)sh.out_ch, err);
+    CHECK(err < 1e-4 * sqrt((double)z.kd));
+    free(x), free(w), free(b), free(y), free(y1), free(one), free(wp);
+    c2.pool = NULL;
+    ctx_deinit(&c1);
+    ctx_deinit(&c2);
+}
+
 int main(void) {
     printf("gemm: active kernels %s\n", gemm_isa_name(gemm_active_isa()));
     CHECK(!gemm_isa_supported(GEMM_ISA_AVX512) || gemm_active_isa() == GEMM_ISA_AVX512);
@@ -138,6 +197,7 @@ int main(void) {
     test_panels();
     test_linear(pool2);
     test_conv(pool2);
+    test_conv_streamed(pool2);
     threadpool_free(pool2);
     return check_failures ? 1 : 0;
 }
