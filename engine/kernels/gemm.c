@@ -335,20 +335,61 @@ typedef struct lin_job {
     gemm_kern kern;
 } lin_job;
 
+/* One row panel: dst[kk·8 + r] = src[r][kk] for kk < kc (src: 8 rows of x at column k0). */
+static void pack_panel8(float *dst, const float *const src[GEMM_MR], int64_t kc) {
+    for (int64_t r = 0; r < GEMM_MR; r++)
+        for (int64_t kk = 0; kk < kc; kk++)
+            dst[kk * GEMM_MR + r] = src[r][kk];
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/* pack_panel8 eight k at a time: an 8 × 8 transpose in registers instead of a store per
+ * float (linear layers with few outputs a row, e.g. 8192 × 1280 -> 320, 4-8 % faster). */
+__attribute__((target("avx2"))) static void
+pack_panel8_avx2(float *dst, const float *const src[GEMM_MR], int64_t kc) {
+    int64_t kk = 0;
+    for (; kk + 8 <= kc; kk += 8) {
+        __m256 r[8], t[8], u[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = _mm256_loadu_ps(src[i] + kk);
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);     /* k 0 1 | 4 5 of rows i, i+1 */
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); /* k 2 3 | 6 7 */
+        }
+        for (int i = 0; i < 8; i += 4) {
+            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));         /* k 0 | 4 */
+            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));     /* k 1 | 5 */
+            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0)); /* 2 | 6 */
+            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2)); /* 3 | 7 */
+        }
+        for (int i = 0; i < 4; i++) {
+            _mm256_storeu_ps(dst + (kk + i) * GEMM_MR,
+                             _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+            _mm256_storeu_ps(dst + (kk + i + 4) * GEMM_MR,
+                             _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+        }
+    }
+    const float *rest[GEMM_MR];
+    for (int r = 0; r < GEMM_MR; r++) rest[r] = src[r] + kk;
+    pack_panel8(dst + kk * GEMM_MR, rest, kc - kk);
+}
+#endif
+
 /* a[i·kc·8 + kk·8 + r] = x[row0 + 8i + r][k0 + kk], zero past row m. */
 static void pack_rows(float *a, const float *x, int64_t m, int64_t k, int64_t row0, int64_t rows,
                       int64_t k0, int64_t kc) {
+    static const float zeros[GEMM_KC];
+    void (*pack)(float *, const float *const *, int64_t) = pack_panel8;
+#if defined(__x86_64__) || defined(__i386__)
+    if (gemm_active_isa() != GEMM_ISA_PORTABLE) pack = pack_panel8_avx2;
+#endif
     for (int64_t i = 0; i < rows; i += GEMM_MR) {
-        float *dst = a + i * kc;
+        const float *src[GEMM_MR];
         for (int64_t r = 0; r < GEMM_MR; r++) {
             const int64_t row = row0 + i + r;
-            if (row >= m || i + r >= rows) {
-                for (int64_t kk = 0; kk < kc; kk++) dst[kk * GEMM_MR + r] = 0.0f;
-                continue;
-            }
-            const float *src = x + row * k + k0;
-            for (int64_t kk = 0; kk < kc; kk++) dst[kk * GEMM_MR + r] = src[kk];
+            src[r] = row >= m || i + r >= rows ? zeros : x + row * k + k0;
         }
+        pack(a + i * kc, src, kc);
     }
 }
 
