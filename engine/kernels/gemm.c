@@ -122,6 +122,8 @@ void gemm_weights_set(gemm_weights w, int64_t i, float v) {
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include "ops_simd.h"
+
 /* The F16C conversion: 8 halves per instruction, exact (subnormals included). */
 __attribute__((target("avx,f16c"))) static void widen_f16c(float *dst, const uint16_t *src,
                                                            int64_t n) {
@@ -343,35 +345,20 @@ static void pack_panel8(float *dst, const float *const src[GEMM_MR], int64_t kc)
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-/* pack_panel8 eight k at a time: an 8 × 8 transpose in registers instead of a store per
- * float (linear layers with few outputs a row, e.g. 8192 × 1280 -> 320, 4-8 % faster). */
-__attribute__((target("avx2"))) static void
-pack_panel8_avx2(float *dst, const float *const src[GEMM_MR], int64_t kc) {
+/* pack_panel8 eight k at a time, a transpose in registers instead of a store per float
+ * (linear layers with few outputs a row, e.g. 8192 × 1280 -> 320, 4-8 % faster). */
+OPS_TARGET_AVX2 static void pack_panel8_avx2(float *dst, const float *const src[GEMM_MR],
+                                             int64_t kc) {
     int64_t kk = 0;
+    const float *at[GEMM_MR];
     for (; kk + 8 <= kc; kk += 8) {
-        __m256 r[8], t[8], u[8];
-        for (int i = 0; i < 8; i++)
-            r[i] = _mm256_loadu_ps(src[i] + kk);
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);     /* k 0 1 | 4 5 of rows i, i+1 */
-            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); /* k 2 3 | 6 7 */
-        }
-        for (int i = 0; i < 8; i += 4) {
-            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));         /* k 0 | 4 */
-            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));     /* k 1 | 5 */
-            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0)); /* 2 | 6 */
-            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2)); /* 3 | 7 */
-        }
-        for (int i = 0; i < 4; i++) {
-            _mm256_storeu_ps(dst + (kk + i) * GEMM_MR,
-                             _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-            _mm256_storeu_ps(dst + (kk + i + 4) * GEMM_MR,
-                             _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-        }
+        for (int r = 0; r < GEMM_MR; r++)
+            at[r] = src[r] + kk;
+        ops_transpose8x8(dst + kk * GEMM_MR, GEMM_MR, at);
     }
-    const float *rest[GEMM_MR];
-    for (int r = 0; r < GEMM_MR; r++) rest[r] = src[r] + kk;
-    pack_panel8(dst + kk * GEMM_MR, rest, kc - kk);
+    for (int r = 0; r < GEMM_MR; r++)
+        at[r] = src[r] + kk;
+    pack_panel8(dst + kk * GEMM_MR, at, kc - kk);
 }
 #endif
 

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops_simd.h"
 #include "threadpool.h"
 
 /* Least floats moved per pool chunk. */
@@ -32,12 +33,38 @@ static void transpose_rows(float *y, const float *x, int64_t rows, int64_t cols,
     }
 }
 
+/* transpose_rows in 8 × 8 blocks transposed in registers; the edges of the image that do
+ * not fill a block go through transpose_rows. */
+OPS_TARGET_AVX2 static void transpose_rows_avx2(float *y, const float *x, int64_t rows,
+                                                int64_t cols, int64_t r0, int64_t r1) {
+    const int64_t r8 = r0 + (r1 - r0) / 8 * 8, c8 = cols / 8 * 8;
+    for (int64_t c0 = 0; c0 < c8; c0 += TRANSPOSE_TILE) {
+        const int64_t c1 = c0 + TRANSPOSE_TILE < c8 ? c0 + TRANSPOSE_TILE : c8;
+        for (int64_t r = r0; r < r8; r += 8) {
+            const float *src[8];
+            for (int i = 0; i < 8; i++)
+                src[i] = x + (r + i) * cols + c0;
+            for (int64_t col = c0; col < c1; col += 8) {
+                ops_transpose8x8(y + col * rows + r, rows, src);
+                for (int i = 0; i < 8; i++)
+                    src[i] += 8;
+            }
+        }
+    }
+    /* the right edge (columns c8..cols of every row), then the bottom rows r8..r1 */
+    for (int64_t r = r0; r < r8; r++)
+        for (int64_t col = c8; col < cols; col++)
+            y[col * rows + r] = x[r * cols + col];
+    transpose_rows(y, x, rows, cols, r8, r1);
+}
+
 /* A batch of transposes cut into units of one tile row (TRANSPOSE_TILE source rows of
  * one image) so the pool can share even a single image. */
 typedef struct transpose_job {
     float *y;
     const float *x;
     int64_t rows, cols, tiles; /* per image; tiles = ceil(rows / TRANSPOSE_TILE) */
+    bool avx2;
 } transpose_job;
 
 static void transpose_chunk(void *p, int64_t u0, int64_t u1) {
@@ -46,7 +73,10 @@ static void transpose_chunk(void *p, int64_t u0, int64_t u1) {
         const int64_t b = u / j->tiles, r0 = u % j->tiles * TRANSPOSE_TILE;
         const int64_t r1 = r0 + TRANSPOSE_TILE < j->rows ? r0 + TRANSPOSE_TILE : j->rows;
         const int64_t off = b * j->rows * j->cols;
-        transpose_rows(j->y + off, j->x + off, j->rows, j->cols, r0, r1);
+        if (j->avx2)
+            transpose_rows_avx2(j->y + off, j->x + off, j->rows, j->cols, r0, r1);
+        else
+            transpose_rows(j->y + off, j->x + off, j->rows, j->cols, r0, r1);
     }
 }
 
@@ -57,7 +87,8 @@ static void transpose_batch(cs_ctx *c, float *y, const float *x, int64_t batch, 
                        .x = x,
                        .rows = rows,
                        .cols = cols,
-                       .tiles = (rows + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE};
+                       .tiles = (rows + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE,
+                       .avx2 = ops_have_avx2()};
     const int64_t unit = TRANSPOSE_TILE * cols;
     threadpool_for(c->pool, batch * j.tiles, unit >= LAYOUT_GRAIN ? 1 : LAYOUT_GRAIN / unit,
                    transpose_chunk, &j);

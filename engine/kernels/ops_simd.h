@@ -1,7 +1,8 @@
 /*
- * Vector helpers shared by the kernels of ops_*.c (internal to them): the exp of
- * non-positive arguments in SSE2 (4 lanes), AVX2 + FMA (8 lanes) and AVX-512 (16 lanes,
- * the same bits as AVX2), and the one-time CPU checks that pick the vector code.
+ * Vector helpers shared by the kernels of ops_*.c and gemm.c (internal to them): the exp
+ * of non-positive arguments in SSE2 (4 lanes), AVX2 + FMA (8 lanes) and AVX-512 (16 lanes,
+ * the same bits as AVX2), an 8 × 8 transpose, and the one-time CPU checks that pick the
+ * vector code.
  *
  * The build targets x86-64-v2, so AVX2 code is compiled per function
  * (OPS_TARGET_AVX2) and only called when ops_have_avx2(). A kernel runs every element
@@ -44,6 +45,29 @@ static inline bool ops_have_avx2(void) {
 static inline bool ops_have_avx512(void) {
     return ops_have_avx2() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512dq");
+}
+
+/* dst[i · ld + j] = rows[j][i] for i, j < 8: an 8 × 8 block of floats transposed in
+ * registers (a pure copy, so any ISA gives the same result). */
+OPS_TARGET_AVX2 static inline void ops_transpose8x8(float *dst, int64_t ld,
+                                                    const float *const rows[8]) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(rows[i]);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);     /* columns 0 1 | 4 5 of rows i, i+1 */
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); /* columns 2 3 | 6 7 */
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));         /* 0 | 4 */
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));     /* 1 | 5 */
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0)); /* 2 | 6 */
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2)); /* 3 | 7 */
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * ld, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ld, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
 }
 
 /* exp(x) for x <= 0 (slightly positive x, as from rounding, is fine too): Cody-Waite

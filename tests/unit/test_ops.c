@@ -487,14 +487,25 @@ static void test_arith(void) {
 static void test_layout(void) {
     cs_ctx c;
     CHECK(ctx_init(&c, 0) == CS_OK);
-    // (B=2, C=35, HW=37) -> (B, HW, C) -> back; neither size is a multiple of the tile.
-    enum { B = 2, C = 35, HW = 37 };
+    // (B=2, C=70, HW=75) -> (B, HW, C) -> back: neither size a multiple of the 32 × 32
+    // tile nor of the 8 × 8 register block; the vector and the scalar code (no AVX2).
+    enum { B = 2, C = 70, HW = 75 };
     float *x = rand_buf(B * C * HW), *t = rand_buf(B * C * HW), *back = rand_buf(B * C * HW);
-    op_nchw_to_nlc(&c, t, x, B, C, HW);
-    CHECK(t[(1 * HW + 5) * C + 34] == x[(1 * C + 34) * HW + 5]);
-    CHECK(t[(0 * HW + 36) * C + 0] == x[(0 * C + 0) * HW + 36]);
-    op_nlc_to_nchw(&c, back, t, B, C, HW);
-    CHECK(memcmp(back, x, sizeof(float) * B * C * HW) == 0);
+    for (int scalar = 0; scalar <= 1; scalar++) {
+        if (scalar) setenv("CFGSERVE_NO_AVX2", "1", 1);
+        memset(t, 0, sizeof(float) * B * C * HW);
+        op_nchw_to_nlc(&c, t, x, B, C, HW);
+        int wrong = 0;
+        for (int b = 0; b < B; b++)
+            for (int ch = 0; ch < C; ch++)
+                for (int p = 0; p < HW; p++)
+                    wrong += t[(b * HW + p) * C + ch] != x[(b * C + ch) * HW + p];
+        CHECK(wrong == 0);
+        memset(back, 0, sizeof(float) * B * C * HW);
+        op_nlc_to_nchw(&c, back, t, B, C, HW);
+        CHECK(memcmp(back, x, sizeof(float) * B * C * HW) == 0);
+        unsetenv("CFGSERVE_NO_AVX2");
+    }
     free(x), free(t), free(back);
 
     // cat((2, 1, 2), (2, 2, 2)) along channels.
