@@ -2,6 +2,10 @@
  * cs_set_log, which is meant to be called once at start-up. */
 #include "common.h"
 
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
 #include <stdarg.h>
 #include <string.h>
 
@@ -54,6 +58,13 @@ void cs_log(cs_log_level level, const char *fmt, ...) {
 
 void *cs_malloc(size_t bytes) {
     return malloc(bytes ? bytes : 1);
+}
+
+void cs_advise_huge(void *p, size_t bytes) {
+    enum { HUGE = 2 * 1024 * 1024 };
+    const uintptr_t lo = ((uintptr_t)p + HUGE - 1) / HUGE * HUGE;
+    const uintptr_t hi = ((uintptr_t)p + bytes) / HUGE * HUGE;
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice: may fail */
 }
 
 void *cs_calloc(size_t count, size_t size) {

@@ -45,6 +45,7 @@ void *scratch_get(scratch_slot slot, size_t bytes) {
     free(tls.buf[slot]);
     tls.buf[slot] = aligned_alloc(SCRATCH_ALIGN, cap);
     CS_ASSERT(tls.buf[slot]);
+    cs_advise_huge(tls.buf[slot], cap);
     tls.cap[slot] = cap;
     return tls.buf[slot];
 }

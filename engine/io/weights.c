@@ -190,6 +190,7 @@ cs_status wb_bind(const weight_binder *b, const st_file *f, const char *const *i
 
     size_t bytes;
     out->data = cs_mul_size((size_t)total, sizeof(float), &bytes) ? cs_malloc(bytes) : NULL;
+    if (out->data) cs_advise_huge(out->data, bytes);
     if (!out->data)
         return cs_errf(CS_ERR_NOMEM, msg, msg_size, "%s: no memory for %lld weights", f->path,
                        (long long)total);
@@ -291,6 +292,7 @@ cs_status wb_fill_random(const weight_binder *b, uint64_t seed, weight_block *ou
     }
     size_t bytes;
     out->data = cs_mul_size((size_t)total, sizeof(float), &bytes) ? cs_malloc(bytes) : NULL;
+    if (out->data) cs_advise_huge(out->data, bytes);
     float *tmp = b->store == WB_STORE_BF16 ? cs_malloc((size_t)most * sizeof *tmp) : NULL;
     if (!out->data || (b->store == WB_STORE_BF16 && !tmp)) {
         free(tmp);

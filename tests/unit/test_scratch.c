@@ -2,6 +2,7 @@
  * grown when not, one buffer per slot, one set per thread, and freed when the thread
  * exits (LeakSanitizer, in the ASan build, fails the test if it is not). */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -60,8 +61,42 @@ static void test_threads(void) {
     for (int i = 0; i < SCRATCH_SLOTS; i++) CHECK(got[0].buf[i] && got[0].buf[i] != got[1].buf[i]);
 }
 
+/* Whether the mapping holding p is marked for transparent huge pages (smaps VmFlags
+ * "hg", set by madvise(MADV_HUGEPAGE) whatever the system-wide THP mode). */
+static bool marked_huge(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return false;
+    char line[512];
+    bool inside = false, huge = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (inside && !strncmp(line, "VmFlags:", 8))
+            huge = strstr(line, " hg") != NULL;
+    }
+    fclose(f);
+    return huge;
+}
+
+/* Large scratch buffers ask for huge pages (common.h: the TLB). */
+static void test_huge_pages(void) {
+    FILE *thp = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!thp) {
+        printf("no transparent huge pages in this kernel: not checked\n");
+        return;
+    }
+    fclose(thp);
+    enum { BIG = 16 << 20 };
+    char *t = scratch_get(SCRATCH_GEMM_TILES, BIG);
+    const uintptr_t page = 2u << 20;
+    CHECK(marked_huge((const void *)(((uintptr_t)t + page - 1) / page * page)));
+    fill(t, BIG, 4);
+}
+
 int main(void) {
     test_one_thread();
     test_threads();
+    test_huge_pages();
     CHECK_DONE();
 }
