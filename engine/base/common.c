@@ -1,13 +1,13 @@
-/* Status names, error formatting, logging through the user's callback. Thread-safe except
- * cs_set_log, which is meant to be called once at start-up. */
+/* Status names, error formatting, logging through the user's callback, allocation helpers
+ * and huge-page advice. Thread-safe except cs_set_log, which is meant to be called once at
+ * start-up. */
 #include "common.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-
-#include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static cs_log_fn g_log_fn;
 static void *g_log_user;
