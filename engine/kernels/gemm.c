@@ -328,6 +328,9 @@ enum {
 #define LIN_WEIGHTS_NEAR (16.0 * 1024 * 1024) /* weights this large come back from L3 cheaply */
 #define LIN_PACK_COST 8.0 /* a byte of x packed costs as much as this many of weights read */
 
+/* Packs one row panel of x (pack_panel8 below, or its vector twin). */
+typedef void (*pack_panel_fn)(float *dst, const float *const src[GEMM_MR], int64_t kc);
+
 typedef struct lin_job {
     float *y;
     const float *x, *b;
@@ -335,6 +338,7 @@ typedef struct lin_job {
     int64_t m, k, n;
     int64_t mc, nc, nblocks; /* item = (row block, column block) */
     gemm_kern kern;
+    pack_panel_fn pack; /* fp32 rows of x */
 } lin_job;
 
 /* One row panel: dst[kk·8 + r] = src[r][kk] for kk < kc (src: 8 rows of x at column k0). */
@@ -362,14 +366,18 @@ OPS_TARGET_AVX2 static void pack_panel8_avx2(float *dst, const float *const src[
 }
 #endif
 
-/* a[i·kc·8 + kk·8 + r] = x[row0 + 8i + r][k0 + kk], zero past row m. */
-static void pack_rows(float *a, const float *x, int64_t m, int64_t k, int64_t row0, int64_t rows,
-                      int64_t k0, int64_t kc) {
-    static const float zeros[GEMM_KC];
-    void (*pack)(float *, const float *const *, int64_t) = pack_panel8;
+/* The row-panel packer of the active ISA, picked once per product. */
+static pack_panel_fn pack_panel_active(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (gemm_active_isa() != GEMM_ISA_PORTABLE) pack = pack_panel8_avx2;
+    if (gemm_active_isa() != GEMM_ISA_PORTABLE) return pack_panel8_avx2;
 #endif
+    return pack_panel8;
+}
+
+/* a[i·kc·8 + kk·8 + r] = x[row0 + 8i + r][k0 + kk], zero past row m. */
+static void pack_rows(pack_panel_fn pack, float *a, const float *x, int64_t m, int64_t k,
+                      int64_t row0, int64_t rows, int64_t k0, int64_t kc) {
+    static const float zeros[GEMM_KC];
     for (int64_t i = 0; i < rows; i += GEMM_MR) {
         const float *src[GEMM_MR];
         for (int64_t r = 0; r < GEMM_MR; r++) {
@@ -399,7 +407,7 @@ static void lin_items(void *arg, int64_t i0, int64_t i1) {
             else if (j->kern.bf16[0])
                 gemm_bf16_pack_rows((gemm_pair *)a, j->x, j->m, j->k, row0, rpad, k0, kc);
             else
-                pack_rows(a, j->x, j->m, j->k, row0, rpad, k0, kc);
+                pack_rows(j->pack, a, j->x, j->m, j->k, row0, rpad, k0, kc);
             for (int64_t q = col0; q < col0 + cols; q += GEMM_NR) {
                 const int64_t w = j->n - q < GEMM_NR ? j->n - q : GEMM_NR;
                 const float *b = panel_block(j->w, j->n, kd, GEMM_NR, q, k0, kc, pad);
@@ -471,6 +479,7 @@ void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed,
     const lin_split sp = lin_choose_split(m, n, k_units(w_packed.dtype, k), items_wanted(p));
     lin_job j = {.y = y, .x = x, .w = w_packed, .b = b, .m = m, .k = k, .n = n, .mc = sp.mc,
                  .nc = sp.nc, .nblocks = ceil_div(n, sp.nc), .kern = kern_for(w_packed.dtype)};
+    j.pack = pack_panel_active();
     const int64_t mblocks = ceil_div(m, sp.mc);
     threadpool_for(p, mblocks * j.nblocks, 1, lin_items, &j);
 }

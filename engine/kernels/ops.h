@@ -162,6 +162,10 @@ void op_linear_ref(float *y, const float *x, const float *w, const float *b, int
                    int64_t in, int64_t out);
 void op_conv2d_ref(float *y, const float *x, const float *w, const float *b,
                    const op_conv2d_shape *s);
+/* One output of op_conv2d_ref, (item n, channel co, row oh, column ow), unrounded: for
+ * tests that sample the outputs of a product too large to check whole. */
+double op_conv2d_ref_at(const float *x, const float *w, const float *b, const op_conv2d_shape *s,
+                        int64_t n, int64_t co, int64_t oh, int64_t ow);
 void op_attention_ref(float *out, const float *q, const float *k, const float *v,
                       const op_attn_shape *s);
 void op_group_norm_ref(float *y, const float *x, const float *gamma, const float *beta,

@@ -19,22 +19,28 @@ enum { LAYOUT_GRAIN = 32768 };
  * both sides of a tile stay in L1 whichever side is strided. */
 enum { TRANSPOSE_TILE = 32 };
 
-/* Rows [r0, r1) of the transpose y(cols, rows) = x(rows, cols)ᵀ of one image. */
+/* Rows [r0, r1), columns [c0, c1) of the transpose y(cols, rows) = x(rows, cols)ᵀ of one
+ * image. */
+static void transpose_block(float *y, const float *x, int64_t rows, int64_t cols, int64_t r0,
+                            int64_t r1, int64_t c0, int64_t c1) {
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t col = c0; col < c1; col++)
+            y[col * rows + r] = x[r * cols + col];
+}
+
+/* Rows [r0, r1) of the transpose, all columns, in TRANSPOSE_TILE squares. */
 static void transpose_rows(float *y, const float *x, int64_t rows, int64_t cols, int64_t r0,
                            int64_t r1) {
     for (; r0 < r1; r0 += TRANSPOSE_TILE) {
         const int64_t re = r0 + TRANSPOSE_TILE < r1 ? r0 + TRANSPOSE_TILE : r1;
-        for (int64_t c0 = 0; c0 < cols; c0 += TRANSPOSE_TILE) {
-            const int64_t c1 = c0 + TRANSPOSE_TILE < cols ? c0 + TRANSPOSE_TILE : cols;
-            for (int64_t r = r0; r < re; r++)
-                for (int64_t col = c0; col < c1; col++)
-                    y[col * rows + r] = x[r * cols + col];
-        }
+        for (int64_t c0 = 0; c0 < cols; c0 += TRANSPOSE_TILE)
+            transpose_block(y, x, rows, cols, r0, re, c0,
+                            c0 + TRANSPOSE_TILE < cols ? c0 + TRANSPOSE_TILE : cols);
     }
 }
 
 /* transpose_rows in 8 × 8 blocks transposed in registers; the edges of the image that do
- * not fill a block go through transpose_rows. */
+ * not fill a block go through transpose_block. */
 OPS_TARGET_AVX2 static void transpose_rows_avx2(float *y, const float *x, int64_t rows,
                                                 int64_t cols, int64_t r0, int64_t r1) {
     const int64_t r8 = r0 + (r1 - r0) / 8 * 8, c8 = cols / 8 * 8;
@@ -51,11 +57,8 @@ OPS_TARGET_AVX2 static void transpose_rows_avx2(float *y, const float *x, int64_
             }
         }
     }
-    /* the right edge (columns c8..cols of every row), then the bottom rows r8..r1 */
-    for (int64_t r = r0; r < r8; r++)
-        for (int64_t col = c8; col < cols; col++)
-            y[col * rows + r] = x[r * cols + col];
-    transpose_rows(y, x, rows, cols, r8, r1);
+    transpose_block(y, x, rows, cols, r0, r8, c8, cols); /* the right edge */
+    transpose_block(y, x, rows, cols, r8, r1, 0, cols);  /* the bottom rows */
 }
 
 /* A batch of transposes cut into units of one tile row (TRANSPOSE_TILE source rows of

@@ -20,33 +20,35 @@ void op_linear_ref(float *y, const float *x, const float *w, const float *b, int
     }
 }
 
-void op_conv2d_ref(float *y, const float *x, const float *w, const float *b,
-                   const op_conv2d_shape *s) {
-    const int64_t ho = op_conv2d_out_h(s), wo = op_conv2d_out_w(s), k = s->kernel;
-    for (int64_t n = 0; n < s->batch; n++) {
-        for (int64_t co = 0; co < s->out_ch; co++) {
-            for (int64_t oh = 0; oh < ho; oh++) {
-                for (int64_t ow = 0; ow < wo; ow++) {
-                    double acc = b ? (double)b[co] : 0.0;
-                    for (int64_t ci = 0; ci < s->in_ch; ci++) {
-                        for (int64_t kh = 0; kh < k; kh++) {
-                            int64_t ih = oh * s->stride - s->pad_top + kh;
-                            if (ih < 0 || ih >= s->height) continue;
-                            for (int64_t kw = 0; kw < k; kw++) {
-                                int64_t iw = ow * s->stride - s->pad_left + kw;
-                                if (iw < 0 || iw >= s->width) continue;
-                                double xv =
-                                    x[((n * s->in_ch + ci) * s->height + ih) * s->width + iw];
-                                double wv = w[((co * s->in_ch + ci) * k + kh) * k + kw];
-                                acc += xv * wv;
-                            }
-                        }
-                    }
-                    y[((n * s->out_ch + co) * ho + oh) * wo + ow] = (float)acc;
-                }
+double op_conv2d_ref_at(const float *x, const float *w, const float *b, const op_conv2d_shape *s,
+                        int64_t n, int64_t co, int64_t oh, int64_t ow) {
+    const int64_t k = s->kernel;
+    double acc = b ? (double)b[co] : 0.0;
+    for (int64_t ci = 0; ci < s->in_ch; ci++) {
+        for (int64_t kh = 0; kh < k; kh++) {
+            int64_t ih = oh * s->stride - s->pad_top + kh;
+            if (ih < 0 || ih >= s->height) continue;
+            for (int64_t kw = 0; kw < k; kw++) {
+                int64_t iw = ow * s->stride - s->pad_left + kw;
+                if (iw < 0 || iw >= s->width) continue;
+                double xv = x[((n * s->in_ch + ci) * s->height + ih) * s->width + iw];
+                double wv = w[((co * s->in_ch + ci) * k + kh) * k + kw];
+                acc += xv * wv;
             }
         }
     }
+    return acc;
+}
+
+void op_conv2d_ref(float *y, const float *x, const float *w, const float *b,
+                   const op_conv2d_shape *s) {
+    const int64_t ho = op_conv2d_out_h(s), wo = op_conv2d_out_w(s);
+    for (int64_t n = 0; n < s->batch; n++)
+        for (int64_t co = 0; co < s->out_ch; co++)
+            for (int64_t oh = 0; oh < ho; oh++)
+                for (int64_t ow = 0; ow < wo; ow++)
+                    y[((n * s->out_ch + co) * ho + oh) * wo + ow] =
+                        (float)op_conv2d_ref_at(x, w, b, s, n, co, oh, ow);
 }
 
 void op_attention_ref(float *out, const float *q, const float *k, const float *v,

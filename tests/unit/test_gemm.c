@@ -132,8 +132,8 @@ static void test_conv(threadpool *pool2) {
 /* A conv whose weights come from memory (33.8 MB: over gemm.c's PA_WIDE_WEIGHTS, so its
  * items take up to PA_TILES_WIDE tiles) on 11 tiles, as SD-1.5's 16 × 16 convs: the same
  * bits on one and two threads and for each image alone (6 tiles: another split), and
- * sampled outputs against a double-precision dot product (the full reference would take
- * minutes). */
+ * sampled outputs against the reference twin's (op_conv2d_ref_at; the whole reference
+ * would take minutes). */
 static void test_conv_streamed(threadpool *pool2) {
     const op_conv2d_shape sh = {.batch = 2, .in_ch = 912, .height = 6, .width = 44,
                                 .out_ch = 1029, .kernel = 3, .stride = 1, .pad_top = 1,
@@ -167,15 +167,7 @@ static void test_conv_streamed(threadpool *pool2) {
         const int64_t e = (int64_t)((s >> 33) % (uint64_t)(sh.batch * z.nout));
         const int64_t bi = e / z.nout, co = e % z.nout / hw, oh = e % hw / sh.width,
                       ow = e % sh.width;
-        double acc = b[co];
-        for (int64_t ci = 0; ci < sh.in_ch; ci++)
-            for (int64_t kh = 0; kh < 3; kh++)
-                for (int64_t kw = 0; kw < 3; kw++) {
-                    const int64_t ih = oh - 1 + kh, iw = ow - 1 + kw;
-                    if (ih >= 0 && ih < sh.height && iw >= 0 && iw < sh.width)
-                        acc += (double)w[(co * sh.in_ch + ci) * 9 + kh * 3 + kw] *
-                               x[bi * z.nin + (ci * sh.height + ih) * sh.width + iw];
-                }
+        const double acc = op_conv2d_ref_at(x, w, b, &sh, bi, co, oh, ow);
         const double d = fabs(acc - y[e]);
         if (d > err) err = d;
     }
