@@ -18,7 +18,7 @@ eps_u at the same x_t (Meng et al. 2023, stage 1, in epsilon space). The text en
 the teacher's, frozen, and shipped unchanged. EMA of the student is kept and exported.
 
 Checkpoints (student.pt in the run folder) every --ckpt-minutes; the same command resumes
-it; the budget is wall-clock (--minutes). Loss log: loss.csv (step, minutes, running
+it (--init FOLDER starts a new run from an exported student instead of the teacher); the budget is wall-clock (--minutes). Loss log: loss.csv (step, minutes, running
 loss). Export: --export models/student writes the teacher's folder with the student UNet.
 """
 import argparse
@@ -53,6 +53,14 @@ def make_student(teacher, dim):
     with torch.no_grad():
         student.time_embedding.cond_proj.weight.zero_()
     return student
+
+
+def init_student(student, folder):
+    """Start from an exported student (its EMA UNet) instead of the teacher: a longer run
+    continues the shipped model when the run folder with its optimiser state is gone."""
+    w = st.load(os.path.join(folder, "unet/diffusion_pytorch_model.safetensors"))
+    student.load_state_dict({k: v.float() for k, v in w.items()})
+    log("initialised from %s" % folder)
 
 
 @torch.no_grad()
@@ -94,6 +102,8 @@ def train(args):
     del vae
     torch.manual_seed(args.seed + 7)
     student = make_student(teacher, args.cond_dim)
+    if args.init:
+        init_student(student, args.init)
     ema = copy.deepcopy(student)
     opt = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
     path = os.path.join(args.run, "student.pt")
@@ -183,6 +193,7 @@ def main():
     ap.add_argument("--run", default="training/runs/student")
     ap.add_argument("--export", help="write the student model folder here and exit")
     ap.add_argument("--no-ema", action="store_true", help="export the raw weights")
+    ap.add_argument("--init", help="start from this exported student folder (not the teacher)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--count", type=int, default=8000, help="data set images to encode")
     ap.add_argument("--threads", type=int, default=1)
