@@ -90,9 +90,10 @@ static void test_rounding(void) {
 #endif
 }
 
-/* gemm_bf16_pair_tile (the AVX-512F integer-lane rounding where the CPU has it, and the
- * scalar code under CFGSERVE_NO_AVX2) gives gemm_bf16_pair's bits on every class of value
- * (ties, NaN, infinities, subnormals, values that round up to infinity), odd kc included. */
+/* gemm_bf16_pair_tile (vcvtneps2bf16 where the CPU has AVX512_BF16, else the AVX-512F
+ * integer-lane rounding where it has AVX-512, and the scalar code under CFGSERVE_NO_AVX2) gives
+ * gemm_bf16_pair's bits on every class of value (ties, NaN, infinities, subnormals, values that
+ * round up to infinity), odd kc included. */
 static void test_pair_tile(void) {
     uint64_t s = 17;
     enum { KC = 37 };
