@@ -17,25 +17,61 @@ gemm_pair gemm_bf16_pair(float lo, float hi) {
     return (gemm_pair)cs_f32_to_bf16_ftz(lo) | (gemm_pair)cs_f32_to_bf16_ftz(hi) << 16;
 }
 
-void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0,
-                         int64_t rows, int64_t p0, int64_t np) {
-    const int64_t pend = p0 + np, full = k / 2 < pend ? k / 2 : pend; /* pairs with both k */
+/* Pairs [pa, pend) of the row panel at dst (pair columns counted from p0) from x's row
+ * `row`; zero past row m and past k. */
+static void pack_pairs(gemm_pair *dst, int r, const float *x, int64_t m, int64_t k, int64_t row,
+                       int64_t p0, int64_t pa, int64_t pend) {
+    if (row >= m) {
+        for (int64_t p = pa; p < pend; p++)
+            dst[(p - p0) * GEMM_MR + r] = 0;
+        return;
+    }
+    const float *src = x + row * k;
+    const int64_t full = k / 2 < pend ? k / 2 : pend; /* pairs with both k */
+    int64_t p = pa;
+    for (; p < full; p++)
+        dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(src[2 * p], src[2 * p + 1]);
+    for (; p < pend; p++) /* the odd k's last pair */
+        dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(2 * p < k ? src[2 * p] : 0.0f, 0.0f);
+}
+
+/* gemm_bf16_pack_rows on the conversion instruction: per full panel, 8 rows × 16 floats
+ * become 8 rows × 8 pairs, transposed in registers into 8 steps of the panel's 8 rows. */
+__attribute__((target("avx512f,avx512bf16,avx2,fma"))) static void
+pack_rows_avx512bf16(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0, int64_t rows,
+                     int64_t p0, int64_t np) {
+    const int64_t pend = p0 + np, full = k / 2 < pend ? k / 2 : pend;
     for (int64_t i = 0; i < rows; i += GEMM_MR) {
         gemm_pair *dst = a + i * np;
-        for (int64_t r = 0; r < GEMM_MR; r++) {
-            const int64_t row = row0 + i + r;
-            if (row >= m) {
-                for (int64_t p = 0; p < np; p++) dst[p * GEMM_MR + r] = 0;
-                continue;
+        int64_t p = p0;
+        if (row0 + i + GEMM_MR <= m) {
+            for (; p + 8 <= full; p += 8) {
+                float block[GEMM_MR][8];
+                const float *rows_at[GEMM_MR];
+                for (int r = 0; r < GEMM_MR; r++) {
+                    const __m256bh v =
+                        _mm512_cvtneps_pbh(_mm512_loadu_ps(x + (row0 + i + r) * k + 2 * p));
+                    _mm256_storeu_si256((__m256i *)(void *)block[r], (__m256i)v);
+                    rows_at[r] = block[r];
+                }
+                ops_transpose8x8((float *)(void *)(dst + (p - p0) * GEMM_MR), GEMM_MR, rows_at);
             }
-            const float *src = x + row * k;
-            int64_t p = p0;
-            for (; p < full; p++)
-                dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(src[2 * p], src[2 * p + 1]);
-            for (; p < pend; p++) /* the odd k's last pair */
-                dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(2 * p < k ? src[2 * p] : 0.0f, 0.0f);
         }
+        for (int r = 0; r < GEMM_MR; r++)
+            pack_pairs(dst, r, x, m, k, row0 + i + r, p0, p, pend);
     }
+}
+
+void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0,
+                         int64_t rows, int64_t p0, int64_t np) {
+    _Static_assert(GEMM_MR == 8, "the register transpose packs panels of 8 rows");
+    if (ops_have_avx512() && gemm_bf16_hw()) {
+        pack_rows_avx512bf16(a, x, m, k, row0, rows, p0, np);
+        return;
+    }
+    for (int64_t i = 0; i < rows; i += GEMM_MR)
+        for (int r = 0; r < GEMM_MR; r++)
+            pack_pairs(a + i * np, r, x, m, k, row0 + i + r, p0, p0, p0 + np);
 }
 
 static float bf16_value(float x) { return cs_bf16_to_f32(cs_f32_to_bf16_ftz(x)); }

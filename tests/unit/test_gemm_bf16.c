@@ -90,6 +90,29 @@ static void test_rounding(void) {
 #endif
 }
 
+/* A float of any class, rounding's hard cases often: zero or subnormal, an exact tie,
+ * NaN or infinity, a value that rounds up to infinity, or any bits. */
+static float any_value(uint64_t *s) {
+    uint32_t u = rnd_bits(s);
+    switch (u % 8) {
+    case 0:
+        u &= 0x807fffffu;
+        break; /* zero or subnormal */
+    case 1:
+        u = (u & 0xffff0000u) | 0x8000u;
+        break; /* exact tie */
+    case 2:
+        u |= 0x7f800000u;
+        break; /* NaN or infinity */
+    case 3:
+        u = (u & 0x80000000u) | 0x7f7f8000u | (u & 0x7fffu);
+        break; /* to inf */
+    default:
+        break;
+    }
+    return cs_bits_f32(u);
+}
+
 /* gemm_bf16_pair_tile (vcvtneps2bf16 where the CPU has AVX512_BF16, else the AVX-512F
  * integer-lane rounding where it has AVX-512, and the scalar code under CFGSERVE_NO_AVX2) gives
  * gemm_bf16_pair's bits on every class of value (ties, NaN, infinities, subnormals, values that
@@ -101,17 +124,8 @@ static void test_pair_tile(void) {
     gemm_pair got[(KC + 1) / 2 * GEMM_NR];
     int bad = 0;
     for (int it = 0; it < 400; it++) {
-        for (int i = 0; i < KC * GEMM_NR; i++) {
-            uint32_t u = rnd_bits(&s);
-            switch (u % 8) {
-            case 0: u &= 0x807fffffu; break;               /* zero or subnormal */
-            case 1: u = (u & 0xffff0000u) | 0x8000u; break; /* exact tie */
-            case 2: u |= 0x7f800000u; break;               /* NaN or infinity */
-            case 3: u = (u & 0x80000000u) | 0x7f7f8000u | (u & 0x7fffu); break; /* to inf */
-            default: break;
-            }
-            t[i] = cs_bits_f32(u);
-        }
+        for (int i = 0; i < KC * GEMM_NR; i++)
+            t[i] = any_value(&s);
         const int64_t kc = it % 2 ? KC : KC - 1;
         if (it % 4 >= 2) setenv("CFGSERVE_NO_AVX2", "1", 1);
         gemm_bf16_pair_tile(got, t, kc);
@@ -128,6 +142,44 @@ static void test_pair_tile(void) {
 /* The portable kernel, vdpbf16ps and the split kernel (fp32 FMAs under flush-to-zero)
  * give the same bits, also on values whose products and sums leave the normal range
  * (flush to zero, overflow). */
+/* gemm_bf16_pack_rows (vcvtneps2bf16 and a register transpose where the CPU has
+ * AVX512_BF16 and AVX-512, the scalar code elsewhere and under CFGSERVE_NO_AVX2) gives
+ * gemm_bf16_pair's bits at every place of the panels: rows past m, odd k, pair columns
+ * past k, a pair range starting inside the row, panels cut off inside 8 pairs. */
+static void test_pack_rows(void) {
+    static const int64_t shapes[][5] = {
+        /* m, k, row0, p0, np */
+        {13, 37, 0, 0, 19}, {13, 37, 8, 3, 16},  {24, 100, 8, 5, 45},
+        {16, 36, 0, 0, 18}, {40, 67, 16, 8, 26}, {9, 16, 0, 0, 8},
+    };
+    uint64_t s = 29;
+    int bad = 0;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+        for (int portable = 0; portable < 2; portable++) {
+            const int64_t m = shapes[c][0], k = shapes[c][1], row0 = shapes[c][2];
+            const int64_t p0 = shapes[c][3], np = shapes[c][4], rows = 16;
+            float *x = malloc((size_t)(m * k) * sizeof *x);
+            gemm_pair *a = malloc((size_t)(rows * np) * sizeof *a);
+            for (int64_t i = 0; i < m * k; i++)
+                x[i] = any_value(&s);
+            if (portable) setenv("CFGSERVE_NO_AVX2", "1", 1);
+            gemm_bf16_pack_rows(a, x, m, k, row0, rows, p0, np);
+            unsetenv("CFGSERVE_NO_AVX2");
+            for (int64_t i = 0; i < rows; i += GEMM_MR)
+                for (int64_t r = 0; r < GEMM_MR; r++)
+                    for (int64_t p = p0; p < p0 + np; p++) {
+                        const int64_t row = row0 + i + r, lo = 2 * p, hi = lo + 1;
+                        const gemm_pair want =
+                            row >= m ? 0
+                                     : gemm_bf16_pair(lo < k ? x[row * k + lo] : 0.0f,
+                                                      hi < k ? x[row * k + hi] : 0.0f);
+                        bad += a[i * np + (p - p0) * GEMM_MR + r] != want;
+                    }
+            free(x), free(a);
+        }
+    CHECK_EQ_INT(bad, 0);
+}
+
 static void test_kernel_bits(void) {
     const bool hw = gemm_bf16_hw(), split = gemm_isa_supported(GEMM_ISA_AVX512),
                split2 = gemm_isa_supported(GEMM_ISA_AVX2);
@@ -305,6 +357,7 @@ int main(void) {
     CHECK(threadpool_new(2, &pool2, msg, sizeof msg) == CS_OK);
     test_rounding();
     test_pair_tile();
+    test_pack_rows();
     test_kernel_bits();
     test_layout();
     test_linear(pool2);
