@@ -213,17 +213,25 @@ static void pack_values(void *dst, const float *v, int64_t ld, int64_t keys, int
                         int64_t hd, int64_t hdp, bool pairs) {
     const int64_t step = pairs ? 2 : 1;
     for (int64_t dp = 0; dp < hdp; dp += GEMM_MR) {
+        const int64_t dims = hd - dp < GEMM_MR ? hd - dp : GEMM_MR; /* dims with data */
         for (int64_t kk = 0; kk < kpad; kk += step) {
-            float lo[GEMM_MR] = {0}, hi[GEMM_MR] = {0};
-            for (int64_t d = 0; d < GEMM_MR && dp + d < hd; d++) {
-                if (kk < keys) lo[d] = v[kk * ld + dp + d];
-                if (pairs && kk + 1 < keys) hi[d] = v[(kk + 1) * ld + dp + d];
-            }
+            // Straight from v: a staged copy's 8 scalar stores read back as one vector
+            // stalled store forwarding (half of the packing at 64 tokens).
+            const float *lo = kk < keys ? v + kk * ld + dp : NULL;
+            const float *hi = pairs && kk + 1 < keys ? v + (kk + 1) * ld + dp : NULL;
             if (pairs) {
                 gemm_pair *row = (gemm_pair *)dst + dp * kpad / 2 + kk / 2 * GEMM_MR;
-                for (int d = 0; d < GEMM_MR; d++) row[d] = gemm_bf16_pair(lo[d], hi[d]);
+                for (int64_t d = 0; d < GEMM_MR; d++)
+                    row[d] = gemm_bf16_pair(lo && d < dims ? lo[d] : 0.0f,
+                                            hi && d < dims ? hi[d] : 0.0f);
             } else {
-                memcpy((float *)dst + dp * kpad + kk * GEMM_MR, lo, sizeof lo);
+                float *row = (float *)dst + dp * kpad + kk * GEMM_MR;
+                if (lo && dims == GEMM_MR) {
+                    memcpy(row, lo, GEMM_MR * sizeof *row);
+                } else {
+                    for (int64_t d = 0; d < GEMM_MR; d++)
+                        row[d] = lo && d < dims ? lo[d] : 0.0f;
+                }
             }
         }
     }
