@@ -194,8 +194,9 @@ static float *bf16_rounded(const float *x, int64_t n) {
 }
 
 /* bf16: the reference runs on the bf16-rounded q, k, v, so what is left is P's rounding
- * (2^-9 relative per weight) and the order of the sums; the result must also differ from
- * the fp32 kernel's (the bf16 kernels really ran). */
+ * (2^-9 relative per weight, averaging out over the keys: at most 1.8e-4 relative seen
+ * over these shapes, so a packing slip shows above 1e-3) and the order of the sums; the
+ * result must also differ from the fp32 kernel's (the bf16 kernels really ran). */
 static void test_attention_prec(int64_t batch, int64_t heads, int64_t lq, int64_t lk,
                                 int64_t hd, bool causal, bool fused, float scale, bool bf16) {
     const int64_t inner = heads * hd;
@@ -233,7 +234,7 @@ static void test_attention_prec(int64_t batch, int64_t heads, int64_t lq, int64_
     } else {
         op_attention_ref(ref, q, k, v, &s);
     }
-    const double err = rel_err(out, ref, nout), tol = bf16 ? 1e-2 : 1e-5; // padding columns: both 7
+    const double err = rel_err(out, ref, nout), tol = bf16 ? 1e-3 : 1e-5; // padding columns: both 7
     if (!(err < tol))
         fprintf(stderr, "attention B%lld H%lld Lq%lld Lk%lld hd%lld causal %d bf16 %d: rel err %g\n",
                 (long long)batch, (long long)heads, (long long)lq, (long long)lk, (long long)hd,
