@@ -431,17 +431,18 @@ static void forward_batch(cs_ctx *c, const unet_model *m, const unet_input *in, 
 /* Row groups (ctx_rows.h) pay when a row's activations stay in a core's own cache and the
  * weights, which every group then reads, in the cache the cores share: the default model
  * (9.6 MB of fp32 weights, 0.56 MB a row) runs 1.2-1.55x faster in groups at 2-16 rows, SD-1.5
- * at 8 x 8 latents (3.4 GB, 3.6 MB a row) 1.6x slower. */
+ * at 8 x 8 latents (3.4 GB, 3.6 MB a row) 1.6x slower. Fewer rows than threads make fewer
+ * groups, down to one row on one thread: splitting such a row's kernels between the cores
+ * gained 5 % on Zen 5 and lost 1.6x on Zen 4 (the student's one-row step: 563 steps/s on
+ * one thread, 348 on two). */
 #define UNET_GROUP_MAX_WEIGHT_BYTES (32.0 * 1024 * 1024)
 #define UNET_GROUP_MAX_ROW_BYTES (1024.0 * 1024)
 
 int unet_row_groups(const unet_model *m, int64_t batch, int64_t height, int64_t width,
                     int64_t context_len, int threads) {
-    const int groups = ctx_row_groups(batch, threads);
-    if (groups < 2 || (double)m->nparams * sizeof(float) > UNET_GROUP_MAX_WEIGHT_BYTES)
-        return 1;
+    if (threads < 2 || (double)m->nparams * sizeof(float) > UNET_GROUP_MAX_WEIGHT_BYTES) return 0;
     const size_t row = unet_activation_bytes(m, 1, height, width, context_len, 1);
-    return (double)row <= UNET_GROUP_MAX_ROW_BYTES ? groups : 1;
+    return (double)row <= UNET_GROUP_MAX_ROW_BYTES ? ctx_row_groups(batch, threads) : 0;
 }
 
 /* Rows [row0, row0 + rows) of a unet_forward, on a group's ctx. */
@@ -479,7 +480,7 @@ void unet_forward(cs_ctx *c, const unet_model *m, const unet_input *in, float *o
     const int groups = c->tap ? 1
                               : unet_row_groups(m, in->batch, in->height, in->width,
                                                 in->context_len, ctx_threads(c));
-    if (groups > 1) {
+    if (groups >= 1) {
         const size_t group_bytes =
             unet_activation_bytes(m, ctx_group_rows(in->batch, groups), in->height, in->width,
                                   in->context_len, 1);

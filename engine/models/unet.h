@@ -93,7 +93,9 @@ size_t unet_activation_bytes(const unet_model *m, int64_t batch, int64_t height,
 
 /* How many row groups (ctx_rows.h) unet_forward splits a batch into on `threads` threads:
  * min(threads, batch) for a model small enough that its rows run best side by side (its
- * weights fit a shared cache and a row's activations a core's own), else 1. */
+ * weights fit a shared cache and a row's activations a core's own; one group: the batch
+ * serially on one thread), else 0 (the batch as one, each kernel shared by the threads;
+ * always so on one thread). */
 int unet_row_groups(const unet_model *m, int64_t batch, int64_t height, int64_t width,
                     int64_t context_len, int threads);
 

@@ -278,9 +278,10 @@ static void unet_run(const unet_model *m, const unet_input *in, int threads, flo
     ctx_deinit(&c);
 }
 
-/* The same bits with 0-3 pool threads: at 32 × 32 the threads share each kernel, at 8 × 8
- * (a row's activations under a core's cache) they run the rows in groups (ctx_rows.h):
- * 2 + 1 rows on 2 threads, 1 + 1 + 1 on 3. */
+/* The same bits with 0-3 pool threads: at 32 × 32 the threads share each kernel (no row
+ * groups: 0), at 8 × 8 (a row's activations under a core's cache) they run the rows in
+ * groups (ctx_rows.h): 2 + 1 rows on 2 threads, 1 + 1 + 1 on 3, and a single row on 2
+ * threads as one group on one thread. */
 static void unet_invariance_at(const unet_model *m, const unet_config *cfg, int64_t side,
                                int groups_on_2) {
     const int64_t n_in = UB * cfg->in_channels * side * side, n_ctx = UB * UL * cfg->cross_dim;
@@ -304,14 +305,20 @@ static void unet_invariance_at(const unet_model *m, const unet_config *cfg, int6
                      .context = context,
                      .context_len = UL};
     unet_run(m, &in, 0, ref);
-    CHECK_EQ_INT(unet_row_groups(m, UB, side, side, UL, 1), 1);
+    CHECK_EQ_INT(unet_row_groups(m, UB, side, side, UL, 1), 0);
     CHECK_EQ_INT(unet_row_groups(m, UB, side, side, UL, 2), groups_on_2);
-    CHECK_EQ_INT(unet_row_groups(m, 1, side, side, UL, 2), 1);
+    CHECK_EQ_INT(unet_row_groups(m, 1, side, side, UL, 2), groups_on_2 ? 1 : 0);
     for (int threads = 1; threads <= 3; threads++) {
         memset(out, 0, n * sizeof(float));
         unet_run(m, &in, threads, out);
         CHECK(memcmp(out, ref, n * sizeof(float)) == 0);
     }
+    /* The first row alone on 2 threads (at 8 × 8: one group, serial) gives its batch bits. */
+    unet_input one = in;
+    one.batch = 1;
+    memset(out, 0, n * sizeof(float));
+    unet_run(m, &one, 2, out);
+    CHECK(memcmp(out, ref, n / UB * sizeof(float)) == 0);
     free(sample), free(context), free(ref), free(out);
 }
 
@@ -320,7 +327,7 @@ static void test_unet_invariance(void) {
     unet_model *m = tiny_unet_new(5, &cfg);
     CHECK(m != NULL);
     if (!m) return;
-    unet_invariance_at(m, &cfg, 32, 1);
+    unet_invariance_at(m, &cfg, 32, 0);
     unet_invariance_at(m, &cfg, 8, 2);
     CHECK_EQ_INT(unet_row_groups(m, UB, 8, 8, UL, 3), 3);
     unet_free(m);
