@@ -7,7 +7,8 @@
  * norms a step, a few microseconds each) cannot share one product between two cores:
  * the operands written by one core's chunks are read by the other core's in the next
  * kernel, and moving them between the cores' caches costs as much as the arithmetic
- * (measured: a one-row step takes 1.93 ms on one thread and 1.83 ms on two). Rows of a
+ * (measured: a one-row step takes 1.93 ms on one thread and 1.83 ms on two on Zen 5, and
+ * is 1.6× slower on two than on one on Zen 4, so a lone row runs on one thread). Rows of a
  * batch are independent, so two cores that each run whole rows share nothing but the
  * read-only weights: a CFG pair's two rows then cost 1.95 ms instead of 2.99, 16 rows
  * 13.2 ms instead of 16.0. Large models keep splitting each product across the threads
