@@ -35,43 +35,39 @@ static void pack_pairs(gemm_pair *dst, int r, const float *x, int64_t m, int64_t
         dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(2 * p < k ? src[2 * p] : 0.0f, 0.0f);
 }
 
-/* gemm_bf16_pack_rows on the conversion instruction: per full panel, 8 rows × 16 floats
- * become 8 rows × 8 pairs, transposed in registers into 8 steps of the panel's 8 rows. */
-__attribute__((target("avx512f,avx512bf16,avx2,fma"))) static void
-pack_rows_avx512bf16(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0, int64_t rows,
-                     int64_t p0, int64_t np) {
+__attribute__((target("avx512f,avx512bf16,avx2,fma"))) void
+gemm_bf16_pairs_block8(gemm_pair *dst, int64_t ld, const float *const rows[8]) {
+    float block[8][8];
+    const float *at[8];
+    for (int r = 0; r < 8; r++) {
+        const __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(rows[r]));
+        _mm256_storeu_si256((__m256i *)(void *)block[r], (__m256i)v);
+        at[r] = block[r];
+    }
+    ops_transpose8x8((float *)(void *)dst, ld, at);
+}
+
+/* Where the CPU has AVX512_BF16, a panel's full rows go 8 pairs at a time through
+ * gemm_bf16_pairs_block8; the rest, and every row elsewhere, through pack_pairs. */
+void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0,
+                         int64_t rows, int64_t p0, int64_t np) {
+    _Static_assert(GEMM_MR == 8, "the register transpose packs panels of 8 rows");
+    const bool blocks = ops_have_avx512() && gemm_bf16_hw();
     const int64_t pend = p0 + np, full = k / 2 < pend ? k / 2 : pend;
     for (int64_t i = 0; i < rows; i += GEMM_MR) {
         gemm_pair *dst = a + i * np;
         int64_t p = p0;
-        if (row0 + i + GEMM_MR <= m) {
+        if (blocks && row0 + i + GEMM_MR <= m) {
             for (; p + 8 <= full; p += 8) {
-                float block[GEMM_MR][8];
-                const float *rows_at[GEMM_MR];
-                for (int r = 0; r < GEMM_MR; r++) {
-                    const __m256bh v =
-                        _mm512_cvtneps_pbh(_mm512_loadu_ps(x + (row0 + i + r) * k + 2 * p));
-                    _mm256_storeu_si256((__m256i *)(void *)block[r], (__m256i)v);
-                    rows_at[r] = block[r];
-                }
-                ops_transpose8x8((float *)(void *)(dst + (p - p0) * GEMM_MR), GEMM_MR, rows_at);
+                const float *at[GEMM_MR];
+                for (int r = 0; r < GEMM_MR; r++)
+                    at[r] = x + (row0 + i + r) * k + 2 * p;
+                gemm_bf16_pairs_block8(dst + (p - p0) * GEMM_MR, GEMM_MR, at);
             }
         }
         for (int r = 0; r < GEMM_MR; r++)
             pack_pairs(dst, r, x, m, k, row0 + i + r, p0, p, pend);
     }
-}
-
-void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0,
-                         int64_t rows, int64_t p0, int64_t np) {
-    _Static_assert(GEMM_MR == 8, "the register transpose packs panels of 8 rows");
-    if (ops_have_avx512() && gemm_bf16_hw()) {
-        pack_rows_avx512bf16(a, x, m, k, row0, rows, p0, np);
-        return;
-    }
-    for (int64_t i = 0; i < rows; i += GEMM_MR)
-        for (int r = 0; r < GEMM_MR; r++)
-            pack_pairs(a + i * np, r, x, m, k, row0 + i + r, p0, p0, p0 + np);
 }
 
 static float bf16_value(float x) { return cs_bf16_to_f32(cs_f32_to_bf16_ftz(x)); }

@@ -36,4 +36,9 @@ void gemm_bf16_pair_tile(gemm_pair *dst, const float *t, int64_t kc);
 typedef void (*gemm_pair_tile_fn)(gemm_pair *dst, const float *t, int64_t kc);
 gemm_pair_tile_fn gemm_bf16_pair_tile_active(void);
 
+/* 16 floats from each of 8 rows rounded to 8 pairs a row (cs_f32_to_bf16_ftz's bits, by
+ * vcvtneps2bf16) and transposed: dst[c · ld + r] = pair c of rows[r], for c, r < 8. Only
+ * on CPUs with AVX-512 and AVX512_BF16 (ops_have_avx512() && gemm_bf16_hw()). */
+void gemm_bf16_pairs_block8(gemm_pair *dst, int64_t ld, const float *const rows[8]);
+
 #endif

@@ -200,18 +200,16 @@ OPS_TARGET_AVX2 static int64_t panel_block_avx2(float *panel, int64_t width,
     return c;
 }
 
-__attribute__((target("avx512f,avx512bf16,avx2,fma"))) static int64_t
-panel_pairs_avx512bf16(gemm_pair *panel, int64_t width, const float *const src[8], int64_t cols) {
+/* panel_block_avx2 rounding pairs first (gemm_bf16_pairs_block8): only pairs with both
+ * values in the row. */
+static int64_t panel_pairs_block8(gemm_pair *panel, int64_t width, const float *const src[8],
+                                  int64_t cols) {
     int64_t c = 0;
     for (; 2 * c + 16 <= cols; c += 8) {
-        float block[8][8];
         const float *at[8];
-        for (int r = 0; r < 8; r++) {
-            const __m512 x = _mm512_loadu_ps(src[r] ? src[r] + 2 * c : zero_row);
-            _mm256_storeu_si256((__m256i *)(void *)block[r], (__m256i)_mm512_cvtneps_pbh(x));
-            at[r] = block[r];
-        }
-        ops_transpose8x8((float *)(void *)(panel + c * width), width, at);
+        for (int r = 0; r < 8; r++)
+            at[r] = src[r] ? src[r] + 2 * c : zero_row;
+        gemm_bf16_pairs_block8(panel + c * width, width, at);
     }
     return c;
 }
@@ -234,7 +232,7 @@ static void pack_panels(void *dst, const float *base, int64_t ld, int64_t rows, 
             if (fp32_blocks)
                 c0 = panel_block_avx2((float *)dst + p * units + r0, width, src, units);
             if (pair_blocks)
-                c0 = panel_pairs_avx512bf16((gemm_pair *)dst + p * units + r0, width, src, cols);
+                c0 = panel_pairs_block8((gemm_pair *)dst + p * units + r0, width, src, cols);
             for (int r = 0; r < 8; r++) {
                 const float *row = src[r];
                 if (pairs) {
