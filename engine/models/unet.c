@@ -477,7 +477,7 @@ void unet_forward(cs_ctx *c, const unet_model *m, const unet_input *in, float *o
     CS_ASSERT(check_shape(m, in, NULL, 0) == CS_OK);
     CS_ASSERT(c->measuring || m->weights.data);
     /* A tap names whole-batch tensors, so a tapped pass runs as one batch. */
-    const int groups = c->tap ? 1
+    const int groups = c->tap ? 0
                               : unet_row_groups(m, in->batch, in->height, in->width,
                                                 in->context_len, ctx_threads(c));
     if (groups >= 1) {
