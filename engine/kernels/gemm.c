@@ -328,9 +328,6 @@ enum {
 #define LIN_WEIGHTS_NEAR (16.0 * 1024 * 1024) /* weights this large come back from L3 cheaply */
 #define LIN_PACK_COST 8.0 /* a byte of x packed costs as much as this many of weights read */
 
-/* Packs one row panel of x (pack_panel8 below, or its vector twin). */
-typedef void (*pack_panel_fn)(float *dst, const float *const src[GEMM_MR], int64_t kc);
-
 typedef struct lin_job {
     float *y;
     const float *x, *b;
@@ -338,53 +335,55 @@ typedef struct lin_job {
     int64_t m, k, n;
     int64_t mc, nc, nblocks; /* item = (row block, column block) */
     gemm_kern kern;
-    pack_panel_fn pack; /* fp32 rows of x */
+    gemm_panel8_fn pack; /* fp32 rows of x */
 } lin_job;
 
-/* One row panel: dst[kk·8 + r] = src[r][kk] for kk < kc (src: 8 rows of x at column k0). */
-static void pack_panel8(float *dst, const float *const src[GEMM_MR], int64_t kc) {
+/* gemm_panel8_fn in plain C. */
+static void panel8(float *dst, int64_t ld, const float *const src[GEMM_MR], int64_t n) {
     for (int64_t r = 0; r < GEMM_MR; r++)
-        for (int64_t kk = 0; kk < kc; kk++)
-            dst[kk * GEMM_MR + r] = src[r][kk];
+        for (int64_t c = 0; c < n; c++)
+            dst[c * ld + r] = src[r] ? src[r][c] : 0.0f;
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-/* pack_panel8 eight k at a time, a transpose in registers instead of a store per float
- * (linear layers with few outputs a row, e.g. 8192 × 1280 -> 320, 4-8 % faster). */
-OPS_TARGET_AVX2 static void pack_panel8_avx2(float *dst, const float *const src[GEMM_MR],
-                                             int64_t kc) {
-    int64_t kk = 0;
+/* panel8 eight columns at a time, a transpose in registers instead of a store per float
+ * (linear layers with few outputs a row, e.g. 8192 × 1280 -> 320, 4-8 % faster; the
+ * attention's query and key panels, whose scalar strided stores were most of its packing
+ * at small heads). */
+OPS_TARGET_AVX2 static void panel8_avx2(float *dst, int64_t ld, const float *const src[GEMM_MR],
+                                        int64_t n) {
+    static const float zero8[8];
+    int64_t c = 0;
     const float *at[GEMM_MR];
-    for (; kk + 8 <= kc; kk += 8) {
+    for (; c + 8 <= n; c += 8) {
         for (int r = 0; r < GEMM_MR; r++)
-            at[r] = src[r] + kk;
-        ops_transpose8x8(dst + kk * GEMM_MR, GEMM_MR, at);
+            at[r] = src[r] ? src[r] + c : zero8;
+        ops_transpose8x8(dst + c * ld, ld, at);
     }
     for (int r = 0; r < GEMM_MR; r++)
-        at[r] = src[r] + kk;
-    pack_panel8(dst + kk * GEMM_MR, at, kc - kk);
+        at[r] = src[r] ? src[r] + c : NULL;
+    panel8(dst + c * ld, ld, at, n - c);
 }
 #endif
 
-/* The row-panel packer of the active ISA, picked once per product. */
-static pack_panel_fn pack_panel_active(void) {
+gemm_panel8_fn gemm_panel8_active(void) {
+    _Static_assert(GEMM_MR == 8, "panels of 8 rows");
 #if defined(__x86_64__) || defined(__i386__)
-    if (gemm_active_isa() != GEMM_ISA_PORTABLE) return pack_panel8_avx2;
+    if (gemm_active_isa() != GEMM_ISA_PORTABLE) return panel8_avx2;
 #endif
-    return pack_panel8;
+    return panel8;
 }
 
 /* a[i·kc·8 + kk·8 + r] = x[row0 + 8i + r][k0 + kk], zero past row m. */
-static void pack_rows(pack_panel_fn pack, float *a, const float *x, int64_t m, int64_t k,
+static void pack_rows(gemm_panel8_fn pack, float *a, const float *x, int64_t m, int64_t k,
                       int64_t row0, int64_t rows, int64_t k0, int64_t kc) {
-    static const float zeros[GEMM_KC];
     for (int64_t i = 0; i < rows; i += GEMM_MR) {
         const float *src[GEMM_MR];
         for (int64_t r = 0; r < GEMM_MR; r++) {
             const int64_t row = row0 + i + r;
-            src[r] = row >= m || i + r >= rows ? zeros : x + row * k + k0;
+            src[r] = row >= m || i + r >= rows ? NULL : x + row * k + k0;
         }
-        pack(a + i * kc, src, kc);
+        pack(a + i * kc, GEMM_MR, src, kc);
     }
 }
 
@@ -479,7 +478,7 @@ void gemm_linear(threadpool *p, float *y, const float *x, gemm_weights w_packed,
     const lin_split sp = lin_choose_split(m, n, k_units(w_packed.dtype, k), items_wanted(p));
     lin_job j = {.y = y, .x = x, .w = w_packed, .b = b, .m = m, .k = k, .n = n, .mc = sp.mc,
                  .nc = sp.nc, .nblocks = ceil_div(n, sp.nc), .kern = kern_for(w_packed.dtype)};
-    j.pack = pack_panel_active();
+    j.pack = gemm_panel8_active();
     const int64_t mblocks = ceil_div(m, sp.mc);
     threadpool_for(p, mblocks * j.nblocks, 1, lin_items, &j);
 }

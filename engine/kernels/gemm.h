@@ -88,6 +88,13 @@ void gemm_weights_set(gemm_weights w, int64_t i, float v);
 /* The kernel set in use; gemm_set_isa forces one (AUTO: back to the best). Forcing an ISA
  * the CPU lacks is refused (returns false). */
 gemm_isa gemm_active_isa(void);
+
+/* 8 rows of n floats into the columns of a panel: dst[c · ld + r] = src[r][c] for c < n,
+ * r < 8 (src[r] NULL: a row of zeros). The linear layers' row panels (ld 8) and the
+ * attention's query and key panels are packed by it; the version of the active ISA (a
+ * transpose in registers, or plain C) is picked once per product. */
+typedef void (*gemm_panel8_fn)(float *dst, int64_t ld, const float *const src[8], int64_t n);
+gemm_panel8_fn gemm_panel8_active(void);
 bool gemm_set_isa(gemm_isa isa);
 bool gemm_isa_supported(gemm_isa isa);
 const char *gemm_isa_name(gemm_isa isa);

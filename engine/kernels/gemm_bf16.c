@@ -17,26 +17,10 @@ gemm_pair gemm_bf16_pair(float lo, float hi) {
     return (gemm_pair)cs_f32_to_bf16_ftz(lo) | (gemm_pair)cs_f32_to_bf16_ftz(hi) << 16;
 }
 
-/* Pairs [pa, pend) of the row panel at dst (pair columns counted from p0) from x's row
- * `row`; zero past row m and past k. */
-static void pack_pairs(gemm_pair *dst, int r, const float *x, int64_t m, int64_t k, int64_t row,
-                       int64_t p0, int64_t pa, int64_t pend) {
-    if (row >= m) {
-        for (int64_t p = pa; p < pend; p++)
-            dst[(p - p0) * GEMM_MR + r] = 0;
-        return;
-    }
-    const float *src = x + row * k;
-    const int64_t full = k / 2 < pend ? k / 2 : pend; /* pairs with both k */
-    int64_t p = pa;
-    for (; p < full; p++)
-        dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(src[2 * p], src[2 * p + 1]);
-    for (; p < pend; p++) /* the odd k's last pair */
-        dst[(p - p0) * GEMM_MR + r] = gemm_bf16_pair(2 * p < k ? src[2 * p] : 0.0f, 0.0f);
-}
-
-__attribute__((target("avx512f,avx512bf16,avx2,fma"))) void
-gemm_bf16_pairs_block8(gemm_pair *dst, int64_t ld, const float *const rows[8]) {
+/* 16 floats from each of 8 rows rounded to 8 pairs a row by vcvtneps2bf16 (the bits of
+ * cs_f32_to_bf16_ftz) and transposed in registers: dst[c · ld + r] = pair c of rows[r]. */
+__attribute__((target("avx512f,avx512bf16,avx2,fma"))) static void
+pairs_block8(gemm_pair *dst, int64_t ld, const float *const rows[8]) {
     float block[8][8];
     const float *at[8];
     for (int r = 0; r < 8; r++) {
@@ -47,26 +31,35 @@ gemm_bf16_pairs_block8(gemm_pair *dst, int64_t ld, const float *const rows[8]) {
     ops_transpose8x8((float *)(void *)dst, ld, at);
 }
 
-/* Where the CPU has AVX512_BF16, a panel's full rows go 8 pairs at a time through
- * gemm_bf16_pairs_block8; the rest, and every row elsewhere, through pack_pairs. */
+void gemm_bf16_panel8_pairs(gemm_pair *dst, int64_t ld, const float *const src[8], int64_t k,
+                            int64_t c0, int64_t c1) {
+    _Static_assert(GEMM_MR == 8, "panels of 8 rows");
+    static const float zero16[16];
+    int64_t c = c0;
+    if (ops_have_avx512() && gemm_bf16_hw()) {
+        for (; c + 8 <= c1 && 2 * c + 16 <= k; c += 8) {
+            const float *at[8];
+            for (int r = 0; r < 8; r++)
+                at[r] = src[r] ? src[r] + 2 * c : zero16;
+            pairs_block8(dst + (c - c0) * ld, ld, at);
+        }
+    }
+    for (int r = 0; r < 8; r++) {
+        const float *row = src[r];
+        for (int64_t p = c; p < c1; p++)
+            dst[(p - c0) * ld + r] = row ? gemm_bf16_pair(2 * p < k ? row[2 * p] : 0.0f,
+                                                          2 * p + 1 < k ? row[2 * p + 1] : 0.0f)
+                                         : 0;
+    }
+}
+
 void gemm_bf16_pack_rows(gemm_pair *a, const float *x, int64_t m, int64_t k, int64_t row0,
                          int64_t rows, int64_t p0, int64_t np) {
-    _Static_assert(GEMM_MR == 8, "the register transpose packs panels of 8 rows");
-    const bool blocks = ops_have_avx512() && gemm_bf16_hw();
-    const int64_t pend = p0 + np, full = k / 2 < pend ? k / 2 : pend;
     for (int64_t i = 0; i < rows; i += GEMM_MR) {
-        gemm_pair *dst = a + i * np;
-        int64_t p = p0;
-        if (blocks && row0 + i + GEMM_MR <= m) {
-            for (; p + 8 <= full; p += 8) {
-                const float *at[GEMM_MR];
-                for (int r = 0; r < GEMM_MR; r++)
-                    at[r] = x + (row0 + i + r) * k + 2 * p;
-                gemm_bf16_pairs_block8(dst + (p - p0) * GEMM_MR, GEMM_MR, at);
-            }
-        }
+        const float *src[GEMM_MR];
         for (int r = 0; r < GEMM_MR; r++)
-            pack_pairs(dst, r, x, m, k, row0 + i + r, p0, p, pend);
+            src[r] = row0 + i + r < m ? x + (row0 + i + r) * k : NULL;
+        gemm_bf16_panel8_pairs(a + i * np, GEMM_MR, src, k, p0, p0 + np);
     }
 }
 

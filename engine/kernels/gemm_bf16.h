@@ -36,9 +36,12 @@ void gemm_bf16_pair_tile(gemm_pair *dst, const float *t, int64_t kc);
 typedef void (*gemm_pair_tile_fn)(gemm_pair *dst, const float *t, int64_t kc);
 gemm_pair_tile_fn gemm_bf16_pair_tile_active(void);
 
-/* 16 floats from each of 8 rows rounded to 8 pairs a row (cs_f32_to_bf16_ftz's bits, by
- * vcvtneps2bf16) and transposed: dst[c · ld + r] = pair c of rows[r], for c, r < 8. Only
- * on CPUs with AVX-512 and AVX512_BF16 (ops_have_avx512() && gemm_bf16_hw()). */
-void gemm_bf16_pairs_block8(gemm_pair *dst, int64_t ld, const float *const rows[8]);
+/* Pair columns [c0, c1) of 8 rows of k floats into the columns of a panel: dst[(c - c0) ·
+ * ld + r] = the pair (src[r][2c], src[r][2c + 1]) rounded to bf16, zero past k and for a
+ * NULL row. Eight pairs at a time by vcvtneps2bf16 and a register transpose where the
+ * CPU has AVX512_BF16 (the same bits). The linear layers' row panels (gemm_bf16_pack_rows)
+ * and the bf16 attention's query and key panels are packed by it. */
+void gemm_bf16_panel8_pairs(gemm_pair *dst, int64_t ld, const float *const src[8], int64_t k,
+                            int64_t c0, int64_t c1);
 
 #endif

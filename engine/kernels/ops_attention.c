@@ -181,39 +181,6 @@ static int64_t packed_keys(const kv_layout *lay, int64_t lk, int64_t k0) {
     return round_up(lk - k0 < lay->kb ? lk - k0 : lay->kb, GEMM_MR);
 }
 
-/* Columns [0, units) of 8 rows of one panel (row r from src[r], NULL: zeros) into panel
- * (column c at panel + c · width, row r at + r), as 8 × 8 blocks transposed in registers
- * (fp32, AVX2) or rounded to pairs by vcvtneps2bf16 first (pairs, AVX512_BF16; only pairs
- * with both values in the row); returns the first column left to the scalar loop. The
- * scalar transpose's strided single stores were most of the packing at small heads. */
-static const float zero_row[16];
-
-OPS_TARGET_AVX2 static int64_t panel_block_avx2(float *panel, int64_t width,
-                                                const float *const src[8], int64_t units) {
-    int64_t c = 0;
-    for (; c + 8 <= units; c += 8) {
-        const float *at[8];
-        for (int r = 0; r < 8; r++)
-            at[r] = src[r] ? src[r] + c : zero_row;
-        ops_transpose8x8(panel + c * width, width, at);
-    }
-    return c;
-}
-
-/* panel_block_avx2 rounding pairs first (gemm_bf16_pairs_block8): only pairs with both
- * values in the row. */
-static int64_t panel_pairs_block8(gemm_pair *panel, int64_t width, const float *const src[8],
-                                  int64_t cols) {
-    int64_t c = 0;
-    for (; 2 * c + 16 <= cols; c += 8) {
-        const float *at[8];
-        for (int r = 0; r < 8; r++)
-            at[r] = src[r] ? src[r] + 2 * c : zero_row;
-        gemm_bf16_pairs_block8(panel + c * width, width, at);
-    }
-    return c;
-}
-
 /* `rows` rows of `cols` values at base (row stride ld) as panels of `width` rows (a
  * multiple of 8), rows past the data up to `padded` zero; fp32: dst[(p · cols + c) · width
  * + r] = base[(p + r) · ld + c]; pairs: column pairs (c, c + 1) rounded to one bf16 pair,
@@ -221,33 +188,17 @@ static int64_t panel_pairs_block8(gemm_pair *panel, int64_t width, const float *
 static void pack_panels(void *dst, const float *base, int64_t ld, int64_t rows, int64_t padded,
                         int64_t cols, int64_t width, bool pairs) {
     const int64_t units = pairs ? (cols + 1) / 2 : cols;
-    const bool fp32_blocks = !pairs && ops_have_avx2();
-    const bool pair_blocks = pairs && ops_have_avx512() && gemm_bf16_hw();
+    const gemm_panel8_fn panel8 = gemm_panel8_active();
     for (int64_t p = 0; p < padded; p += width) {
         for (int64_t r0 = 0; r0 < width; r0 += 8) {
             const float *src[8];
             for (int r = 0; r < 8; r++)
                 src[r] = p + r0 + r < rows ? base + (p + r0 + r) * ld : NULL;
-            int64_t c0 = 0;
-            if (fp32_blocks)
-                c0 = panel_block_avx2((float *)dst + p * units + r0, width, src, units);
-            if (pair_blocks)
-                c0 = panel_pairs_block8((gemm_pair *)dst + p * units + r0, width, src, cols);
-            for (int r = 0; r < 8; r++) {
-                const float *row = src[r];
-                if (pairs) {
-                    gemm_pair *panel = (gemm_pair *)dst + p * units + r0 + r;
-                    for (int64_t c = c0; c < units; c++)
-                        panel[c * width] =
-                            row ? gemm_bf16_pair(row[2 * c],
-                                                 2 * c + 1 < cols ? row[2 * c + 1] : 0.0f)
-                                : 0;
-                } else {
-                    float *panel = (float *)dst + p * units + r0 + r;
-                    for (int64_t c = c0; c < units; c++)
-                        panel[c * width] = row ? row[c] : 0.0f;
-                }
-            }
+            if (pairs)
+                gemm_bf16_panel8_pairs((gemm_pair *)dst + p * units + r0, width, src, cols, 0,
+                                       units);
+            else
+                panel8((float *)dst + p * units + r0, width, src, units);
         }
     }
 }
